@@ -1,0 +1,129 @@
+//! Test-control endpoints. Bodies are parsed by hand rather than with `Json`
+//! so `curl -d` works without a content-type header and an empty body means
+//! "all defaults".
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::{ResponseFault, TokenFault};
+use crate::provider_state::LoginRequest;
+use crate::server::Shared;
+
+/// A body that did not parse; kept small so `Result`s carrying it stay cheap.
+struct BadBody(String);
+
+impl IntoResponse for BadBody {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": format!("bad request body: {}", self.0)})),
+        )
+            .into_response()
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, BadBody> {
+    serde_json::from_slice(body).map_err(|e| BadBody(e.to_string()))
+}
+
+fn parse_or_default<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, BadBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenRef {
+    refresh_token: String,
+}
+
+pub async fn login(State(app): State<Shared>, body: Bytes) -> Response {
+    let req: LoginRequest = match parse_or_default(&body) {
+        Ok(req) => req,
+        Err(bad) => return bad.into_response(),
+    };
+    let (issued, account_id) = app.provider().login(req);
+    Json(json!({
+        "id_token": issued.id_token,
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "account_id": account_id,
+    }))
+    .into_response()
+}
+
+pub async fn stats(State(app): State<Shared>) -> Response {
+    Json(app.provider().stats.clone()).into_response()
+}
+
+pub async fn token_faults(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse::<Vec<TokenFault>>(&body) {
+        Ok(faults) => {
+            let queued = faults.len();
+            app.provider().push_token_faults(faults);
+            Json(json!({"queued": queued})).into_response()
+        }
+        Err(bad) => bad.into_response(),
+    }
+}
+
+pub async fn response_faults(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse::<Vec<ResponseFault>>(&body) {
+        Ok(faults) => {
+            let queued = faults.len();
+            app.provider().push_response_faults(faults);
+            Json(json!({"queued": queued})).into_response()
+        }
+        Err(bad) => bad.into_response(),
+    }
+}
+
+pub async fn ttl_queue(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse::<Vec<i64>>(&body) {
+        Ok(ttls) => {
+            let queued = ttls.len();
+            app.provider().push_ttls(ttls);
+            Json(json!({"queued": queued})).into_response()
+        }
+        Err(bad) => bad.into_response(),
+    }
+}
+
+pub async fn revoke(State(app): State<Shared>, body: Bytes) -> Response {
+    let req: TokenRef = match parse(&body) {
+        Ok(req) => req,
+        Err(bad) => return bad.into_response(),
+    };
+    match app.provider().revoke(&req.refresh_token) {
+        Some(already) => Json(json!({"revoked": true, "already_revoked": already})).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "unknown refresh token"})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn inspect(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse::<TokenRef>(&body) {
+        Ok(req) => Json(app.provider().inspect(&req.refresh_token)).into_response(),
+        Err(bad) => bad.into_response(),
+    }
+}
+
+pub async fn release(State(app): State<Shared>, Path(key): Path<String>) -> Response {
+    app.gates.release(&key);
+    Json(json!({"released": key})).into_response()
+}
+
+pub async fn log(State(app): State<Shared>) -> Response {
+    Json(app.provider().log().to_vec()).into_response()
+}

@@ -1,0 +1,406 @@
+//! The auth provider's bookkeeping: token families, the single current refresh
+//! token of each, issued access tokens, fault queues and counters.
+//!
+//! Everything here is synchronous and lives behind one mutex; handlers never
+//! hold it across an await, so faults that sleep do so outside of it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{ResponseFault, TokenFault};
+use crate::jwt::{self, Identity};
+
+pub const SCOPE: &str = "openid profile email offline_access";
+
+struct Family {
+    identity: Identity,
+    revoked: bool,
+    generation: u64,
+    access_ttl: Option<i64>,
+    current_refresh: String,
+    access_tokens: Vec<String>,
+}
+
+struct AccessRecord {
+    family: usize,
+    exp: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Issued {
+    pub id_token: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    Rotated(Issued),
+    /// A spent token of a live family came back: the family is now revoked.
+    Reused,
+    /// A token of an already revoked family.
+    Invalidated,
+    Unknown,
+}
+
+impl RefreshOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Rotated(_) => "rotated",
+            Self::Reused => "reused",
+            Self::Invalidated => "invalidated",
+            Self::Unknown => "invalid_grant",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub token_calls: u64,
+    pub refresh_ok: u64,
+    pub reuse_events: u64,
+    pub families_revoked: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub faults_injected: u64,
+    pub responses_ok: u64,
+    pub responses_unauthorized: u64,
+    pub responses_faulted: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LogRecord {
+    pub at_ms: i64,
+    pub token_prefix: String,
+    pub outcome: String,
+    /// The injected fault's kind when one was popped for this call.
+    pub fault: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub account_id: Option<String>,
+    pub email: Option<String>,
+    pub plan: Option<String>,
+    pub access_ttl: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub known: bool,
+    pub current: bool,
+    pub family_revoked: bool,
+    pub generation: u64,
+}
+
+/// Why a bearer token was refused by the Codex backend; the variant names
+/// the `code` the backend answers with.
+#[derive(Debug, Clone, Copy)]
+pub enum AccessDenied {
+    InvalidToken,
+    TokenRevoked,
+    TokenExpired,
+    AccountMismatch,
+}
+
+impl AccessDenied {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidToken => "invalid_token",
+            Self::TokenRevoked => "token_revoked",
+            Self::TokenExpired => "token_expired",
+            Self::AccountMismatch => "account_mismatch",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InvalidToken => "Could not parse your authentication token.",
+            Self::TokenRevoked => "Your authentication token has been revoked.",
+            Self::TokenExpired => {
+                "Provided authentication token is expired. Please try signing in again."
+            }
+            Self::AccountMismatch => "The chatgpt-account-id header does not match the token.",
+        }
+    }
+}
+
+pub struct ProviderState {
+    default_ttl: i64,
+    families: Vec<Family>,
+    /// Every refresh token ever issued, spent or not, so reuse is detectable.
+    refresh_index: HashMap<String, usize>,
+    access_index: HashMap<String, AccessRecord>,
+    ttl_queue: VecDeque<i64>,
+    token_faults: VecDeque<TokenFault>,
+    response_faults: VecDeque<ResponseFault>,
+    pub stats: Stats,
+    log: Vec<LogRecord>,
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn new_refresh_token() -> String {
+    // 36 random bytes are exactly 48 base64url characters.
+    format!("rt_{}", jwt::random_b64(36))
+}
+
+impl ProviderState {
+    pub fn new(default_ttl: i64) -> Self {
+        Self {
+            default_ttl,
+            families: Vec::new(),
+            refresh_index: HashMap::new(),
+            access_index: HashMap::new(),
+            ttl_queue: VecDeque::new(),
+            token_faults: VecDeque::new(),
+            response_faults: VecDeque::new(),
+            stats: Stats::default(),
+            log: Vec::new(),
+        }
+    }
+
+    pub fn login(&mut self, req: LoginRequest) -> (Issued, String) {
+        let identity = Identity {
+            account_id: req
+                .account_id
+                .unwrap_or_else(|| format!("acct-{}", jwt::random_hex(8))),
+            email: req.email.unwrap_or_else(|| "user@example.com".into()),
+            plan: req.plan.unwrap_or_else(|| "plus".into()),
+        };
+        let account_id = identity.account_id.clone();
+        let family = self.families.len();
+        self.families.push(Family {
+            identity,
+            revoked: false,
+            generation: 0,
+            access_ttl: req.access_ttl,
+            current_refresh: String::new(),
+            access_tokens: Vec::new(),
+        });
+        (self.issue(family), account_id)
+    }
+
+    /// Mints a full token set for `family` and makes its refresh token the
+    /// current one, which implicitly spends the previous one.
+    fn issue(&mut self, family: usize) -> Issued {
+        let ttl = match self.ttl_queue.pop_front() {
+            Some(ttl) => ttl,
+            None => self
+                .families
+                .get(family)
+                .and_then(|f| f.access_ttl)
+                .unwrap_or(self.default_ttl),
+        };
+        let refresh_token = new_refresh_token();
+        let now = now_secs();
+        let (access_token, id_token) = match self.families.get_mut(family) {
+            Some(f) => {
+                let access = jwt::mint(&f.identity, now, ttl);
+                let id = jwt::mint(&f.identity, now, ttl);
+                f.current_refresh = refresh_token.clone();
+                f.access_tokens.push(access.clone());
+                (access, id)
+            }
+            // Callers only pass indices they just looked up or pushed.
+            None => (String::new(), String::new()),
+        };
+        self.refresh_index.insert(refresh_token.clone(), family);
+        let exp = now.saturating_add(ttl);
+        self.access_index
+            .insert(access_token.clone(), AccessRecord { family, exp });
+        Issued {
+            id_token,
+            access_token,
+            refresh_token,
+            expires_in: ttl,
+        }
+    }
+
+    /// The real server's rotation rule: only the family's current token may
+    /// be spent, and presenting a spent one burns the whole family.
+    pub fn refresh(&mut self, token: Option<&str>) -> RefreshOutcome {
+        let found = token.and_then(|t| self.refresh_index.get(t).map(|&fam| (t, fam)));
+        let outcome = match found {
+            None => RefreshOutcome::Unknown,
+            Some((token, fam)) => match self.families.get_mut(fam) {
+                None => RefreshOutcome::Unknown,
+                Some(f) if f.revoked => RefreshOutcome::Invalidated,
+                Some(f) if f.current_refresh != token => {
+                    f.revoked = true;
+                    self.stats.reuse_events += 1;
+                    self.stats.families_revoked += 1;
+                    RefreshOutcome::Reused
+                }
+                Some(f) => {
+                    f.generation += 1;
+                    self.stats.refresh_ok += 1;
+                    RefreshOutcome::Rotated(self.issue(fam))
+                }
+            },
+        };
+        let rejected = match outcome {
+            RefreshOutcome::Rotated(_) => None,
+            RefreshOutcome::Reused => Some("refresh_token_reused"),
+            RefreshOutcome::Invalidated => Some("refresh_token_invalidated"),
+            RefreshOutcome::Unknown => Some("invalid_grant"),
+        };
+        if let Some(code) = rejected {
+            self.count_rejection(code);
+        }
+        outcome
+    }
+
+    pub fn count_rejection(&mut self, code: &str) {
+        *self.stats.rejected.entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Revokes the family of `token`; `None` if the token is unknown, else
+    /// whether the family had already been revoked.
+    pub fn revoke(&mut self, token: &str) -> Option<bool> {
+        let fam = *self.refresh_index.get(token)?;
+        let f = self.families.get_mut(fam)?;
+        let was = f.revoked;
+        if !was {
+            f.revoked = true;
+            self.stats.families_revoked += 1;
+        }
+        Some(was)
+    }
+
+    pub fn inspect(&self, token: &str) -> Inspection {
+        match self
+            .refresh_index
+            .get(token)
+            .and_then(|&fam| self.families.get(fam))
+        {
+            Some(f) => Inspection {
+                known: true,
+                current: f.current_refresh == token,
+                family_revoked: f.revoked,
+                generation: f.generation,
+            },
+            None => Inspection {
+                known: false,
+                current: false,
+                family_revoked: false,
+                generation: 0,
+            },
+        }
+    }
+
+    pub fn check_access(
+        &self,
+        token: Option<&str>,
+        account_header: Option<&str>,
+        now: i64,
+    ) -> Result<(), AccessDenied> {
+        let record = token
+            .and_then(|t| self.access_index.get(t))
+            .ok_or(AccessDenied::InvalidToken)?;
+        let family = self
+            .families
+            .get(record.family)
+            .ok_or(AccessDenied::InvalidToken)?;
+        if family.revoked {
+            return Err(AccessDenied::TokenRevoked);
+        }
+        if record.exp <= now {
+            return Err(AccessDenied::TokenExpired);
+        }
+        if account_header != Some(family.identity.account_id.as_str()) {
+            return Err(AccessDenied::AccountMismatch);
+        }
+        Ok(())
+    }
+
+    pub fn push_token_faults(&mut self, faults: Vec<TokenFault>) {
+        self.token_faults.extend(faults);
+    }
+
+    pub fn push_response_faults(&mut self, faults: Vec<ResponseFault>) {
+        self.response_faults.extend(faults);
+    }
+
+    pub fn push_ttls(&mut self, ttls: Vec<i64>) {
+        self.ttl_queue.extend(ttls);
+    }
+
+    pub fn pop_token_fault(&mut self) -> Option<TokenFault> {
+        let fault = self.token_faults.pop_front()?;
+        self.stats.faults_injected += 1;
+        Some(fault)
+    }
+
+    pub fn pop_response_fault(&mut self) -> Option<ResponseFault> {
+        let fault = self.response_faults.pop_front()?;
+        self.stats.responses_faulted += 1;
+        Some(fault)
+    }
+
+    pub fn record(&mut self, token: Option<&str>, outcome: String, fault: Option<&TokenFault>) {
+        self.log.push(LogRecord {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            token_prefix: token.unwrap_or("").chars().take(10).collect(),
+            outcome,
+            fault: fault.map(|f| f.kind().to_owned()),
+        });
+    }
+
+    pub fn log(&self) -> &[LogRecord] {
+        &self.log
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(state: &mut ProviderState) -> Issued {
+        state.login(LoginRequest::default()).0
+    }
+
+    #[test]
+    fn rotation_then_reuse_burns_family() {
+        let mut s = ProviderState::new(3600);
+        let first = login(&mut s);
+        let second = match s.refresh(Some(&first.refresh_token)) {
+            RefreshOutcome::Rotated(i) => i,
+            other => panic!("expected rotation, got {other:?}"),
+        };
+        assert!(s.inspect(&second.refresh_token).current);
+        assert!(matches!(
+            s.refresh(Some(&first.refresh_token)),
+            RefreshOutcome::Reused
+        ));
+        assert!(matches!(
+            s.refresh(Some(&second.refresh_token)),
+            RefreshOutcome::Invalidated
+        ));
+        assert_eq!(s.stats.reuse_events, 1);
+        assert_eq!(s.stats.families_revoked, 1);
+        assert_eq!(s.stats.refresh_ok, 1);
+        assert_eq!(s.stats.rejected.get("refresh_token_invalidated"), Some(&1));
+    }
+
+    #[test]
+    fn ttl_queue_takes_precedence() {
+        let mut s = ProviderState::new(3600);
+        s.push_ttls(vec![5]);
+        let first = s
+            .login(LoginRequest {
+                access_ttl: Some(100),
+                ..LoginRequest::default()
+            })
+            .0;
+        assert_eq!(first.expires_in, 5);
+        match s.refresh(Some(&first.refresh_token)) {
+            RefreshOutcome::Rotated(i) => assert_eq!(i.expires_in, 100),
+            other => panic!("expected rotation, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Wires the endpoints onto one listener and announces the bound port.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::{Context, Result};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::conn_kill::{ConnHandle, KillableListener};
+use crate::hold::Gates;
+use crate::provider_state::ProviderState;
+use crate::{admin, responses_endpoint, token_endpoint};
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub access_ttl: i64,
+    pub chunks: usize,
+    pub chunk_delay_ms: u64,
+}
+
+pub struct AppState {
+    provider: Mutex<ProviderState>,
+    pub gates: Gates,
+    pub config: ServeConfig,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Poisoning only means another handler panicked mid-update; the mock
+    /// keeps serving so the test that caused it sees a useful failure.
+    pub fn provider(&self) -> MutexGuard<'_, ProviderState> {
+        self.provider.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/oauth/token", post(token_endpoint::token))
+        .route(
+            "/backend-api/codex/responses",
+            post(responses_endpoint::responses),
+        )
+        .route("/admin/login", post(admin::login))
+        .route("/admin/stats", get(admin::stats))
+        .route("/admin/token_faults", post(admin::token_faults))
+        .route("/admin/response_faults", post(admin::response_faults))
+        .route("/admin/ttl_queue", post(admin::ttl_queue))
+        .route("/admin/revoke", post(admin::revoke))
+        .route("/admin/inspect", post(admin::inspect))
+        .route("/admin/release/{key}", post(admin::release))
+        .route("/admin/log", get(admin::log))
+        .with_state(state)
+}
+
+pub async fn run(config: ServeConfig) -> Result<()> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        provider: Mutex::new(ProviderState::new(config.access_ttl)),
+        gates: Gates::default(),
+        config,
+    });
+    {
+        // Tests parse this line to learn the port, so it must be the only
+        // stdout output and must not sit in a buffer.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let app = router(state).into_make_service_with_connect_info::<ConnHandle>();
+    axum::serve(KillableListener(listener), app).await?;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Atomic replacement of files that hold secrets: a temp file in the same directory (mode 0600),
+//! fsync, rename over the target, fsync the directory. A reader sees the old file or the new one,
+//! never a torn mix, and a crash at any instant leaves one of the two on disk.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The file a write to `path` must replace: a symlink's final target, so that the user's link
+/// survives and its target gets the new content.
+pub fn write_target(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Replaces `path` with `contents`, leaving it with mode 0600. `temp_prefix` names the temp file
+/// (the Codex CLI uses `.auth-`, so a crash leaves a file a user recognises).
+pub fn replace(path: &Path, contents: &[u8], temp_prefix: &str) -> io::Result<()> {
+    let target = write_target(path)?;
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // tempfile creates with O_EXCL and mode 0600.
+    let mut temp = tempfile::Builder::new()
+        .prefix(temp_prefix)
+        .tempfile_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(&target).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn replaces_with_mode_0600_and_leaves_no_temp() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("auth.json");
+        fs::write(&path, b"old")?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+        replace(&path, b"new", ".auth-")?;
+        assert_eq!(fs::read(&path)?, b"new");
+        assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn writes_through_a_symlink_to_its_target() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("auth.json");
+        fs::write(&real, b"old")?;
+        std::os::unix::fs::symlink(&real, &link)?;
+        replace(&link, b"new", ".auth-")?;
+        assert!(fs::symlink_metadata(&link)?.file_type().is_symlink());
+        assert_eq!(fs::read(&real)?, b"new");
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! A profile's health, derived from what the source holds, what the ledger says of its token,
+//! and how the last refresh went. Never contains a secret.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::View;
+use crate::credential::SourceProblem;
+use crate::store::SpendState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthState {
+    /// Serving, and the next refresh is scheduled.
+    Ok,
+    /// Serving, but something needs attention (a failing refresh, an unreadable source).
+    Degraded,
+    /// The access token expired; the next request refreshes it.
+    Expired,
+    /// Cannot serve until the user logs in again.
+    NeedsLogin,
+    /// The source cannot be read and there is nothing to serve.
+    SourceError,
+    /// The source holds an API key, not an OAuth login.
+    ApiKey,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Degraded => "degraded",
+            Self::Expired => "expired",
+            Self::NeedsLogin => "needs-login",
+            Self::SourceError => "source-error",
+            Self::ApiKey => "api-key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub state: HealthState,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+/// The part of the refresh state health depends on.
+pub struct RefreshStatus {
+    pub backoff: Option<(String, DateTime<Utc>)>,
+}
+
+pub fn assess(
+    view: &View,
+    refresh: &RefreshStatus,
+    login_command: &str,
+    path: &str,
+    usable: bool,
+) -> Health {
+    let login = Some(format!("run `{login_command}`"));
+    let health = |state, detail: String, remedy: Option<String>| Health {
+        state,
+        detail,
+        remedy,
+    };
+    use super::SourceStatus as S;
+    match &view.status {
+        S::Missing => {
+            return health(
+                HealthState::NeedsLogin,
+                format!("no login: {path} does not exist"),
+                login,
+            )
+        }
+        S::NoLogin => {
+            return health(
+                HealthState::NeedsLogin,
+                format!("{path} holds no ChatGPT login"),
+                login,
+            )
+        }
+        S::ApiKey => {
+            return health(
+                HealthState::ApiKey,
+                format!("{path} holds an API key, not a ChatGPT login; keyward's Codex profiles serve ChatGPT logins"),
+                Some(format!("run `{login_command}` and sign in with ChatGPT")),
+            )
+        }
+        S::Login | S::Problem(_) => {}
+    }
+    if view.credential.is_none() {
+        let problem = match &view.status {
+            S::Problem(p) => p.to_string(),
+            _ => "no login".into(),
+        };
+        return health(
+            HealthState::SourceError,
+            problem,
+            Some(format!(
+                "fix or remove {path}, then run `{login_command}`; keyward picks it up without a restart"
+            )),
+        );
+    }
+    if let S::Problem(problem) = &view.status {
+        return health(
+            if usable {
+                HealthState::Degraded
+            } else {
+                HealthState::SourceError
+            },
+            format!(
+                "{}; serving the last good login until its access token expires",
+                describe(problem)
+            ),
+            Some(format!("repair {path} or run `{login_command}`")),
+        );
+    }
+    if let Some(spend) = &view.spend {
+        let when = spend.at.format("%Y-%m-%d %H:%M:%S UTC");
+        let reason = spend.detail.clone().unwrap_or_default();
+        return match spend.state {
+            SpendState::Rejected => health(
+                HealthState::NeedsLogin,
+                format!("the token endpoint rejected this login's refresh token at {when} ({reason}); the login is no longer valid"),
+                login,
+            ),
+            SpendState::Spent => health(
+                HealthState::NeedsLogin,
+                format!("{path} holds a refresh token keyward already spent at {when} (an old copy of the file?); keyward will not spend it again"),
+                login,
+            ),
+            SpendState::Unknown if usable => health(
+                HealthState::Degraded,
+                format!("a refresh at {when} got no answer ({reason}), so its refresh token may be spent; keyward will not send it again and serves the current access token while it lasts"),
+                Some(format!("nothing yet; if this persists, run `{login_command}` (or any codex command, whose refresh keyward adopts)")),
+            ),
+            SpendState::Unknown => health(
+                HealthState::NeedsLogin,
+                format!("the access token expired and the last refresh at {when} got no answer ({reason}); keyward will not resend a refresh token that may be spent"),
+                Some(format!("run `{login_command}` (or any codex command: if the token was not spent, codex refreshes it and keyward adopts the result)")),
+            ),
+            SpendState::Spending => health(
+                HealthState::Ok,
+                "a refresh is in flight".into(),
+                None,
+            ),
+        };
+    }
+    if let Some((reason, retry_at)) = &refresh.backoff {
+        return health(
+            HealthState::Degraded,
+            format!(
+                "refresh failed ({reason}); next attempt after {}",
+                retry_at.format("%H:%M:%S UTC")
+            ),
+            if usable {
+                None
+            } else {
+                Some("wait for the token endpoint to recover; check the network".into())
+            },
+        );
+    }
+    if !usable {
+        return health(
+            HealthState::Expired,
+            "the access token has expired; keyward refreshes it on the next request".into(),
+            None,
+        );
+    }
+    health(HealthState::Ok, "serving".into(), None)
+}
+
+fn describe(problem: &SourceProblem) -> String {
+    problem.to_string()
+}

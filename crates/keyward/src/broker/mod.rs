@@ -1,0 +1,540 @@
+//! The refresh broker: each profile's current snapshot of its source, the single way any refresh
+//! happens ([`protocol`]), the scheduler that refreshes ahead of expiry, and crash recovery.
+//!
+//! The request path is a `stat` and two atomic loads when nothing changed: the snapshot is only
+//! re-read when the watcher bumped the profile's epoch or the file's identity moved.
+
+pub mod health;
+mod protocol;
+mod recovery;
+mod scheduler;
+pub mod timing;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::credential::{
+    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, SourceRead,
+};
+use crate::profile::ProfileId;
+use crate::secret::Fingerprint;
+use crate::store::{Lineage, LineageAuthor, SpendRecord, Store};
+use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
+
+pub use health::{Health, HealthState};
+pub use timing::RefreshTiming;
+
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub timing: RefreshTiming,
+    /// How long to wait for the source's locks before giving up on a refresh.
+    pub lock_timeout: Duration,
+    /// After a refresh token is rejected, how long to watch the source for a concurrent writer's
+    /// newer lineage before declaring the profile `needs-login`.
+    pub settle_window: Duration,
+    /// How often the scheduler looks at each profile even without a file event.
+    pub tick: Duration,
+    /// At most one refresh per profile for upstream 401s within this interval, so an upstream that
+    /// rejects every token cannot make keyward rotate on every request.
+    pub unauthorized_interval: Duration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            timing: RefreshTiming::default(),
+            lock_timeout: Duration::from_secs(30),
+            settle_window: Duration::from_secs(5),
+            tick: Duration::from_secs(30),
+            unauthorized_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the source held at the last read.
+#[derive(Debug, Clone)]
+pub enum SourceStatus {
+    Login,
+    ApiKey,
+    NoLogin,
+    Missing,
+    Problem(SourceProblem),
+}
+
+/// One profile's snapshot: immutable, swapped whole.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub epoch: u64,
+    pub identity: Option<SourceIdentity>,
+    pub status: SourceStatus,
+    /// The login to serve: the source's, or the last good one while the source is unreadable.
+    pub credential: Option<Arc<Credential>>,
+    /// The ledger's record of the credential's refresh token, if keyward has spent or tried it.
+    pub spend: Option<SpendRecord>,
+    pub lineage: Lineage,
+    pub warnings: Vec<String>,
+    pub read_at: DateTime<Utc>,
+}
+
+/// Per-process counters, reported by `/healthz`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub token_requests: AtomicU64,
+    pub refreshed: AtomicU64,
+    pub adopted: AtomicU64,
+    pub stale_spends_prevented: AtomicU64,
+    pub rejected: AtomicU64,
+    pub outcome_unknown: AtomicU64,
+    pub transient_failures: AtomicU64,
+    pub journal_recovered: AtomicU64,
+    pub write_back_failures: AtomicU64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CounterSnapshot {
+    pub token_requests: u64,
+    pub refreshed: u64,
+    pub adopted: u64,
+    pub stale_spends_prevented: u64,
+    pub rejected: u64,
+    pub outcome_unknown: u64,
+    pub transient_failures: u64,
+    pub journal_recovered: u64,
+    pub write_back_failures: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            token_requests: get(&self.token_requests),
+            refreshed: get(&self.refreshed),
+            adopted: get(&self.adopted),
+            stale_spends_prevented: get(&self.stale_spends_prevented),
+            rejected: get(&self.rejected),
+            outcome_unknown: get(&self.outcome_unknown),
+            transient_failures: get(&self.transient_failures),
+            journal_recovered: get(&self.journal_recovered),
+            write_back_failures: get(&self.write_back_failures),
+        }
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct RefreshState {
+    backoff: Option<Backoff>,
+    last_unauthorized_refresh: Option<tokio::time::Instant>,
+    last_outcome: Option<(DateTime<Utc>, String)>,
+    recorded_health: Option<HealthState>,
+}
+
+#[derive(Debug, Clone)]
+struct Backoff {
+    token: Fingerprint,
+    until: tokio::time::Instant,
+    retry_at: DateTime<Utc>,
+    failures: u32,
+    reason: String,
+}
+
+pub struct ProfileRuntime {
+    pub id: ProfileId,
+    pub source: Arc<dyn CredentialSource>,
+    pub endpoint: Arc<dyn TokenEndpoint>,
+    view: ArcSwap<View>,
+    epoch: AtomicU64,
+    changed: tokio::sync::Notify,
+    flight: tokio::sync::Mutex<()>,
+    state: Mutex<RefreshState>,
+    jitter_seed: u64,
+}
+
+impl ProfileRuntime {
+    pub fn new(
+        id: ProfileId,
+        source: Arc<dyn CredentialSource>,
+        endpoint: Arc<dyn TokenEndpoint>,
+    ) -> Self {
+        let empty = View {
+            epoch: u64::MAX,
+            identity: None,
+            status: SourceStatus::Missing,
+            credential: None,
+            spend: None,
+            lineage: Lineage::default(),
+            warnings: Vec::new(),
+            read_at: Utc::now(),
+        };
+        Self {
+            id,
+            source,
+            endpoint,
+            view: ArcSwap::from_pointee(empty),
+            epoch: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+            flight: tokio::sync::Mutex::new(()),
+            state: Mutex::new(RefreshState::default()),
+            jitter_seed: rand::random(),
+        }
+    }
+
+    /// Called by the file watcher: the next access re-reads the source.
+    pub fn source_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_one();
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The snapshot is current if no file event arrived and the file's identity did not move.
+    fn is_current(&self, view: &View) -> bool {
+        view.epoch == self.epoch.load(Ordering::Acquire) && view.identity == self.source.identity()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("no profile named `{0}`")]
+    UnknownProfile(String),
+    #[error("profile {profile} needs a new login: {detail}")]
+    NeedsLogin {
+        profile: ProfileId,
+        detail: String,
+        remedy: String,
+    },
+    #[error("profile {profile} cannot be served right now: {detail}")]
+    Unavailable {
+        profile: ProfileId,
+        detail: String,
+        remedy: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("keyward's store failed: {0}")]
+    Store(String),
+}
+
+/// A usable access token for one request.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub profile: ProfileId,
+    pub credential: Arc<Credential>,
+}
+
+pub struct Broker {
+    profiles: Vec<Arc<ProfileRuntime>>,
+    store: Arc<dyn Store>,
+    settings: BrokerSettings,
+    counters: Counters,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Broker {
+    pub fn new(
+        profiles: Vec<Arc<ProfileRuntime>>,
+        store: Arc<dyn Store>,
+        settings: BrokerSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            profiles,
+            store,
+            settings,
+            counters: Counters::default(),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn profiles(&self) -> &[Arc<ProfileRuntime>] {
+        &self.profiles
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &BrokerSettings {
+        &self.settings
+    }
+
+    pub fn profile(&self, id: &ProfileId) -> Option<&Arc<ProfileRuntime>> {
+        self.profiles.iter().find(|p| &p.id == id)
+    }
+
+    fn runtime(&self, id: &ProfileId) -> Result<Arc<ProfileRuntime>, AccessError> {
+        self.profile(id)
+            .cloned()
+            .ok_or_else(|| AccessError::UnknownProfile(id.to_string()))
+    }
+
+    /// The current snapshot, re-read only when the source changed.
+    pub async fn current_view(&self, runtime: &Arc<ProfileRuntime>) -> Arc<View> {
+        let view = runtime.view();
+        if runtime.is_current(&view) {
+            return view;
+        }
+        let (rt, store) = (runtime.clone(), self.store.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let read = rt.source.read();
+            load_view(&rt, store.as_ref(), read)
+        })
+        .await;
+        match loaded {
+            Ok(view) => view,
+            Err(_) => runtime.view(),
+        }
+    }
+
+    /// A valid access token for `profile`, refreshing through the protocol if it is about to expire.
+    pub async fn access(self: &Arc<Self>, profile: &ProfileId) -> Result<Grant, AccessError> {
+        let runtime = self.runtime(profile)?;
+        let view = self.current_view(&runtime).await;
+        let Some(credential) = view.credential.clone() else {
+            return Err(self.unavailable(&runtime, &view));
+        };
+        if self.settings.timing.usable(&credential, Utc::now()) {
+            return Ok(Grant {
+                profile: runtime.id.clone(),
+                credential,
+            });
+        }
+        self.refresh(
+            &runtime,
+            RefreshTrigger::Expired,
+            credential.refresh_fingerprint(),
+            None,
+        )
+        .await
+    }
+
+    /// The upstream refused `rejected`: adopt a newer token from the source, or refresh.
+    pub async fn reauthorize(
+        self: &Arc<Self>,
+        profile: &ProfileId,
+        rejected: &Credential,
+    ) -> Result<Grant, AccessError> {
+        let runtime = self.runtime(profile)?;
+        let view = self.current_view(&runtime).await;
+        if let Some(credential) = &view.credential {
+            if credential.access_fingerprint() != rejected.access_fingerprint() {
+                return Ok(Grant {
+                    profile: runtime.id.clone(),
+                    credential: credential.clone(),
+                });
+            }
+        }
+        self.refresh(
+            &runtime,
+            RefreshTrigger::Unauthorized,
+            rejected.refresh_fingerprint(),
+            Some(rejected.access_fingerprint()),
+        )
+        .await
+    }
+
+    /// Refreshes now (for `keyward token --refresh`), through the same protocol.
+    pub async fn force_refresh(
+        self: &Arc<Self>,
+        profile: &ProfileId,
+    ) -> Result<Grant, AccessError> {
+        let runtime = self.runtime(profile)?;
+        let view = self.current_view(&runtime).await;
+        let Some(credential) = view.credential.clone() else {
+            return Err(self.unavailable(&runtime, &view));
+        };
+        self.refresh(
+            &runtime,
+            RefreshTrigger::Command,
+            credential.refresh_fingerprint(),
+            None,
+        )
+        .await
+    }
+
+    pub fn health(&self, runtime: &ProfileRuntime, view: &View) -> Health {
+        let backoff = runtime
+            .state()
+            .backoff
+            .clone()
+            .filter(|b| {
+                view.credential
+                    .as_ref()
+                    .is_some_and(|c| c.refresh_fingerprint() == b.token)
+            })
+            .map(|b| (b.reason, b.retry_at));
+        let usable = view
+            .credential
+            .as_ref()
+            .is_some_and(|c| self.settings.timing.usable(c, Utc::now()));
+        health::assess(
+            view,
+            &health::RefreshStatus { backoff },
+            &runtime.source.login_command(),
+            &runtime.source.location().display().to_string(),
+            usable,
+        )
+    }
+
+    pub fn last_outcome(&self, runtime: &ProfileRuntime) -> Option<(DateTime<Utc>, String)> {
+        runtime.state().last_outcome.clone()
+    }
+
+    fn unavailable(&self, runtime: &ProfileRuntime, view: &View) -> AccessError {
+        let health = self.health(runtime, view);
+        match health.state {
+            HealthState::NeedsLogin | HealthState::ApiKey => AccessError::NeedsLogin {
+                profile: runtime.id.clone(),
+                detail: health.detail,
+                remedy: health.remedy.unwrap_or_default(),
+            },
+            _ => AccessError::Unavailable {
+                profile: runtime.id.clone(),
+                detail: health.detail,
+                remedy: health.remedy,
+                retry_after: None,
+            },
+        }
+    }
+
+    /// Starts the ahead-of-expiry scheduler of every profile.
+    pub fn start(self: &Arc<Self>) {
+        for runtime in &self.profiles {
+            let broker = self.clone();
+            let runtime = runtime.clone();
+            self.tracker
+                .spawn(async move { scheduler::run(broker, runtime).await });
+        }
+    }
+
+    /// Stops the schedulers and waits (up to `grace`) for refreshes in flight to finish; one cut
+    /// short stays in the journal and is finished at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "refreshes still running at shutdown; the journal finishes them at the next start"
+            );
+        }
+    }
+
+    pub fn record_health(&self, runtime: &ProfileRuntime) {
+        let view = runtime.view();
+        let health = self.health(runtime, &view);
+        let changed = {
+            let mut state = runtime.state();
+            let changed = state.recorded_health != Some(health.state);
+            state.recorded_health = Some(health.state);
+            changed
+        };
+        if changed {
+            tracing::info!(profile = %runtime.id, health = health.state.as_str(), detail = %health.detail, "profile health");
+            if let Err(e) =
+                self.store
+                    .record_health(&runtime.id, health.state.as_str(), &health.detail)
+            {
+                tracing::warn!(profile = %runtime.id, error = %e, "could not record health");
+            }
+        }
+    }
+}
+
+/// Builds and installs a snapshot from one read of the source. Blocking (store access).
+pub(crate) fn load_view(
+    runtime: &ProfileRuntime,
+    store: &dyn Store,
+    read: SourceRead,
+) -> Arc<View> {
+    // Taken before the read's result is used: an event that lands after this makes the next
+    // access read again, never the other way round.
+    let epoch = runtime.epoch.load(Ordering::Acquire);
+    let previous = runtime.view();
+    let (status, credential) = match read.contents {
+        Ok(SourceContents::Login(credential)) => (SourceStatus::Login, Some(Arc::from(credential))),
+        Ok(SourceContents::ApiKey) => (SourceStatus::ApiKey, None),
+        Ok(SourceContents::NoLogin) => (SourceStatus::NoLogin, None),
+        Ok(SourceContents::Missing) => (SourceStatus::Missing, None),
+        // Unreadable now, but the last good login is still the newest lineage we know: keep
+        // serving its access token; the protocol refuses to refresh until the file is readable.
+        Err(problem) => (SourceStatus::Problem(problem), previous.credential.clone()),
+    };
+    let mut spend = None;
+    let mut lineage = previous.lineage.clone();
+    if let Some(credential) = &credential {
+        let token = credential.refresh_fingerprint();
+        match store.spend_record(token) {
+            Ok(record) => spend = record,
+            Err(e) => tracing::warn!(profile = %runtime.id, error = %e, "ledger lookup failed"),
+        }
+        if lineage.current != Some(token) {
+            let author = match store.is_successor(token) {
+                Ok(true) => LineageAuthor::Keyward,
+                _ => LineageAuthor::Source,
+            };
+            match store.observe_lineage(&runtime.id, token, author) {
+                Ok(observed) => lineage = observed,
+                Err(e) => {
+                    tracing::warn!(profile = %runtime.id, error = %e, "could not record the lineage")
+                }
+            }
+        }
+    }
+    for warning in &read.warnings {
+        if !previous.warnings.contains(warning) {
+            tracing::warn!(profile = %runtime.id, "{warning}");
+        }
+    }
+    let view = Arc::new(View {
+        epoch,
+        identity: read.identity,
+        status,
+        credential,
+        spend,
+        lineage,
+        warnings: read.warnings,
+        read_at: Utc::now(),
+    });
+    if let Some(change) = describe_change(&previous, &view) {
+        tracing::info!(profile = %runtime.id, generation = view.lineage.generation, "{change}");
+    }
+    runtime.view.store(view.clone());
+    view
+}
+
+fn describe_change(previous: &View, next: &View) -> Option<String> {
+    let before = previous
+        .credential
+        .as_ref()
+        .map(|c| c.refresh_fingerprint());
+    let after = next.credential.as_ref().map(|c| c.refresh_fingerprint());
+    match (&next.status, before, after) {
+        (SourceStatus::Problem(p), _, _) => Some(format!("source unreadable: {p}")),
+        (_, b, Some(a)) if b != Some(a) => Some(format!("source holds refresh token {a}")),
+        (SourceStatus::Missing, Some(_), None) => Some("source removed (logged out?)".into()),
+        _ => None,
+    }
+}

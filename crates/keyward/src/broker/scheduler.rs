@@ -1,0 +1,79 @@
+//! Refreshes each profile ahead of expiry, finishes journaled work, and keeps health current.
+//!
+//! It wakes on file events and at least every tick, and reads the wall clock each time rather
+//! than trusting one long sleep: a laptop that slept (or a SIGSTOPped process) wakes with its
+//! monotonic timers behind the real time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::{Broker, ProfileRuntime};
+use crate::token_endpoint::RefreshTrigger;
+
+pub(super) async fn run(broker: Arc<Broker>, runtime: Arc<ProfileRuntime>) {
+    loop {
+        let pending = {
+            let (b, rt) = (broker.clone(), runtime.clone());
+            let _flight = runtime.flight.lock().await;
+            tokio::task::spawn_blocking(move || b.recover(&rt)).await
+        };
+        if let Ok(Err(e)) = pending {
+            tracing::warn!(profile = %runtime.id, error = %e, "journal recovery deferred");
+        }
+        let view = broker.current_view(&runtime).await;
+        let mut wait = broker.settings.tick;
+        if let Some(credential) = view.credential.clone() {
+            let blocked = view.spend.is_some();
+            let due = broker
+                .settings
+                .timing
+                .refresh_at(&credential, runtime.jitter_seed);
+            if let (false, Some(due)) = (blocked, due) {
+                let until = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                if until.is_zero() {
+                    let backoff = runtime
+                        .state()
+                        .backoff
+                        .clone()
+                        .filter(|b| b.token == credential.refresh_fingerprint());
+                    match backoff {
+                        Some(b) if b.until > tokio::time::Instant::now() => {
+                            wait = wait.min(
+                                b.until
+                                    .saturating_duration_since(tokio::time::Instant::now()),
+                            );
+                        }
+                        _ => {
+                            let result = broker
+                                .refresh(
+                                    &runtime,
+                                    RefreshTrigger::Ahead,
+                                    credential.refresh_fingerprint(),
+                                    None,
+                                )
+                                .await;
+                            wait = match result {
+                                // Recompute from the new token right away.
+                                Ok(_) => Duration::from_millis(50),
+                                Err(e) => {
+                                    tracing::debug!(profile = %runtime.id, error = %e, "scheduled refresh did not complete");
+                                    wait.min(Duration::from_secs(5))
+                                }
+                            };
+                        }
+                    }
+                } else {
+                    wait = wait.min(until);
+                }
+            }
+        }
+        broker.record_health(&runtime);
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = runtime.changed.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The command line: `serve`, `status`, `token`. Each command returns an exit code.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::build_broker;
+use crate::broker::{AccessError, Broker, HealthState};
+use crate::config::{Config, ProcessEnv};
+use crate::gateway::{self, Gateway};
+use crate::profile::ProfileId;
+use crate::report::{profile_report, relative, ProfileReport};
+
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// A profile needs a new login (or is not in a state keyward can serve).
+    pub const NEEDS_LOGIN: u8 = 3;
+    /// Temporarily unavailable: try again.
+    pub const UNAVAILABLE: u8 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Lends your coding CLIs' logins to standard HTTP APIs, keeping their OAuth lineage alive."
+)]
+pub struct Cli {
+    /// Configuration file (default: $KEYWARD_HOME/config.toml, if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:7411, or `listen` in the config file).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Show each profile: source, account, token expiry, lineage, health and remedy.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token for scripts (refreshing it through the lineage-safe protocol).
+    Token {
+        /// Profile id (default: openai-codex:default).
+        profile: Option<ProfileId>,
+        /// Refresh now even if the token is still valid.
+        #[arg(long)]
+        refresh: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> u8 {
+    let config = match Config::load(&ProcessEnv, cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("keyward: cannot start the async runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen } => serve(config, listen).await,
+            Command::Status { json } => status(config, json).await,
+            Command::Token { profile, refresh } => token(config, profile, refresh).await,
+        }
+    })
+}
+
+async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
+    let broker = match build_broker(&config) {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let addr = listen.unwrap_or(config.listen);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("keyward: cannot listen on {addr}: {e} (choose another with --listen)");
+            return exit::FAILURE;
+        }
+    };
+    let gateway = match Gateway::new(broker.clone(), config.codex_base_url.clone()) {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("keyward: cannot build the HTTP client: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let _watcher = match crate::watcher::watch(broker.profiles()) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, "file watching unavailable; relying on identity checks");
+            None
+        }
+    };
+    broker.start();
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| addr.to_string());
+    tracing::info!(store = %config.keyward_home.display(), token_url = %config.codex_token_url, base_url = %config.codex_base_url, "keyward listening on http://{bound}");
+    for runtime in broker.profiles() {
+        tracing::info!(profile = %runtime.id, source = %runtime.source.location().display(), "profile");
+    }
+    let result = gateway::serve(gateway, listener, shutdown_signal()).await;
+    tracing::info!("shutting down: waiting for refreshes in flight");
+    broker.shutdown(Duration::from_secs(40)).await;
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("keyward: the server failed: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn reports(broker: &Arc<Broker>) -> Vec<ProfileReport> {
+    let mut reports = Vec::new();
+    for runtime in broker.profiles() {
+        let view = broker.current_view(runtime).await;
+        reports.push(profile_report(broker, runtime, &view));
+    }
+    reports
+}
+
+async fn status(config: Config, json: bool) -> u8 {
+    let broker = match build_broker(&config) {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let reports = reports(&broker).await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let text = serde_json::to_string_pretty(&reports).unwrap_or_default();
+        let _ = writeln!(out, "{text}");
+    } else {
+        for report in &reports {
+            let _ = write!(out, "{}", human(report));
+        }
+    }
+    let all_ok = reports
+        .iter()
+        .all(|r| matches!(r.health.state, HealthState::Ok | HealthState::Expired));
+    if all_ok {
+        exit::OK
+    } else {
+        exit::NEEDS_LOGIN
+    }
+}
+
+fn human(report: &ProfileReport) -> String {
+    let mut lines = vec![format!(
+        "{}  [{}]",
+        report.profile,
+        report.health.state.as_str()
+    )];
+    let mut field = |name: &str, value: String| lines.push(format!("  {name:<14}{value}"));
+    field(
+        "source",
+        format!("{} ({})", report.source, report.source_kind),
+    );
+    if let Some(account) = &report.account_id {
+        field("account", account.clone());
+    }
+    if let Some(email) = &report.email {
+        field("email", email.clone());
+    }
+    if let Some(plan) = &report.plan {
+        field("plan", plan.clone());
+    }
+    if let (Some(at), Some(secs)) = (report.access_expires_at, report.access_expires_in_secs) {
+        let verb = if secs >= 0 { "expires" } else { "expired" };
+        field(
+            "access token",
+            format!(
+                "{verb} {} ({})",
+                relative(secs),
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        );
+    }
+    if report.generation > 0 {
+        field(
+            "lineage",
+            format!(
+                "generation {} (refresh token {})",
+                report.generation,
+                report.refresh_token.clone().unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(at) = report.last_refresh {
+        let by = report
+            .lineage_changed_by
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        let secs = (at - chrono::Utc::now()).num_seconds();
+        field("last refresh", format!("{} by {by}", relative(secs)));
+    }
+    if let Some(outcome) = &report.last_outcome {
+        field("last outcome", outcome.clone());
+    }
+    field("health", report.health.detail.clone());
+    if let Some(remedy) = &report.health.remedy {
+        field("to fix", remedy.clone());
+    }
+    for warning in &report.warnings {
+        field("warning", warning.clone());
+    }
+    lines.push(String::new());
+    lines.join("\n") + "\n"
+}
+
+async fn token(config: Config, profile: Option<ProfileId>, refresh: bool) -> u8 {
+    let broker = match build_broker(&config) {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let profile = profile.unwrap_or_else(ProfileId::codex_default);
+    let result = if refresh {
+        broker.force_refresh(&profile).await
+    } else {
+        broker.access(&profile).await
+    };
+    broker.shutdown(Duration::from_secs(40)).await;
+    match result {
+        Ok(grant) => {
+            println!("{}", grant.credential.access_token.expose());
+            exit::OK
+        }
+        Err(e) => {
+            let code = match &e {
+                AccessError::UnknownProfile(_) => exit::USAGE,
+                AccessError::NeedsLogin { .. } => exit::NEEDS_LOGIN,
+                AccessError::Unavailable { .. } => exit::UNAVAILABLE,
+                AccessError::Store(_) => exit::FAILURE,
+            };
+            let remedy = match &e {
+                AccessError::NeedsLogin { remedy, .. } => format!("\n  to fix: {remedy}"),
+                AccessError::Unavailable {
+                    remedy: Some(remedy),
+                    ..
+                } => format!("\n  to fix: {remedy}"),
+                _ => String::new(),
+            };
+            eprintln!("keyward: {e}{remedy}");
+            code
+        }
+    }
+}

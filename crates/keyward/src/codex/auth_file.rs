@@ -1,0 +1,270 @@
+//! The format of `auth.json`, read and rewritten the way the Codex CLI does, keeping every field
+//! keyward does not know about.
+//!
+//! Parsing goes through `serde_json::Value` and hand-written extraction, never typed
+//! deserialisation, because serde's type errors quote the offending value, which may be a token.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::claims::TokenClaims;
+use crate::credential::{Credential, SourceContents, TokenAnswer};
+use crate::secret::Secret;
+
+/// A login file larger than this is not one: refuse it rather than buffer it.
+pub const MAX_AUTH_FILE_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    Empty,
+    NotJson(String),
+    BadShape(String),
+}
+
+/// The parsed document: the whole JSON object (for write-back) and what it means.
+pub struct AuthDocument {
+    pub root: Map<String, Value>,
+}
+
+impl AuthDocument {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ParseError::Empty);
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            // serde_json syntax errors carry only a category and a position, never input text.
+            ParseError::NotJson(format!(
+                "{} at line {} column {}",
+                classify(&e),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        match value {
+            Value::Object(root) => Ok(Self { root }),
+            other => Err(ParseError::BadShape(format!(
+                "expected a JSON object, found {}",
+                kind(&other)
+            ))),
+        }
+    }
+
+    pub fn contents(&self) -> Result<SourceContents, ParseError> {
+        let api_key =
+            matches!(self.root.get("OPENAI_API_KEY"), Some(Value::String(k)) if !k.is_empty());
+        let tokens = match self.root.get("tokens") {
+            None | Some(Value::Null) => {
+                return Ok(if api_key {
+                    SourceContents::ApiKey
+                } else {
+                    SourceContents::NoLogin
+                })
+            }
+            Some(Value::Object(tokens)) => tokens,
+            Some(other) => {
+                return Err(ParseError::BadShape(format!(
+                    "`tokens` should be an object, found {}",
+                    kind(other)
+                )))
+            }
+        };
+        let text = |key: &str| -> Result<Option<String>, ParseError> {
+            match tokens.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(ParseError::BadShape(format!(
+                    "`tokens.{key}` should be a string, found {}",
+                    kind(other)
+                ))),
+            }
+        };
+        let access = text("access_token")?;
+        let refresh = text("refresh_token")?;
+        let (Some(access), Some(refresh)) = (access, refresh) else {
+            return Ok(if api_key {
+                SourceContents::ApiKey
+            } else {
+                SourceContents::NoLogin
+            });
+        };
+        let id_token = text("id_token")?;
+        let access_claims = TokenClaims::decode(&access).unwrap_or_default();
+        let id_claims = id_token
+            .as_deref()
+            .and_then(|t| TokenClaims::decode(t).ok())
+            .unwrap_or_default();
+        let last_refresh = match self.root.get("last_refresh") {
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            _ => None,
+        };
+        Ok(SourceContents::Login(Box::new(Credential {
+            access_token: Secret::new(access),
+            refresh_token: Secret::new(refresh),
+            id_token: id_token.map(Secret::new),
+            account_id: text("account_id")?,
+            claims: access_claims.or(id_claims),
+            last_refresh,
+        })))
+    }
+
+    /// Writes the answer's tokens in, as the CLI's `persist_tokens` does: only the fields the server
+    /// returned change, `last_refresh` is stamped, everything else stays as it was.
+    pub fn apply(&mut self, answer: &TokenAnswer, now: DateTime<Utc>) {
+        let tokens = self
+            .root
+            .entry("tokens")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !tokens.is_object() {
+            *tokens = Value::Object(Map::new());
+        }
+        if let Value::Object(tokens) = tokens {
+            if let Some(id) = &answer.id_token {
+                tokens.insert("id_token".into(), Value::String(id.expose().to_string()));
+            }
+            tokens.insert(
+                "access_token".into(),
+                Value::String(answer.access_token.expose().to_string()),
+            );
+            if let Some(refresh) = &answer.refresh_token {
+                tokens.insert(
+                    "refresh_token".into(),
+                    Value::String(refresh.expose().to_string()),
+                );
+            }
+        }
+        self.root.insert(
+            "last_refresh".into(),
+            Value::String(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        );
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a Map of Values cannot fail; fall back to an empty object rather than panic.
+        serde_json::to_vec_pretty(&self.root).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "truncated",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "bad data",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::test_jwt;
+    use serde_json::json;
+
+    fn login_json() -> Value {
+        json!({
+            "OPENAI_API_KEY": null,
+            "tokens": {
+                "id_token": test_jwt(&json!({"email": "u@example.com", "https://api.openai.com/auth": {"chatgpt_plan_type": "plus"}})),
+                "access_token": test_jwt(&json!({"exp": 1_900_000_000, "https://api.openai.com/auth": {"chatgpt_account_id": "acct-1"}})),
+                "refresh_token": "rt_secret_one",
+                "account_id": "acct-1",
+                "future_token_field": {"kept": true}
+            },
+            "last_refresh": "2026-11-24T14:10:04.340897201Z",
+            "future_top_level": [1, 2, 3]
+        })
+    }
+
+    #[test]
+    fn reads_a_chatgpt_login() {
+        let doc = AuthDocument::parse(login_json().to_string().as_bytes());
+        let Ok(SourceContents::Login(cred)) = doc
+            .map_err(|_| ())
+            .and_then(|d| d.contents().map_err(|_| ()))
+        else {
+            panic!("expected a login");
+        };
+        assert_eq!(cred.refresh_token.expose(), "rt_secret_one");
+        assert_eq!(cred.account(), Some("acct-1"));
+        assert_eq!(cred.claims.email.as_deref(), Some("u@example.com"));
+        assert_eq!(cred.claims.plan.as_deref(), Some("plus"));
+        assert!(cred.expires_at().is_some());
+        assert!(cred.last_refresh.is_some());
+    }
+
+    #[test]
+    fn recognises_api_key_and_logged_out_files() {
+        let key = json!({"OPENAI_API_KEY": "sk-test", "tokens": null});
+        let doc = AuthDocument::parse(key.to_string().as_bytes()).map_err(|_| ());
+        assert!(matches!(
+            doc.and_then(|d| d.contents().map_err(|_| ())),
+            Ok(SourceContents::ApiKey)
+        ));
+        let none = json!({"OPENAI_API_KEY": null});
+        let doc = AuthDocument::parse(none.to_string().as_bytes()).map_err(|_| ());
+        assert!(matches!(
+            doc.and_then(|d| d.contents().map_err(|_| ())),
+            Ok(SourceContents::NoLogin)
+        ));
+    }
+
+    /// Bad input is reported by category and position, never by quoting the content.
+    #[test]
+    fn malformed_files_are_described_without_their_content() {
+        assert_eq!(AuthDocument::parse(b"  \n").err(), Some(ParseError::Empty));
+        let truncated = &login_json().to_string()[..40];
+        match AuthDocument::parse(truncated.as_bytes()) {
+            Err(ParseError::NotJson(msg)) => assert!(msg.starts_with("truncated"), "{msg}"),
+            _ => panic!("expected NotJson"),
+        }
+        let wrong_type =
+            json!({"tokens": {"access_token": "a.b.c", "refresh_token": ["rt_secret_two"]}});
+        let doc = AuthDocument::parse(wrong_type.to_string().as_bytes()).map_err(|_| ());
+        match doc.and_then(|d| {
+            d.contents().map_err(|e| {
+                assert!(!format!("{e:?}").contains("rt_secret_two"));
+            })
+        }) {
+            Err(()) => {}
+            Ok(_) => panic!("expected a shape error"),
+        }
+        assert!(matches!(
+            AuthDocument::parse(b"[1]"),
+            Err(ParseError::BadShape(_))
+        ));
+    }
+
+    /// Write-back changes only the returned tokens and last_refresh; unknown fields survive.
+    #[test]
+    fn apply_keeps_unknown_fields() {
+        let mut doc = AuthDocument {
+            root: login_json().as_object().cloned().unwrap_or_default(),
+        };
+        let answer = TokenAnswer {
+            access_token: Secret::new("new-access"),
+            refresh_token: Some(Secret::new("rt_new")),
+            id_token: None,
+        };
+        doc.apply(&answer, Utc::now());
+        let written: Value = serde_json::from_slice(&doc.to_bytes()).unwrap_or_default();
+        let mut expected = login_json();
+        expected["tokens"]["access_token"] = json!("new-access");
+        expected["tokens"]["refresh_token"] = json!("rt_new");
+        expected["last_refresh"] = written["last_refresh"].clone();
+        assert_eq!(written, expected);
+        assert_ne!(written["last_refresh"], login_json()["last_refresh"]);
+    }
+}

@@ -1,0 +1,16 @@
+//! The Codex CLI's login: `$CODEX_HOME/auth.json`, its format, its locks, and its token endpoint.
+
+pub mod auth_file;
+pub mod lock;
+pub mod source;
+pub mod token_endpoint;
+
+pub use source::CodexSource;
+
+/// The Codex CLI's OAuth client id, sent with every refresh as the CLI does.
+pub const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+pub const DEFAULT_TOKEN_URL: &str = "https://auth.openai.com/oauth/token";
+pub const DEFAULT_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
+pub const TOKEN_URL_ENV: &str = "CODEX_REFRESH_TOKEN_URL_OVERRIDE";
+pub const BASE_URL_ENV: &str = "KEYWARD_CODEX_BASE_URL";
+pub const HOME_ENV: &str = "CODEX_HOME";

@@ -1,0 +1,184 @@
+//! The Codex CLI's refresh request, sent the way the CLI sends it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::CLIENT_ID;
+use crate::credential::TokenAnswer;
+use crate::secret::Secret;
+use crate::token_endpoint::{
+    classify_error, RefreshFailure, RefreshFuture, RefreshTrigger, TokenEndpoint,
+};
+
+/// A token answer is a few kilobytes; anything far larger is not one.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+pub struct CodexTokenEndpoint {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl CodexTokenEndpoint {
+    pub fn new(http: reqwest::Client, url: impl Into<String>) -> Self {
+        Self {
+            http,
+            url: url.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawAnswer {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+}
+
+impl TokenEndpoint for CodexTokenEndpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+        trigger: RefreshTrigger,
+    ) -> RefreshFuture<'a> {
+        Box::pin(async move {
+            let reason = match trigger {
+                RefreshTrigger::Unauthorized => "unauthorized",
+                _ => "proactive_expiry",
+            };
+            let body = serde_json::json!({
+                "client_id": CLIENT_ID,
+                "grant_type": "refresh_token",
+                "refresh_reason": reason,
+                "refresh_token": refresh_token.expose(),
+            });
+            let response = self
+                .http
+                .post(&self.url)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| transport_failure(&e))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let bytes = read_limited(response).await?;
+            if !(200..300).contains(&status) {
+                return Err(classify_error(status, &bytes, retry_after));
+            }
+            // A success we cannot use is as good as no answer: the token was likely consumed.
+            let raw: RawAnswer =
+                serde_json::from_slice(&bytes).map_err(|e| RefreshFailure::Unknown {
+                    detail: format!(
+                        "status {status} with an unreadable body ({})",
+                        e.classify_name()
+                    ),
+                })?;
+            let Some(access) = raw.access_token.filter(|t| !t.is_empty()) else {
+                return Err(RefreshFailure::Unknown {
+                    detail: format!("status {status} without an access_token"),
+                });
+            };
+            Ok(TokenAnswer {
+                access_token: Secret::new(access),
+                refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+                id_token: raw.id_token.filter(|t| !t.is_empty()).map(Secret::new),
+            })
+        })
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "truncated",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unexpected shape",
+            serde_json::error::Category::Io => "read error",
+        }
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, RefreshFailure> {
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(RefreshFailure::Unknown {
+                        detail: "answer larger than 1 MiB".into(),
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) => {
+                return Err(RefreshFailure::Unknown {
+                    detail: format!("answer cut off: {}", describe(&e)),
+                })
+            }
+        }
+    }
+}
+
+/// Only a failure to connect proves the request never left; every other transport error happened
+/// after the token may have been read by the server.
+fn transport_failure(e: &reqwest::Error) -> RefreshFailure {
+    if e.is_connect() {
+        RefreshFailure::NotSent {
+            detail: describe(e),
+        }
+    } else {
+        RefreshFailure::Unknown {
+            detail: describe(e),
+        }
+    }
+}
+
+/// reqwest's messages name the URL but never the body; strip the URL's query anyway.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the answer"
+    } else if e.is_request() {
+        "connection dropped"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut root = None;
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(root) => format!("{kind}: {root}"),
+        None => kind.to_string(),
+    }
+}
+
+pub fn http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        .build()
+}

@@ -1,0 +1,317 @@
+//! Configuration: `$KEYWARD_HOME/config.toml` (optional) under environment overrides.
+//!
+//! The environment is read through [`Env`], so tests pass a map instead of mutating the process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::codex;
+use crate::profile::{ProfileId, CODEX_PROVIDER};
+
+pub const HOME_ENV: &str = "KEYWARD_HOME";
+pub const CONFIG_ENV: &str = "KEYWARD_CONFIG";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    #[serde(default)]
+    refresh: RefreshFile,
+    #[serde(default)]
+    codex: CodexFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshFile {
+    #[serde(default, with = "humantime_serde")]
+    margin: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    jitter: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    min_validity: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    lock_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    settle_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    token_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    tick: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodexFile {
+    base_url: Option<String>,
+    token_url: Option<String>,
+    discover_default: Option<bool>,
+    #[serde(default)]
+    profiles: Vec<CodexProfileFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodexProfileFile {
+    name: String,
+    home: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodexProfileConfig {
+    pub id: ProfileId,
+    pub home: PathBuf,
+    /// Whether a plain `codex login` logs this home in.
+    pub is_default_home: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub keyward_home: PathBuf,
+    pub config_path: PathBuf,
+    pub listen: SocketAddr,
+    pub codex_base_url: String,
+    pub codex_token_url: String,
+    pub codex_profiles: Vec<CodexProfileConfig>,
+    pub margin: Duration,
+    pub jitter: Duration,
+    pub min_validity: Duration,
+    pub lock_timeout: Duration,
+    pub settle_window: Duration,
+    pub token_timeout: Duration,
+    pub tick: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot find your home directory: set HOME or KEYWARD_HOME")]
+    NoHome,
+    #[error("cannot read {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("{path} is not valid: {detail}")]
+    Invalid { path: String, detail: String },
+}
+
+impl Config {
+    /// Loads the configuration; `explicit` is `--config`, which must exist when given.
+    pub fn load(env: &dyn Env, explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let user_home = env.get("HOME").map(PathBuf::from);
+        let keyward_home = match env.get(HOME_ENV) {
+            Some(home) => PathBuf::from(home),
+            None => user_home
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .join(".keyward"),
+        };
+        let (config_path, required) = match (explicit, env.get(CONFIG_ENV)) {
+            (Some(path), _) => (path.to_path_buf(), true),
+            (None, Some(path)) => (PathBuf::from(path), true),
+            (None, None) => (keyward_home.join("config.toml"), false),
+        };
+        let file = match std::fs::read_to_string(&config_path) {
+            Ok(text) => toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Invalid {
+                path: config_path.display().to_string(),
+                detail: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                FileConfig::default()
+            }
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: config_path.display().to_string(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: config_path.display().to_string(),
+            detail,
+        };
+        let listen_text = file
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(format!(
+                "listen = \"{listen_text}\" is not an address like 127.0.0.1:7411"
+            ))
+        })?;
+
+        let default_codex_home = user_home.as_ref().map(|h| h.join(".codex"));
+        let mut codex_profiles = Vec::new();
+        if file.codex.discover_default.unwrap_or(true) {
+            let home = env
+                .get(codex::HOME_ENV)
+                .map(PathBuf::from)
+                .or_else(|| default_codex_home.clone())
+                .ok_or(ConfigError::NoHome)?;
+            let is_default_home = env.get(codex::HOME_ENV).is_none();
+            codex_profiles.push(CodexProfileConfig {
+                id: ProfileId::codex_default(),
+                home,
+                is_default_home,
+            });
+        }
+        for profile in &file.codex.profiles {
+            let id = ProfileId::new(CODEX_PROVIDER, &profile.name)
+                .map_err(|e| invalid(e.to_string()))?;
+            if codex_profiles.iter().any(|p| p.id == id) {
+                return Err(invalid(format!("profile `{id}` is defined twice")));
+            }
+            let home = expand_tilde(&profile.home, user_home.as_deref());
+            let is_default_home = default_codex_home.as_deref() == Some(home.as_path());
+            codex_profiles.push(CodexProfileConfig {
+                id,
+                home,
+                is_default_home,
+            });
+        }
+
+        let refresh = &file.refresh;
+        Ok(Self {
+            keyward_home,
+            config_path,
+            listen,
+            codex_base_url: env
+                .get(codex::BASE_URL_ENV)
+                .or(file.codex.base_url.clone())
+                .unwrap_or_else(|| codex::DEFAULT_BASE_URL.to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            codex_token_url: env
+                .get(codex::TOKEN_URL_ENV)
+                .or(file.codex.token_url.clone())
+                .unwrap_or_else(|| codex::DEFAULT_TOKEN_URL.to_string()),
+            codex_profiles,
+            margin: refresh.margin.unwrap_or(Duration::from_secs(600)),
+            jitter: refresh.jitter.unwrap_or(Duration::from_secs(300)),
+            min_validity: refresh.min_validity.unwrap_or(Duration::from_secs(30)),
+            lock_timeout: refresh.lock_timeout.unwrap_or(Duration::from_secs(30)),
+            settle_window: refresh.settle_window.unwrap_or(Duration::from_secs(5)),
+            token_timeout: refresh.token_timeout.unwrap_or(Duration::from_secs(30)),
+            tick: refresh.tick.unwrap_or(Duration::from_secs(30)),
+        })
+    }
+}
+
+fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_discovers_the_default_codex_home() -> Result<(), ConfigError> {
+        let config = Config::load(&env(&[("HOME", "/home/u")]), None)?;
+        assert_eq!(config.keyward_home, PathBuf::from("/home/u/.keyward"));
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.codex_profiles.len(), 1);
+        assert_eq!(config.codex_profiles[0].id, ProfileId::codex_default());
+        assert_eq!(
+            config.codex_profiles[0].home,
+            PathBuf::from("/home/u/.codex")
+        );
+        assert!(config.codex_profiles[0].is_default_home);
+        assert_eq!(config.codex_token_url, codex::DEFAULT_TOKEN_URL);
+        Ok(())
+    }
+
+    #[test]
+    fn file_adds_profiles_and_env_overrides_urls() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::NoHome.with(e))?;
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "127.0.0.1:9000"
+[refresh]
+margin = "20m"
+[codex]
+token_url = "http://file/token"
+base_url = "http://file/base/"
+[[codex.profiles]]
+name = "work"
+home = "~/.codex-work"
+"#,
+        )
+        .map_err(|e| ConfigError::NoHome.with(e))?;
+        let vars = env(&[
+            ("HOME", "/h"),
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://env/token"),
+        ]);
+        let config = Config::load(&vars, Some(&path))?;
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.margin, Duration::from_secs(1200));
+        assert_eq!(config.codex_token_url, "http://env/token");
+        assert_eq!(config.codex_base_url, "http://file/base");
+        assert_eq!(config.codex_profiles[1].id.to_string(), "openai-codex:work");
+        assert_eq!(
+            config.codex_profiles[1].home,
+            PathBuf::from("/h/.codex-work")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_files_are_explained() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::NoHome.with(e))?;
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "lisen = 1").map_err(|e| ConfigError::NoHome.with(e))?;
+        match Config::load(&env(&[("HOME", "/h")]), Some(&path)) {
+            Err(ConfigError::Invalid { detail, .. }) => {
+                assert!(detail.contains("lisen"), "{detail}")
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        let missing = dir.path().join("nope.toml");
+        assert!(matches!(
+            Config::load(&env(&[("HOME", "/h")]), Some(&missing)),
+            Err(ConfigError::Read { .. })
+        ));
+        Ok(())
+    }
+
+    impl ConfigError {
+        fn with(self, e: std::io::Error) -> Self {
+            ConfigError::Read {
+                path: "test".into(),
+                detail: e.to_string(),
+            }
+        }
+    }
+}

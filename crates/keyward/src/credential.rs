@@ -1,0 +1,177 @@
+//! What keyward knows of one login, whatever CLI it was borrowed from, and the trait every
+//! credential source (the Codex CLI's `auth.json` first) implements.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::claims::TokenClaims;
+use crate::secret::{Fingerprint, Secret};
+
+/// An OAuth login as read from its source.
+#[derive(Clone)]
+pub struct Credential {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    pub id_token: Option<Secret>,
+    pub account_id: Option<String>,
+    pub claims: TokenClaims,
+    pub last_refresh: Option<DateTime<Utc>>,
+}
+
+impl Credential {
+    pub fn refresh_fingerprint(&self) -> Fingerprint {
+        self.refresh_token.fingerprint()
+    }
+
+    pub fn access_fingerprint(&self) -> Fingerprint {
+        self.access_token.fingerprint()
+    }
+
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.claims.expires_at
+    }
+
+    /// The account to name in upstream requests: the source's own field first, as the CLI does.
+    pub fn account(&self) -> Option<&str> {
+        self.account_id
+            .as_deref()
+            .or(self.claims.account_id.as_deref())
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("access", &self.access_fingerprint())
+            .field("refresh", &self.refresh_fingerprint())
+            .field("account_id", &self.account_id)
+            .field("expires_at", &self.claims.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token endpoint returned for a refresh. Fields it left out keep their old values.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct TokenAnswer {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<Secret>,
+}
+
+impl fmt::Debug for TokenAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAnswer")
+            .field("access", &self.access_token.fingerprint())
+            .field(
+                "refresh",
+                &self.refresh_token.as_ref().map(Secret::fingerprint),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Identity of the source file as `stat` sees it: if none of these moved, the content did not change
+/// (every writer we share the file with replaces it by rename, which changes the inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl SourceIdentity {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+}
+
+/// What the source holds right now.
+#[derive(Debug, Clone)]
+pub enum SourceContents {
+    /// An OAuth login keyward can serve and refresh.
+    Login(Box<Credential>),
+    /// An API-key login (`OPENAI_API_KEY` set, no OAuth tokens): recognised, reported, not refreshed.
+    ApiKey,
+    /// The file exists but holds no login (e.g. tokens null after a logout).
+    NoLogin,
+    /// The file does not exist.
+    Missing,
+}
+
+/// Why the source could not be read. Messages never contain file content.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SourceProblem {
+    #[error("{path} is empty")]
+    Empty { path: String },
+    #[error("{path} is {size} bytes, more than the {limit}-byte limit for a login file")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("{path} is not valid JSON ({detail})")]
+    NotJson { path: String, detail: String },
+    #[error("{path} has an unexpected shape: {detail}")]
+    BadShape { path: String, detail: String },
+    #[error("{path} could not be read: {detail}")]
+    Unreadable { path: String, detail: String },
+}
+
+/// One read of the source: its identity at the time of the read and what it held.
+#[derive(Debug, Clone)]
+pub struct SourceRead {
+    pub identity: Option<SourceIdentity>,
+    pub contents: Result<SourceContents, SourceProblem>,
+    /// Something worth telling the user that does not stop keyward (e.g. a world-readable file).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("timed out after {waited:?} waiting for the lock {path} (held by a Codex CLI or another keyward?)")]
+    LockTimeout { path: String, waited: Duration },
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error("{0}")]
+    Unusable(SourceProblem),
+    #[error("the source changed under the lock without taking it (now holds {found})")]
+    Conflict { found: String },
+}
+
+/// Held while the source's own cross-process locks are taken; dropping it releases them.
+pub trait SourceGuard: Send {}
+
+/// A CLI's credential store that keyward borrows and writes back to.
+pub trait CredentialSource: Send + Sync + 'static {
+    /// The file users know this source by.
+    fn location(&self) -> &Path;
+
+    /// The cheap freshness check: `stat`, no parsing. `None` when the file is missing.
+    fn identity(&self) -> Option<SourceIdentity>;
+
+    fn read(&self) -> SourceRead;
+
+    /// Takes the locks the owning CLI takes, in its order (blocking; call off the async runtime).
+    fn lock(&self, timeout: Duration) -> Result<Box<dyn SourceGuard>, SourceError>;
+
+    /// Writes `answer` over the login whose refresh token was `spent`, keeping every other field.
+    /// The caller holds `guard`.
+    fn write_back(
+        &self,
+        guard: &dyn SourceGuard,
+        spent: Fingerprint,
+        answer: &TokenAnswer,
+        now: DateTime<Utc>,
+    ) -> Result<(), SourceError>;
+
+    /// What the user runs to log in again.
+    fn login_command(&self) -> String;
+}

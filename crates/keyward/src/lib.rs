@@ -1,0 +1,19 @@
+//! keyward: a local gateway that lends the logins of your coding CLIs (the Codex CLI first) to
+//! standard HTTP APIs, and keeps their OAuth lineage alive without ever spending a stale token.
+
+pub mod app;
+pub mod atomic_file;
+pub mod broker;
+pub mod claims;
+pub mod cli;
+pub mod codex;
+pub mod config;
+pub mod credential;
+pub mod failpoint;
+pub mod gateway;
+pub mod profile;
+pub mod report;
+pub mod secret;
+pub mod store;
+pub mod token_endpoint;
+pub mod watcher;

@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = keyward::cli::Cli::parse();
+    let filter = EnvFilter::try_from_env("KEYWARD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let quiet_by_default = !matches!(cli.command, keyward::cli::Command::Serve { .. });
+    let filter = if quiet_by_default
+        && std::env::var_os("KEYWARD_LOG").is_none()
+        && std::env::var_os("RUST_LOG").is_none()
+    {
+        EnvFilter::new("warn")
+    } else {
+        filter
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    ExitCode::from(keyward::cli::run(cli))
+}

@@ -1,0 +1,82 @@
+//! One profile's state as `keyward status` and `/healthz` show it: no secret, only fingerprints.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::broker::{Broker, Health, ProfileRuntime, SourceStatus, View};
+
+#[derive(Debug, Serialize)]
+pub struct ProfileReport {
+    pub profile: String,
+    pub source: String,
+    pub source_kind: &'static str,
+    pub health: Health,
+    pub account_id: Option<String>,
+    pub email: Option<String>,
+    pub plan: Option<String>,
+    pub access_expires_at: Option<DateTime<Utc>>,
+    pub access_expires_in_secs: Option<i64>,
+    pub refresh_token: Option<String>,
+    pub generation: u64,
+    pub last_refresh: Option<DateTime<Utc>>,
+    pub lineage_changed_at: Option<DateTime<Utc>>,
+    pub lineage_changed_by: Option<String>,
+    pub last_outcome: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) -> ProfileReport {
+    let now = Utc::now();
+    let credential = view.credential.as_deref();
+    let claims = credential.map(|c| &c.claims);
+    ProfileReport {
+        profile: runtime.id.to_string(),
+        source: runtime.source.location().display().to_string(),
+        source_kind: match view.status {
+            SourceStatus::Login => "chatgpt-login",
+            SourceStatus::ApiKey => "api-key",
+            SourceStatus::NoLogin => "no-login",
+            SourceStatus::Missing => "missing",
+            SourceStatus::Problem(_) => "unreadable",
+        },
+        health: broker.health(runtime, view),
+        account_id: credential.and_then(|c| c.account().map(str::to_string)),
+        email: claims.and_then(|c| c.email.clone()),
+        plan: claims.and_then(|c| c.plan.clone()),
+        access_expires_at: claims.and_then(|c| c.expires_at),
+        access_expires_in_secs: claims
+            .and_then(|c| c.expires_at)
+            .map(|t| (t - now).num_seconds()),
+        refresh_token: credential.map(|c| c.refresh_fingerprint().to_string()),
+        generation: view.lineage.generation,
+        last_refresh: credential.and_then(|c| c.last_refresh),
+        lineage_changed_at: view.lineage.changed_at,
+        lineage_changed_by: view.lineage.changed_by.as_deref().map(|by| match by {
+            "keyward" => "keyward".to_string(),
+            _ => "the CLI (or another program)".to_string(),
+        }),
+        last_outcome: broker
+            .last_outcome(runtime)
+            .map(|(at, what)| format!("{} {what}", at.format("%Y-%m-%d %H:%M:%S UTC"))),
+        warnings: view.warnings.clone(),
+    }
+}
+
+/// "in 3h 12m" / "12m ago".
+pub fn relative(secs: i64) -> String {
+    let magnitude = secs.unsigned_abs();
+    let text = if magnitude >= 86_400 {
+        format!("{}d {}h", magnitude / 86_400, magnitude % 86_400 / 3600)
+    } else if magnitude >= 3600 {
+        format!("{}h {}m", magnitude / 3600, magnitude % 3600 / 60)
+    } else if magnitude >= 60 {
+        format!("{}m {}s", magnitude / 60, magnitude % 60)
+    } else {
+        format!("{magnitude}s")
+    };
+    if secs >= 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
