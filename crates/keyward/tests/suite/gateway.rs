@@ -1,0 +1,115 @@
+//! The gateway's endpoints as a client meets them.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// A streamed answer arrives event by event (the first event before the upstream sends the
+/// rest), and `stream: false` gets the assembled response object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+
+    let client = reqwest::Client::new();
+    let mut response = client
+        .post(format!("{}/v1/responses", keyward.url))
+        .header("x-mock-hold", "hold-1")
+        .json(&json!({"model": "gpt-5-codex", "input": "ping", "stream": true}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("response.created") {
+        let chunk = response
+            .chunk()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended early"))?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !seen.contains("response.completed"),
+        "the upstream has not sent it yet"
+    );
+    mock.release("hold-1").await?;
+    while let Some(chunk) = response.chunk().await? {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("response.completed"), "{seen}");
+
+    let (status, body) = keyward.respond(false).await?;
+    assert_eq!(status, 200, "{body}");
+    let object: Value = serde_json::from_str(&body)?;
+    assert_eq!(object["status"], "completed");
+    assert_eq!(object["output"][0]["content"][0]["text"], "pong");
+
+    let (status, body) = keyward
+        .respond_with(json!({"model": "m", "input": "x"}), &[])
+        .await?;
+    assert_eq!(status, 200, "stream defaults to false: {body}");
+    assert!(serde_json::from_str::<Value>(&body)?["output"].is_array());
+    mock.assert_no_reuse().await
+}
+
+/// Malformed requests get a clear 400 in the OpenAI error shape; an unknown profile is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/v1/responses", keyward.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("not valid JSON"));
+
+    let (status, body) = keyward
+        .respond_with(json!({"input": "x", "stream": "yes"}), &[])
+        .await?;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = keyward
+        .respond_with(
+            json!({"input": "x", "stream": true}),
+            &[("x-keyward-profile", "openai-codex:nope")],
+        )
+        .await?;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("keyward status"), "{body}");
+    Ok(())
+}
+
+/// An upstream 401 makes keyward re-validate through the protocol and retry once: the request
+/// succeeds and the lineage rotates exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_401_refreshes_once_and_retries() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    let login = mock.login(None).await?;
+    home.write_login(&login)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    mock.response_faults(json!([{"kind": "status", "code": 401}]))
+        .await?;
+    let (status, body) = keyward.respond(true).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.stat("refresh_ok").await?, 1);
+    let written = home.refresh_token()?;
+    assert_ne!(written, login["refresh_token"].as_str().unwrap_or_default());
+    assert!(
+        mock.is_live(&written).await?,
+        "auth.json holds the live lineage"
+    );
+    mock.assert_no_reuse().await
+}

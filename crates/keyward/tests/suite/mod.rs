@@ -1,0 +1,7 @@
+mod crash;
+mod failures;
+mod gateway;
+mod lineage;
+mod processes;
+mod secrets;
+mod sources;

@@ -1,0 +1,504 @@
+//! Test harness: real processes (`keyward`, `keyward-mock`), real files in temp dirs, real sockets
+//! on loopback. Nothing here waits a fixed time for a result; `wait_until` polls a condition with
+//! a generous deadline that only bounds a hung test.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub type Result<T> = anyhow::Result<T>;
+
+/// Bounds a test that hangs; never a performance expectation.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn keyward_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
+}
+
+pub fn mock_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let path = keyward_bin().with_file_name("keyward-mock");
+            if !path.exists() {
+                // `cargo test -p keyward` does not build the sibling crate's binary.
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-p", "keyward-mock"])
+                    .status()
+                    .expect("cargo build -p keyward-mock");
+                assert!(status.success(), "building keyward-mock failed");
+            }
+            path
+        })
+        .clone()
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        if Instant::now() > deadline {
+            anyhow::bail!("gave up waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn read_listening_line(reader: impl std::io::Read) -> Result<String> {
+    let mut line = String::new();
+    BufReader::new(reader).read_line(&mut line)?;
+    line.trim()
+        .strip_prefix("listening on ")
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("unexpected first line: {line}"))
+}
+
+pub struct Mock {
+    child: Child,
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl Mock {
+    pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(args: &[&str]) -> Result<Self> {
+        let mut child = Command::new(mock_bin())
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let url = tokio::task::spawn_blocking(move || read_listening_line(stdout)).await??;
+        Ok(Self {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.url)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("{}/backend-api/codex", self.url)
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}/admin/{path}", self.url))
+            .json(&body)
+            .send()
+            .await?;
+        Ok(response.json().await?)
+    }
+
+    /// A new token family; `ttl` seconds of access-token life (negative: already expired).
+    pub async fn login(&self, ttl: Option<i64>) -> Result<Value> {
+        let body = match ttl {
+            Some(ttl) => {
+                json!({"account_id": "acct-test", "email": "dev@example.com", "plan": "pro", "access_ttl": ttl})
+            }
+            None => json!({"account_id": "acct-test", "email": "dev@example.com", "plan": "pro"}),
+        };
+        self.admin("login", body).await
+    }
+
+    pub async fn stats(&self) -> Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/admin/stats", self.url))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn stat(&self, name: &str) -> Result<u64> {
+        Ok(self.stats().await?[name].as_u64().unwrap_or(0))
+    }
+
+    pub async fn token_faults(&self, faults: Value) -> Result<()> {
+        self.admin("token_faults", faults).await.map(drop)
+    }
+
+    pub async fn response_faults(&self, faults: Value) -> Result<()> {
+        self.admin("response_faults", faults).await.map(drop)
+    }
+
+    pub async fn ttl_queue(&self, ttls: Value) -> Result<()> {
+        self.admin("ttl_queue", ttls).await.map(drop)
+    }
+
+    pub async fn inspect(&self, refresh_token: &str) -> Result<Value> {
+        self.admin("inspect", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    pub async fn revoke(&self, refresh_token: &str) -> Result<()> {
+        self.admin("revoke", json!({"refresh_token": refresh_token}))
+            .await
+            .map(drop)
+    }
+
+    pub async fn release(&self, key: &str) -> Result<()> {
+        self.http
+            .post(format!("{}/admin/release/{key}", self.url))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The lineage is alive: `refresh_token` is its family's current token and the family stands.
+    pub async fn is_live(&self, refresh_token: &str) -> Result<bool> {
+        let info = self.inspect(refresh_token).await?;
+        Ok(info["current"] == json!(true) && info["family_revoked"] == json!(false))
+    }
+
+    /// Zero reuse and zero revoked families: the promise every test checks.
+    pub async fn assert_no_reuse(&self) -> Result<()> {
+        let stats = self.stats().await?;
+        assert_eq!(
+            stats["reuse_events"],
+            json!(0),
+            "a refresh token was spent twice: {stats}"
+        );
+        assert_eq!(
+            stats["families_revoked"],
+            json!(0),
+            "a token family was revoked: {stats}"
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A user's machine in a temp dir: `$HOME`, `$CODEX_HOME`, `$KEYWARD_HOME`.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Result<Self> {
+        let home = Self {
+            dir: tempfile::tempdir()?,
+        };
+        std::fs::create_dir_all(home.user_home())?;
+        std::fs::create_dir_all(home.codex_home())?;
+        Ok(home)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn user_home(&self) -> PathBuf {
+        self.dir.path().join("user")
+    }
+
+    pub fn codex_home(&self) -> PathBuf {
+        self.dir.path().join("codex")
+    }
+
+    pub fn keyward_home(&self) -> PathBuf {
+        self.dir.path().join("keyward")
+    }
+
+    pub fn auth_path(&self) -> PathBuf {
+        self.codex_home().join("auth.json")
+    }
+
+    /// Writes `auth.json` as the Codex CLI does: pretty JSON, temp file + rename, mode 0600.
+    pub fn write_login(&self, login: &Value) -> Result<()> {
+        let document = json!({
+            "OPENAI_API_KEY": null,
+            "tokens": {
+                "id_token": login["id_token"],
+                "access_token": login["access_token"],
+                "refresh_token": login["refresh_token"],
+                "account_id": login["account_id"],
+            },
+            "last_refresh": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        });
+        self.write_auth_bytes(serde_json::to_string_pretty(&document)?.as_bytes())
+    }
+
+    pub fn write_auth_bytes(&self, bytes: &[u8]) -> Result<()> {
+        let temp = self.codex_home().join(".auth-test");
+        std::fs::write(&temp, bytes)?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temp, self.auth_path())?;
+        Ok(())
+    }
+
+    pub fn auth(&self) -> Result<Value> {
+        Ok(serde_json::from_slice(&std::fs::read(self.auth_path())?)?)
+    }
+
+    pub fn refresh_token(&self) -> Result<String> {
+        Ok(self.auth()?["tokens"]["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn write_config(&self, toml: &str) -> Result<()> {
+        std::fs::create_dir_all(self.keyward_home())?;
+        std::fs::write(self.keyward_home().join("config.toml"), toml)?;
+        Ok(())
+    }
+
+    /// A `keyward` command with this machine's environment and nothing of the real user's.
+    pub fn keyward(&self, mock: &Mock) -> Command {
+        let mut command = Command::new(keyward_bin());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.user_home())
+            .env("KEYWARD_HOME", self.keyward_home())
+            .env("CODEX_HOME", self.codex_home())
+            .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", mock.token_url())
+            .env("KEYWARD_CODEX_BASE_URL", mock.base_url())
+            .env("KEYWARD_LOG", "info,keyward=debug");
+        command
+    }
+
+    /// The Codex CLI's refresh, as the CLI does it (spend without a lock, then lock and rename).
+    pub fn cli_refresh(&self, mock: &Mock, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(mock_bin())
+            .arg("cli-refresh")
+            .arg("--codex-home")
+            .arg(self.codex_home())
+            .arg("--token-url")
+            .arg(mock.token_url())
+            .args(args)
+            .output()?)
+    }
+}
+
+/// A long-running `keyward serve`.
+pub struct Keyward {
+    child: Option<Child>,
+    pub url: String,
+    pub log_path: PathBuf,
+    http: reqwest::Client,
+}
+
+static SERVE_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Keyward {
+    pub async fn serve(home: &Home, mock: &Mock) -> Result<Self> {
+        Self::serve_with(home, mock, &[]).await
+    }
+
+    pub async fn serve_with(home: &Home, mock: &Mock, env: &[(&str, &str)]) -> Result<Self> {
+        let n = SERVE_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = home.root().join(format!("keyward-{n}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = home.keyward(mock);
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.stdout(Stdio::null()).stderr(log).spawn()?;
+        let mut keyward = Self {
+            child: Some(child),
+            url: String::new(),
+            log_path,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()?,
+        };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = keyward.log();
+            if let Some(rest) = log.split("keyward listening on ").nth(1) {
+                keyward.url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                break;
+            }
+            if let Some(status) = keyward
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                anyhow::bail!("keyward exited at start ({status}): {log}");
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("keyward did not start: {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(keyward)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// POST /v1/responses; returns the status and the whole body.
+    pub async fn respond(&self, stream: bool) -> Result<(u16, String)> {
+        self.respond_with(
+            json!({"model": "gpt-5-codex", "input": "ping", "stream": stream, "store": false}),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn respond_with(
+        &self,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String)> {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/responses", self.url))
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    }
+
+    pub async fn healthz(&self) -> Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn profile_health(&self) -> Result<String> {
+        let health = self.healthz().await?;
+        Ok(health["profiles"][0]["health"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit by itself (a crash point, or a signal sent before).
+    pub async fn wait_exit(&mut self) -> Result<ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("not running"))?;
+        Ok(tokio::task::spawn_blocking(move || child.wait()).await??)
+    }
+}
+
+impl Drop for Keyward {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// A config that makes the protocol's timing visible in a test: refresh `margin` ahead, no jitter,
+/// a short tick.
+pub fn timing_config(margin: &str) -> String {
+    format!("[refresh]\nmargin = \"{margin}\"\njitter = \"0s\"\ntick = \"200ms\"\nsettle_window = \"1s\"\ntoken_timeout = \"3s\"\n")
+}
+
+/// Asserts no token-shaped secret appears in `text`: no JWT (`eyJ...`), no mock refresh token,
+/// and none of the `known` tokens.
+pub fn assert_no_secrets(text: &str, known: &[String], context: &str) {
+    for token in known.iter().filter(|t| t.len() > 8) {
+        assert!(
+            !text.contains(token.as_str()),
+            "{context}: a known token leaked"
+        );
+    }
+    assert!(
+        !text.contains("eyJ"),
+        "{context}: something JWT-shaped leaked: {}",
+        excerpt(text, "eyJ")
+    );
+    for (at, _) in text.match_indices("rt_") {
+        let tail = text[at + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .count();
+        assert!(
+            tail < 40,
+            "{context}: a refresh token leaked near: {}",
+            &text[at.saturating_sub(80)..at]
+        );
+    }
+}
+
+fn excerpt(text: &str, needle: &str) -> String {
+    let at = text.find(needle).unwrap_or(0);
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(80)
+        .map_or(0, |(i, _)| i);
+    text[start..at].to_string()
+}
+
+/// The tokens of a login answer or an `auth.json`'s `tokens` object.
+pub fn tokens_of(value: &Value) -> Vec<String> {
+    let tokens = if value.get("tokens").is_some() {
+        &value["tokens"]
+    } else {
+        value
+    };
+    ["id_token", "access_token", "refresh_token"]
+        .iter()
+        .filter_map(|k| tokens[*k].as_str().map(str::to_string))
+        .collect()
+}
