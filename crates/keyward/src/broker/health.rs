@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::View;
-use crate::credential::SourceProblem;
 use crate::store::SpendState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,16 +102,17 @@ pub fn assess(
         );
     }
     if let S::Problem(problem) = &view.status {
+        let (state, consequence) = if usable {
+            (
+                HealthState::Degraded,
+                "serving the last good login until its access token expires",
+            )
+        } else {
+            (HealthState::SourceError, "the last good login's access token has expired and keyward will not refresh until the file is readable again")
+        };
         return health(
-            if usable {
-                HealthState::Degraded
-            } else {
-                HealthState::SourceError
-            },
-            format!(
-                "{}; serving the last good login until its access token expires",
-                describe(problem)
-            ),
+            state,
+            format!("{problem}; {consequence}"),
             Some(format!("repair {path} or run `{login_command}`")),
         );
     }
@@ -169,8 +169,4 @@ pub fn assess(
         );
     }
     health(HealthState::Ok, "serving".into(), None)
-}
-
-fn describe(problem: &SourceProblem) -> String {
-    problem.to_string()
 }

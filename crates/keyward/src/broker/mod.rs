@@ -41,9 +41,10 @@ pub struct BrokerSettings {
     pub settle_window: Duration,
     /// How often the scheduler looks at each profile even without a file event.
     pub tick: Duration,
-    /// At most one refresh per profile for upstream 401s within this interval, so an upstream that
-    /// rejects every token cannot make keyward rotate on every request.
-    pub unauthorized_interval: Duration,
+    /// A token keyward obtained less than this long ago is not refreshed again (except by
+    /// `keyward token --refresh`): an upstream that rejects every token, or a token endpoint that
+    /// issues already-expired tokens (clock skew), cannot make keyward rotate in a loop.
+    pub min_refresh_interval: Duration,
 }
 
 impl Default for BrokerSettings {
@@ -53,7 +54,7 @@ impl Default for BrokerSettings {
             lock_timeout: Duration::from_secs(30),
             settle_window: Duration::from_secs(5),
             tick: Duration::from_secs(30),
-            unauthorized_interval: Duration::from_secs(30),
+            min_refresh_interval: Duration::from_secs(10),
         }
     }
 }
@@ -134,7 +135,8 @@ impl Counters {
 #[derive(Debug, Default)]
 struct RefreshState {
     backoff: Option<Backoff>,
-    last_unauthorized_refresh: Option<tokio::time::Instant>,
+    /// When keyward last obtained a token by refreshing, why, and that access token's fingerprint.
+    recent_refresh: Option<(tokio::time::Instant, RefreshTrigger, Fingerprint)>,
     last_outcome: Option<(DateTime<Utc>, String)>,
     recorded_health: Option<HealthState>,
 }

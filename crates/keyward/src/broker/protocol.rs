@@ -75,32 +75,40 @@ impl Broker {
             credential,
         };
 
-        // Another flight (or the CLI) may have replaced the token while we queued.
+        // Another flight (or the CLI) may have replaced the token while we queued: take the
+        // replacement. If it cannot be used either, the next attempt starts from it.
         let view = self.current_view(runtime).await;
         if let Some(current) = &view.credential {
             let replaced = current.refresh_fingerprint() != seen
                 || rejected_access.is_some_and(|a| a != current.access_fingerprint());
-            if replaced && self.settings.timing.usable(current, Utc::now()) {
+            if replaced {
                 return Ok(grant(current.clone()));
+            }
+            let recent = runtime.state().recent_refresh.filter(|(at, _, access)| {
+                *access == current.access_fingerprint()
+                    && at.elapsed() < self.settings.min_refresh_interval
+            });
+            match (recent, trigger) {
+                (None, _) | (Some(_), RefreshTrigger::Command) => {}
+                // A fresh token refused upstream is refreshed once; refused again right after a
+                // refresh made for a 401, it is the account the upstream refuses, not the token.
+                (Some((_, RefreshTrigger::Unauthorized, _)), RefreshTrigger::Unauthorized) => {
+                    return Err(AccessError::Unavailable {
+                        profile: runtime.id.clone(),
+                        detail: "the upstream rejected an access token keyward obtained seconds ago for the same reason; not refreshing again so soon".into(),
+                        remedy: Some("check that this account has access to the upstream".into()),
+                        retry_after: Some(self.settings.min_refresh_interval),
+                    });
+                }
+                (Some(_), RefreshTrigger::Unauthorized) => {}
+                (Some(_), _) => {
+                    tracing::warn!(profile = %runtime.id, "the token endpoint issued an access token that is already due; is this machine's clock right? serving it as is");
+                    return Ok(grant(current.clone()));
+                }
             }
         }
         if let Some(failure) = self.shared_failure(runtime, &view, seen) {
             return Err(failure);
-        }
-        if trigger == RefreshTrigger::Unauthorized {
-            let mut state = runtime.state();
-            let recent = state
-                .last_unauthorized_refresh
-                .is_some_and(|at| at.elapsed() < self.settings.unauthorized_interval);
-            if recent {
-                return Err(AccessError::Unavailable {
-                    profile: runtime.id.clone(),
-                    detail: "the upstream rejected a freshly refreshed access token; not refreshing again so soon".into(),
-                    remedy: Some("check the account's access to this upstream".into()),
-                    retry_after: Some(self.settings.unauthorized_interval),
-                });
-            }
-            state.last_unauthorized_refresh = Some(tokio::time::Instant::now());
         }
 
         let prepared = {
@@ -141,7 +149,21 @@ impl Broker {
         .map_err(|e| AccessError::Store(format!("refresh task failed: {e}")))?;
         match finished {
             Finished::Done(view) => {
-                runtime.state().backoff = None;
+                {
+                    let mut state = runtime.state();
+                    state.backoff = None;
+                    if let Some(obtained) = view
+                        .credential
+                        .as_ref()
+                        .filter(|c| c.refresh_fingerprint() != spent)
+                    {
+                        state.recent_refresh = Some((
+                            tokio::time::Instant::now(),
+                            trigger,
+                            obtained.access_fingerprint(),
+                        ));
+                    }
+                }
                 self.record_health(runtime);
                 view.credential
                     .clone()
@@ -347,6 +369,8 @@ impl Broker {
         match failure {
             RefreshFailure::Rejected { code, .. } => {
                 Counters::bump(&self.counters.rejected);
+                // Re-read so the snapshot carries the ledger's rejection before anyone looks.
+                load_view(runtime, store, runtime.source.read());
                 drop(guard);
                 self.note_outcome(runtime, &format!("refresh token rejected ({code})"));
                 Finished::Rejected(code)

@@ -55,6 +55,18 @@ pub(super) async fn run(broker: Arc<Broker>, runtime: Arc<ProfileRuntime>) {
                                 )
                                 .await;
                             wait = match result {
+                                // A replacement that is due already (the endpoint's clock or
+                                // ours is off) waits a tick instead of refreshing in a loop.
+                                Ok(grant)
+                                    if broker
+                                        .settings
+                                        .timing
+                                        .refresh_at(&grant.credential, runtime.jitter_seed)
+                                        .is_some_and(|at| at <= Utc::now()) =>
+                                {
+                                    tracing::warn!(profile = %runtime.id, "the new access token is already due for refresh; is this machine's clock right?");
+                                    wait
+                                }
                                 // Recompute from the new token right away.
                                 Ok(_) => Duration::from_millis(50),
                                 Err(e) => {

@@ -1,3 +1,4 @@
+mod codex_cli;
 mod crash;
 mod failures;
 mod gateway;
