@@ -173,7 +173,12 @@ async fn status(config: Config, json: bool) -> u8 {
             return exit::FAILURE;
         }
     };
-    let reports = reports(&broker).await;
+    let mut reports = reports(&broker).await;
+    for report in &mut reports {
+        if let Ok(id) = report.profile.parse() {
+            report.recent_health = broker.store().health_history(&id, 5).unwrap_or_default();
+        }
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let text = serde_json::to_string_pretty(&reports).unwrap_or_default();
@@ -251,6 +256,13 @@ fn human(report: &ProfileReport) -> String {
     }
     for warning in &report.warnings {
         field("warning", warning.clone());
+    }
+    for event in &report.recent_health {
+        let when = event.at.format("%Y-%m-%d %H:%M:%S UTC");
+        field(
+            "history",
+            format!("{when} {}: {}", event.health, event.detail),
+        );
     }
     lines.push(String::new());
     lines.join("\n") + "\n"

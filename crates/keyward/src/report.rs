@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::broker::{Broker, Health, ProfileRuntime, SourceStatus, View};
+use crate::store::HealthEvent;
 
 #[derive(Debug, Serialize)]
 pub struct ProfileReport {
@@ -23,6 +24,9 @@ pub struct ProfileReport {
     pub lineage_changed_by: Option<String>,
     pub last_outcome: Option<String>,
     pub warnings: Vec<String>,
+    /// The latest health changes recorded by `keyward serve` (newest first); `status` only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recent_health: Vec<HealthEvent>,
 }
 
 pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) -> ProfileReport {
@@ -59,6 +63,7 @@ pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) ->
             .last_outcome(runtime)
             .map(|(at, what)| format!("{} {what}", at.format("%Y-%m-%d %H:%M:%S UTC"))),
         warnings: view.warnings.clone(),
+        recent_health: Vec::new(),
     }
 }
 

@@ -135,10 +135,19 @@ impl Counters {
 #[derive(Debug, Default)]
 struct RefreshState {
     backoff: Option<Backoff>,
-    /// When keyward last obtained a token by refreshing, why, and that access token's fingerprint.
-    recent_refresh: Option<(tokio::time::Instant, RefreshTrigger, Fingerprint)>,
+    /// The token keyward last obtained by refreshing.
+    recent_refresh: Option<RecentRefresh>,
     last_outcome: Option<(DateTime<Utc>, String)>,
     recorded_health: Option<HealthState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecentRefresh {
+    at: tokio::time::Instant,
+    trigger: RefreshTrigger,
+    access: Fingerprint,
+    /// Already due for refresh when it arrived (a token endpoint or local clock that is off).
+    born_due: bool,
 }
 
 #[derive(Debug, Clone)]

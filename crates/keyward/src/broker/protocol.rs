@@ -18,7 +18,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{
-    load_view, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime, View,
+    load_view, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime,
+    RecentRefresh, View,
 };
 use crate::credential::{Credential, SourceError, SourceGuard, TokenAnswer};
 use crate::failpoint::crash_point;
@@ -84,15 +85,17 @@ impl Broker {
             if replaced {
                 return Ok(grant(current.clone()));
             }
-            let recent = runtime.state().recent_refresh.filter(|(at, _, access)| {
-                *access == current.access_fingerprint()
-                    && at.elapsed() < self.settings.min_refresh_interval
+            let recent = runtime.state().recent_refresh.filter(|r| {
+                r.access == current.access_fingerprint()
+                    && r.at.elapsed() < self.settings.min_refresh_interval
             });
             match (recent, trigger) {
                 (None, _) | (Some(_), RefreshTrigger::Command) => {}
                 // A fresh token refused upstream is refreshed once; refused again right after a
                 // refresh made for a 401, it is the account the upstream refuses, not the token.
-                (Some((_, RefreshTrigger::Unauthorized, _)), RefreshTrigger::Unauthorized) => {
+                (Some(r), RefreshTrigger::Unauthorized)
+                    if r.trigger == RefreshTrigger::Unauthorized =>
+                {
                     return Err(AccessError::Unavailable {
                         profile: runtime.id.clone(),
                         detail: "the upstream rejected an access token keyward obtained seconds ago for the same reason; not refreshing again so soon".into(),
@@ -100,11 +103,11 @@ impl Broker {
                         retry_after: Some(self.settings.min_refresh_interval),
                     });
                 }
-                (Some(_), RefreshTrigger::Unauthorized) => {}
-                (Some(_), _) => {
-                    tracing::warn!(profile = %runtime.id, "the token endpoint issued an access token that is already due; is this machine's clock right? serving it as is");
+                // Refreshing a token that arrived already due would only get another such token.
+                (Some(r), RefreshTrigger::Ahead | RefreshTrigger::Expired) if r.born_due => {
                     return Ok(grant(current.clone()));
                 }
+                (Some(_), _) => {}
             }
         }
         if let Some(failure) = self.shared_failure(runtime, &view, seen) {
@@ -157,11 +160,20 @@ impl Broker {
                         .as_ref()
                         .filter(|c| c.refresh_fingerprint() != spent)
                     {
-                        state.recent_refresh = Some((
-                            tokio::time::Instant::now(),
+                        let born_due = self
+                            .settings
+                            .timing
+                            .refresh_at(obtained, runtime.jitter_seed)
+                            .is_some_and(|at| at <= Utc::now());
+                        if born_due {
+                            tracing::warn!(profile = %runtime.id, "the token endpoint issued an access token that is already due for refresh; is this machine's clock right?");
+                        }
+                        state.recent_refresh = Some(RecentRefresh {
+                            at: tokio::time::Instant::now(),
                             trigger,
-                            obtained.access_fingerprint(),
-                        ));
+                            access: obtained.access_fingerprint(),
+                            born_due,
+                        });
                     }
                 }
                 self.record_health(runtime);

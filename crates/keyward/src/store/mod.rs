@@ -142,7 +142,7 @@ pub struct Lineage {
     pub changed_by: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HealthEvent {
     pub at: DateTime<Utc>,
     pub health: String,

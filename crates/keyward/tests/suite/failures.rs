@@ -35,7 +35,7 @@ fn refresh_token_of(login: &Value) -> String {
 /// while: with a 10 s token it refreshes 5 s before expiry and serves the old token until 1 s
 /// before it.
 fn ahead_config() -> String {
-    format!("{}min_validity = \"1s\"\n", timing_config("5s"))
+    format!("{}min_validity = \"1s\"\n", timing_config("12s"))
 }
 
 /// A revoked family turns the profile `needs-login` (401 with the `codex login` remedy, `keyward
@@ -168,7 +168,7 @@ async fn lost_answer_is_an_unknown_outcome_never_resent() -> Result<()> {
     home.write_config(&ahead_config())?;
     mock.token_faults(json!([{"kind": "drop_after_issue"}]))
         .await?;
-    let login = mock.login(Some(10)).await?;
+    let login = mock.login(Some(16)).await?;
     home.write_login(&login)?;
     let keyward = Keyward::serve(&home, &mock).await?;
 
@@ -239,7 +239,7 @@ async fn transient_failures_back_off_and_keep_serving() -> Result<()> {
         {"kind": "status", "code": 429, "consume": false},
     ]))
     .await?;
-    let login = mock.login(Some(10)).await?;
+    let login = mock.login(Some(16)).await?;
     mock.ttl_queue(json!([3600])).await?;
     home.write_login(&login)?;
     let keyward = Keyward::serve(&home, &mock).await?;

@@ -143,6 +143,11 @@ async fn cli_writer_rotating_at_random_moments_while_clients_stream() -> Result<
         json!(0),
         "keyward spent nothing: {health}"
     );
+    println!(
+        "figures: cli writer: {} requests served, {refreshed_by_cli} CLI rotations adopted, stats {}",
+        served.load(Ordering::Relaxed) + 1,
+        mock.stats().await?
+    );
     assert_eq!(health["profiles"][0]["health"]["state"], "ok", "{health}");
     assert!(
         mock.is_live(&home.refresh_token()?).await?,
@@ -159,14 +164,14 @@ async fn laptop_sleep_past_expiry_adopts_the_cli_lineage() -> Result<()> {
     let mock = Mock::start().await?;
     let home = Home::new()?;
     home.write_config(&timing_config("1s"))?;
-    let login = mock.login(Some(6)).await?;
+    let login = mock.login(Some(10)).await?;
     let expires = exp_claim(login["access_token"].as_str().unwrap_or_default())?;
     home.write_login(&login)?;
     let keyward = Keyward::serve(&home, &mock).await?;
     complete_response(&keyward, true).await?;
 
     keyward.signal("STOP")?;
-    // The family was logged in with a 6 s lifetime; the CLI's new token is long-lived.
+    // The family was logged in with a 10 s lifetime; the CLI's new token is long-lived.
     mock.ttl_queue(json!([3600])).await?;
     let out = home.cli_refresh(&mock, &["--force"])?;
     assert_eq!(cli_result(&out), "refreshed");
@@ -278,6 +283,7 @@ async fn two_processes_race_for_every_rotation(shared_store: bool) -> Result<()>
     stop(second).await?;
 
     let stats = mock.stats().await?;
+    println!("figures: two processes (shared store: {shared_store}): {sent} requests served, stats {stats}");
     mock.assert_no_reuse().await?;
     assert_eq!(
         stats["token_calls"], stats["refresh_ok"],
@@ -368,6 +374,10 @@ async fn refresh_storm_1000_concurrent_requests_cause_one_token_call() -> Result
         "one refresh served them all"
     );
     assert_eq!(mock.stat("refresh_ok").await?, 1);
+    println!(
+        "figures: storm: {answered} requests answered 200, stats {}",
+        mock.stats().await?
+    );
     mock.assert_no_reuse().await?;
     assert!(mock.is_live(&home.refresh_token()?).await?);
     Ok(())

@@ -1,0 +1,70 @@
+//! The request path's cost of resolving an access token: when nothing changed (a `stat` and two
+//! atomic loads), and right after the source changed (re-read, parse, ledger lookup).
+//!
+//! `cargo bench -p keyward --bench hot_path`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use criterion::{criterion_group, criterion_main, Criterion};
+use keyward::app::build_broker;
+use keyward::config::Config;
+use keyward::profile::ProfileId;
+
+fn jwt(payload: serde_json::Value) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.sig",
+        engine.encode(br#"{"alg":"HS256"}"#),
+        engine.encode(payload.to_string())
+    )
+}
+
+fn hot_path(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let codex = dir.path().join("codex");
+    std::fs::create_dir_all(&codex).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({"exp": now + 86_400, "iat": now, "email": "u@example.com",
+        "https://api.openai.com/auth": {"chatgpt_account_id": "acct", "chatgpt_plan_type": "pro"}});
+    let auth = serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": jwt(claims.clone()),
+        "access_token": jwt(claims), "refresh_token": "rt_bench", "account_id": "acct"},
+        "last_refresh": "2026-11-25T00:00:00Z"});
+    std::fs::write(
+        codex.join("auth.json"),
+        serde_json::to_vec_pretty(&auth).unwrap(),
+    )
+    .unwrap();
+    let env: HashMap<String, String> = [
+        ("HOME", dir.path().to_str().unwrap()),
+        ("KEYWARD_HOME", dir.path().join("keyward").to_str().unwrap()),
+        ("CODEX_HOME", codex.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = Config::load(&env, None).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = build_broker(&config).unwrap();
+    let profile = ProfileId::codex_default();
+    runtime.block_on(broker.access(&profile)).unwrap();
+
+    c.bench_function("access/unchanged source", |b| {
+        b.iter(|| runtime.block_on(broker.access(&profile)).unwrap())
+    });
+    let source = broker.profile(&profile).unwrap().clone();
+    c.bench_function("access/source just changed", |b| {
+        b.iter(|| {
+            source.source_changed();
+            runtime.block_on(broker.access(&profile)).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
