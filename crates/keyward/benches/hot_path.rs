@@ -54,6 +54,14 @@ fn hot_path(c: &mut Criterion) {
     let profile = ProfileId::codex_default();
     runtime.block_on(broker.access(&profile)).unwrap();
 
+    // What the harness and the freshness check cost on their own, to read the numbers below.
+    c.bench_function("baseline/block_on a ready future", |b| {
+        b.iter(|| runtime.block_on(async { std::hint::black_box(1) }))
+    });
+    let auth_path = codex.join("auth.json");
+    c.bench_function("baseline/stat auth.json", |b| {
+        b.iter(|| std::fs::metadata(&auth_path).unwrap())
+    });
     c.bench_function("access/unchanged source", |b| {
         b.iter(|| runtime.block_on(broker.access(&profile)).unwrap())
     });
