@@ -159,6 +159,24 @@ struct Backoff {
     reason: String,
 }
 
+impl Backoff {
+    /// The error a caller gets while this backoff lasts; `what` says what failed.
+    fn unavailable(&self, profile: &ProfileId, what: &str) -> AccessError {
+        AccessError::Unavailable {
+            profile: profile.clone(),
+            detail: format!(
+                "{what}; retrying after {}",
+                self.retry_at.format("%H:%M:%S UTC")
+            ),
+            remedy: None,
+            retry_after: Some(
+                self.until
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            ),
+        }
+    }
+}
+
 pub struct ProfileRuntime {
     pub id: ProfileId,
     pub source: Arc<dyn CredentialSource>,

@@ -205,20 +205,10 @@ impl Broker {
         if let Some(backoff) =
             backoff.filter(|b| b.token == token && b.until > tokio::time::Instant::now())
         {
-            return Some(AccessError::Unavailable {
-                profile: runtime.id.clone(),
-                detail: format!(
-                    "the last refresh failed ({}); retrying after {}",
-                    backoff.reason,
-                    backoff.retry_at.format("%H:%M:%S UTC")
-                ),
-                remedy: None,
-                retry_after: Some(
-                    backoff
-                        .until
-                        .saturating_duration_since(tokio::time::Instant::now()),
-                ),
-            });
+            return Some(backoff.unavailable(
+                &runtime.id,
+                &format!("the last refresh failed ({})", backoff.reason),
+            ));
         }
         let dead = view
             .spend
@@ -436,19 +426,10 @@ impl Broker {
                     backoff
                 };
                 self.note_outcome(runtime, &format!("transient failure: {failure}"));
-                Finished::Failed(AccessError::Unavailable {
-                    profile: runtime.id.clone(),
-                    detail: format!(
-                        "{failure}; the token was not spent; retrying after {}",
-                        backoff.retry_at.format("%H:%M:%S UTC")
-                    ),
-                    remedy: None,
-                    retry_after: Some(
-                        backoff
-                            .until
-                            .saturating_duration_since(tokio::time::Instant::now()),
-                    ),
-                })
+                Finished::Failed(
+                    backoff
+                        .unavailable(&runtime.id, &format!("{failure}; the token was not spent")),
+                )
             }
         }
     }

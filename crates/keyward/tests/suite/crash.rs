@@ -22,12 +22,6 @@ fn spawn_request(url: &str) -> tokio::task::JoinHandle<Result<(u16, String)>> {
     })
 }
 
-async fn counter(keyward: &Keyward, name: &str) -> Result<u64> {
-    Ok(keyward.healthz().await?["counters"][name]
-        .as_u64()
-        .unwrap_or(0))
-}
-
 fn profile(health: &Value) -> &Value {
     &health["profiles"][0]
 }
@@ -104,7 +98,7 @@ async fn crash_after_answer_before_write_back_loses_nothing() -> Result<()> {
         1,
         "nothing was spent again after the restart"
     );
-    assert!(counter(&keyward, "journal_recovered").await? >= 1);
+    assert!(keyward.counter("journal_recovered").await? >= 1);
     let health = keyward.healthz().await?;
     assert_eq!(profile(&health)["health"]["state"], "ok", "{health}");
     mock.assert_no_reuse().await
@@ -132,7 +126,8 @@ async fn crash_after_write_back_before_settle_is_settled_at_restart() -> Result<
 
     let keyward = Keyward::serve(&home, &mock).await?;
     wait_until("the restart settles the journal entry", || async {
-        counter(&keyward, "journal_recovered")
+        keyward
+            .counter("journal_recovered")
             .await
             .is_ok_and(|n| n >= 1)
     })

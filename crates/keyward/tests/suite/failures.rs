@@ -7,30 +7,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn counter(keyward: &Keyward, name: &str) -> Result<u64> {
-    Ok(keyward.healthz().await?["counters"][name]
-        .as_u64()
-        .unwrap_or(0))
-}
-
-async fn health_of(keyward: &Keyward) -> Result<Value> {
-    Ok(keyward.healthz().await?["profiles"][0]["health"].clone())
-}
-
-async fn wait_for_health(keyward: &Keyward, state: &str) -> Result<()> {
-    wait_until(&format!("health {state}"), || async {
-        keyward.profile_health().await.is_ok_and(|s| s == state)
-    })
-    .await
-}
-
-fn refresh_token_of(login: &Value) -> String {
-    login["refresh_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// A config whose ahead-of-expiry refresh comes while the access token is still usable for a
 /// while: with a 10 s token it refreshes 5 s before expiry and serves the old token until 1 s
 /// before it.
@@ -61,7 +37,7 @@ async fn revoked_family_turns_needs_login_then_heals_on_new_login() -> Result<()
             .contains("codex login"),
         "{body}"
     );
-    let health = health_of(&keyward).await?;
+    let health = keyward.health().await?;
     assert_eq!(health["state"], "needs-login", "{health}");
 
     let out = home.keyward(&mock).arg("status").output()?;
@@ -90,7 +66,7 @@ async fn revoked_family_turns_needs_login_then_heals_on_new_login() -> Result<()
         let (status, body) = keyward.respond(true).await?;
         assert_eq!(status, 200, "{body}");
     }
-    let health = health_of(&keyward).await?;
+    let health = keyward.health().await?;
     assert_eq!(health["state"], "ok", "{health}");
     let stats = mock.stats().await?;
     assert_eq!(stats["reuse_events"], 0, "{stats}");
@@ -127,7 +103,7 @@ async fn refresh_token_reused_is_never_retried() -> Result<()> {
     let (status, body) = keyward.respond(false).await?;
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("needs_login"), "{body}");
-    wait_for_health(&keyward, "needs-login").await?;
+    keyward.wait_for_health("needs-login").await?;
     let stats = mock.stats().await?;
     assert_eq!(
         stats["rejected"]["refresh_token_reused"], 1,
@@ -138,7 +114,7 @@ async fn refresh_token_reused_is_never_retried() -> Result<()> {
         "the test's spend made it stale: {stats}"
     );
     assert_eq!(stats["token_calls"], 2, "{stats}");
-    assert!(counter(&keyward, "rejected").await? >= 1);
+    assert!(keyward.counter("rejected").await? >= 1);
 
     for _ in 0..5 {
         let (status, body) = keyward.respond(true).await?;
@@ -173,7 +149,8 @@ async fn lost_answer_is_an_unknown_outcome_never_resent() -> Result<()> {
     let keyward = Keyward::serve(&home, &mock).await?;
 
     wait_until("the ahead-of-expiry refresh loses its answer", || async {
-        counter(&keyward, "outcome_unknown")
+        keyward
+            .counter("outcome_unknown")
             .await
             .is_ok_and(|n| n == 1)
     })
@@ -192,7 +169,7 @@ async fn lost_answer_is_an_unknown_outcome_never_resent() -> Result<()> {
         let (status, body) = keyward.respond(false).await?;
         assert_eq!(status, 200, "{body}");
     }
-    let health = health_of(&keyward).await?;
+    let health = keyward.health().await?;
     assert_eq!(health["state"], "degraded", "{health}");
     assert!(
         health["detail"]
@@ -203,13 +180,13 @@ async fn lost_answer_is_an_unknown_outcome_never_resent() -> Result<()> {
     );
 
     // Once the access token expires, keyward still never resends the token.
-    wait_for_health(&keyward, "needs-login").await?;
+    keyward.wait_for_health("needs-login").await?;
     for _ in 0..3 {
         let (status, body) = keyward.respond(true).await?;
         assert_eq!(status, 401, "{body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let health = health_of(&keyward).await?;
+    let health = keyward.health().await?;
     assert!(
         health["remedy"]
             .as_str()
@@ -245,7 +222,8 @@ async fn transient_failures_back_off_and_keep_serving() -> Result<()> {
     let keyward = Keyward::serve(&home, &mock).await?;
 
     wait_until("the ahead-of-expiry refresh meets a 429", || async {
-        counter(&keyward, "transient_failures")
+        keyward
+            .counter("transient_failures")
             .await
             .is_ok_and(|n| n >= 1)
     })
@@ -278,7 +256,7 @@ async fn transient_failures_back_off_and_keep_serving() -> Result<()> {
         let (status, body) = keyward.respond(false).await?;
         assert_eq!(status, 200, "{body}");
     }
-    assert!(counter(&keyward, "transient_failures").await? >= 2);
+    assert!(keyward.counter("transient_failures").await? >= 2);
     assert_eq!(keyward.profile_health().await?, "ok");
     mock.assert_no_reuse().await
 }

@@ -62,12 +62,6 @@ fn run(home: &Home, mock: &Mock, args: &[&str]) -> Result<Output> {
     Ok(home.keyward(mock).args(args).output()?)
 }
 
-async fn counter(keyward: &Keyward, name: &str) -> Result<u64> {
-    Ok(keyward.healthz().await?["counters"][name]
-        .as_u64()
-        .unwrap_or(0))
-}
-
 /// Refresh success, a 401 retry, a lost answer, a rejected token, a malformed auth.json, every
 /// command and error body: none carries a token, with keyward logging at debug level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +119,8 @@ async fn no_token_reaches_logs_errors_or_status() -> Result<()> {
         .await?;
     home.write_login(&lost)?;
     wait_until("the refresh's outcome is unknown", || async {
-        counter(&keyward, "outcome_unknown")
+        keyward
+            .counter("outcome_unknown")
             .await
             .is_ok_and(|n| n >= 1)
     })
@@ -148,7 +143,7 @@ async fn no_token_reaches_logs_errors_or_status() -> Result<()> {
         .await?;
     home.write_login(&revoked)?;
     wait_until("the revoked login turns needs-login", || async {
-        counter(&keyward, "rejected").await.is_ok_and(|n| n >= 1)
+        keyward.counter("rejected").await.is_ok_and(|n| n >= 1)
             && keyward
                 .profile_health()
                 .await

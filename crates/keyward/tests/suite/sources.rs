@@ -41,16 +41,7 @@ fn status_line<'a>(text: &'a str, label: &str) -> Option<&'a str> {
 
 /// `auth.json` as the CLI writes it for `login`, plus `extra` top-level fields.
 fn login_document(login: &Value, extra: Value) -> Value {
-    let mut document = json!({
-        "OPENAI_API_KEY": null,
-        "tokens": {
-            "id_token": login["id_token"],
-            "access_token": login["access_token"],
-            "refresh_token": login["refresh_token"],
-            "account_id": login["account_id"],
-        },
-        "last_refresh": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-    });
+    let mut document = auth_document(login);
     if let (Some(root), Value::Object(extra)) = (document.as_object_mut(), extra) {
         root.extend(extra);
     }
@@ -68,14 +59,6 @@ fn shows_problem(health: &Value, words: &[&str]) -> bool {
         && words
             .iter()
             .all(|w| text_of(&profile["health"]["detail"]).contains(w))
-}
-
-async fn health_is(keyward: &Keyward, state: &str) -> bool {
-    keyward
-        .profile_health()
-        .await
-        .map(|s| s == state)
-        .unwrap_or(false)
 }
 
 /// With no `auth.json` keyward starts anyway, says `needs-login` with the exact command to run
@@ -128,7 +111,10 @@ async fn missing_auth_json_says_run_codex_login_and_heals_without_restart() -> R
     assert_eq!(status, 200, "{body}");
     let (status, body) = keyward.respond(false).await?;
     assert_eq!(status, 200, "{body}");
-    wait_until("health turns ok", || health_is(&keyward, "ok")).await?;
+    wait_until("health turns ok", || async {
+        keyward.profile_health().await.is_ok_and(|s| s == "ok")
+    })
+    .await?;
     let (out, text) = keyward_cmd(&home, &mock, &["status"])?;
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert_eq!(
@@ -216,8 +202,8 @@ async fn unreadable_auth_json_keeps_the_last_good_login_and_is_never_rewritten()
         );
 
         home.write_login(&login)?;
-        wait_until(&format!("{case}: health back to ok"), || {
-            health_is(&keyward, "ok")
+        wait_until(&format!("{case}: health back to ok"), || async {
+            keyward.profile_health().await.is_ok_and(|s| s == "ok")
         })
         .await?;
         let (status, body) = keyward.respond(true).await?;
@@ -255,8 +241,11 @@ async fn unreadable_auth_json_with_expired_token_refuses_to_refresh() -> Result<
 
     let garbage = b"{\"OPENAI_API_KEY\": null, \"tokens\": {\"access_tok".to_vec();
     home.write_auth_bytes(&garbage)?;
-    wait_until("the last good access token runs out", || {
-        health_is(&keyward, "source-error")
+    wait_until("the last good access token runs out", || async {
+        keyward
+            .profile_health()
+            .await
+            .is_ok_and(|s| s == "source-error")
     })
     .await?;
     let health = keyward.healthz().await?;
@@ -295,7 +284,10 @@ async fn unreadable_auth_json_with_expired_token_refuses_to_refresh() -> Result<
             .unwrap_or(false)
     })
     .await?;
-    wait_until("health back to ok", || health_is(&keyward, "ok")).await?;
+    wait_until("health back to ok", || async {
+        keyward.profile_health().await.is_ok_and(|s| s == "ok")
+    })
+    .await?;
     let (status, body) = keyward.respond(true).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(mock.stat("token_calls").await?, 1);
@@ -348,7 +340,10 @@ async fn garbage_auth_json_at_start_is_a_source_error_not_a_crash() -> Result<()
     home.write_login(&mock.login(None).await?)?;
     let (status, body) = keyward.respond(true).await?;
     assert_eq!(status, 200, "{body}");
-    wait_until("health turns ok", || health_is(&keyward, "ok")).await?;
+    wait_until("health turns ok", || async {
+        keyward.profile_health().await.is_ok_and(|s| s == "ok")
+    })
+    .await?;
     mock.assert_no_reuse().await
 }
 
@@ -589,7 +584,10 @@ async fn auth_json_replaced_mid_read_never_crashes() -> Result<()> {
     );
 
     home.write_login(&login)?;
-    wait_until("health settles on ok", || health_is(&keyward, "ok")).await?;
+    wait_until("health settles on ok", || async {
+        keyward.profile_health().await.is_ok_and(|s| s == "ok")
+    })
+    .await?;
     let (status, body) = keyward.respond(true).await?;
     assert_eq!(status, 200, "{body}");
     let log = keyward.log();
@@ -704,7 +702,10 @@ async fn status_reports_account_expiry_lineage_and_author() -> Result<()> {
         home.refresh_token().map(|t| t != old).unwrap_or(false)
     })
     .await?;
-    wait_until("keyward settles on ok", || health_is(&keyward, "ok")).await?;
+    wait_until("keyward settles on ok", || async {
+        keyward.profile_health().await.is_ok_and(|s| s == "ok")
+    })
+    .await?;
 
     let by_keyward = status_json(&home, &mock)?;
     assert_eq!(by_keyward["account_id"], "acct-test", "{by_keyward}");

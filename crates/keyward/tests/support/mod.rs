@@ -236,17 +236,7 @@ impl Home {
 
     /// Writes `auth.json` as the Codex CLI does: pretty JSON, temp file + rename, mode 0600.
     pub fn write_login(&self, login: &Value) -> Result<()> {
-        let document = json!({
-            "OPENAI_API_KEY": null,
-            "tokens": {
-                "id_token": login["id_token"],
-                "access_token": login["access_token"],
-                "refresh_token": login["refresh_token"],
-                "account_id": login["account_id"],
-            },
-            "last_refresh": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        });
-        self.write_auth_bytes(serde_json::to_string_pretty(&document)?.as_bytes())
+        self.write_auth_bytes(serde_json::to_string_pretty(&auth_document(login))?.as_bytes())
     }
 
     pub fn write_auth_bytes(&self, bytes: &[u8]) -> Result<()> {
@@ -405,6 +395,25 @@ impl Keyward {
             .await?)
     }
 
+    /// One of `/healthz`'s refresh counters.
+    pub async fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self.healthz().await?["counters"][name]
+            .as_u64()
+            .unwrap_or(0))
+    }
+
+    /// The profile's `{"state","detail","remedy"}`.
+    pub async fn health(&self) -> Result<Value> {
+        Ok(self.healthz().await?["profiles"][0]["health"].clone())
+    }
+
+    pub async fn wait_for_health(&self, state: &str) -> Result<()> {
+        wait_until(&format!("health {state}"), || async {
+            self.profile_health().await.is_ok_and(|s| s == state)
+        })
+        .await
+    }
+
     pub async fn profile_health(&self) -> Result<String> {
         let health = self.healthz().await?;
         Ok(health["profiles"][0]["health"]["state"]
@@ -488,6 +497,28 @@ fn excerpt(text: &str, needle: &str) -> String {
         .nth(80)
         .map_or(0, |(i, _)| i);
     text[start..at].to_string()
+}
+
+/// The `auth.json` the Codex CLI writes for a login answer.
+pub fn auth_document(login: &Value) -> Value {
+    json!({
+        "OPENAI_API_KEY": null,
+        "tokens": {
+            "id_token": login["id_token"],
+            "access_token": login["access_token"],
+            "refresh_token": login["refresh_token"],
+            "account_id": login["account_id"],
+        },
+        "last_refresh": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    })
+}
+
+/// The refresh token of a login answer.
+pub fn refresh_token_of(login: &Value) -> String {
+    login["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The tokens of a login answer or an `auth.json`'s `tokens` object.
