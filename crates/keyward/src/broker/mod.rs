@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::credential::{
-    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, SourceRead,
+    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem,
 };
 use crate::profile::ProfileId;
 use crate::secret::Fingerprint;
@@ -324,11 +324,7 @@ impl Broker {
             return view;
         }
         let (rt, store) = (runtime.clone(), self.store.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            let read = rt.source.read();
-            load_view(&rt, store.as_ref(), read)
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || reload(&rt, store.as_ref())).await;
         match loaded {
             Ok(view) => view,
             Err(_) => runtime.view(),
@@ -492,15 +488,12 @@ impl Broker {
     }
 }
 
-/// Builds and installs a snapshot from one read of the source. Blocking (store access).
-pub(crate) fn load_view(
-    runtime: &ProfileRuntime,
-    store: &dyn Store,
-    read: SourceRead,
-) -> Arc<View> {
-    // Taken before the read's result is used: an event that lands after this makes the next
-    // access read again, never the other way round.
+/// Reads the source and installs a snapshot of it. Blocking (file and store access).
+pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
+    // Taken before the read: an event landing during the read makes the next access read
+    // again, never the other way round.
     let epoch = runtime.epoch.load(Ordering::Acquire);
+    let read = runtime.source.read();
     let previous = runtime.view();
     let (status, credential) = match read.contents {
         Ok(SourceContents::Login(credential)) => (SourceStatus::Login, Some(Arc::from(credential))),

@@ -18,8 +18,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{
-    load_view, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime,
-    RecentRefresh, View,
+    reload, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime, RecentRefresh,
+    View,
 };
 use crate::credential::{Credential, SourceError, SourceGuard, TokenAnswer};
 use crate::failpoint::crash_point;
@@ -232,7 +232,7 @@ impl Broker {
         if let Err(e) = self.recover_locked(runtime, guard.as_ref()) {
             return Prepared::Refused(e);
         }
-        let view = load_view(runtime, self.store.as_ref(), runtime.source.read());
+        let view = reload(runtime, self.store.as_ref());
         let Some(credential) = view.credential.clone() else {
             return Prepared::Refused(self.unavailable(runtime, &view));
         };
@@ -271,7 +271,7 @@ impl Broker {
             Ok(SpendPermit::Refused(record)) => {
                 Counters::bump(&self.counters.stale_spends_prevented);
                 tracing::warn!(profile = %runtime.id, token = %token, ledger = record.state.as_str(), "refusing to spend a refresh token the ledger already holds");
-                let view = load_view(runtime, self.store.as_ref(), runtime.source.read());
+                let view = reload(runtime, self.store.as_ref());
                 Prepared::Refused(self.refused(runtime, &view, &record))
             }
             Err(e) => Prepared::Refused(AccessError::Store(e.to_string())),
@@ -330,7 +330,7 @@ impl Broker {
         }
         drop(guard);
         Counters::bump(&self.counters.refreshed);
-        let view = load_view(runtime, store, runtime.source.read());
+        let view = reload(runtime, store);
         let landed = view.credential.as_ref().map(|c| c.refresh_fingerprint()) == successor;
         tracing::info!(profile = %runtime.id, spent = %spent, successor = ?successor, generation = view.lineage.generation, written_back = landed, "refreshed");
         self.note_outcome(runtime, "refreshed by keyward");
@@ -372,7 +372,7 @@ impl Broker {
             RefreshFailure::Rejected { code, .. } => {
                 Counters::bump(&self.counters.rejected);
                 // Re-read so the snapshot carries the ledger's rejection before anyone looks.
-                load_view(runtime, store, runtime.source.read());
+                reload(runtime, store);
                 drop(guard);
                 self.note_outcome(runtime, &format!("refresh token rejected ({code})"));
                 Finished::Rejected(code)
@@ -381,7 +381,7 @@ impl Broker {
                 Counters::bump(&self.counters.outcome_unknown);
                 // Still under the locks: only a writer that ignores them could have moved the
                 // source, but that newer lineage is the only safe way forward if it did.
-                let view = load_view(runtime, store, runtime.source.read());
+                let view = reload(runtime, store);
                 drop(guard);
                 let adopted = view
                     .credential

@@ -84,7 +84,7 @@ impl Broker {
             .lock(self.settings.lock_timeout)
             .map_err(|e| self.source_error(runtime, &e))?;
         self.recover_locked(runtime, guard.as_ref())?;
-        super::load_view(runtime, self.store.as_ref(), runtime.source.read());
+        super::reload(runtime, self.store.as_ref());
         Ok(())
     }
 }
