@@ -195,6 +195,16 @@ async fn produce_events(
         },
     });
     out.emit(added).await?;
+    // The real backend opens the content part before its deltas (clients index into it).
+    let part_added = json!({
+        "type": "response.content_part.added",
+        "sequence_number": out.next_seq(),
+        "item_id": item_id,
+        "output_index": 0,
+        "content_index": 0,
+        "part": {"type": "output_text", "text": "", "annotations": []},
+    });
+    out.emit(part_added).await?;
 
     for (i, delta) in split_text(TEXT, plan.chunks).into_iter().enumerate() {
         if i > 0 && !plan.chunk_delay.is_zero() {
@@ -210,6 +220,25 @@ async fn produce_events(
         });
         out.emit(event).await?;
     }
+
+    let text_done = json!({
+        "type": "response.output_text.done",
+        "sequence_number": out.next_seq(),
+        "item_id": item_id,
+        "output_index": 0,
+        "content_index": 0,
+        "text": TEXT,
+    });
+    out.emit(text_done).await?;
+    let part_done = json!({
+        "type": "response.content_part.done",
+        "sequence_number": out.next_seq(),
+        "item_id": item_id,
+        "output_index": 0,
+        "content_index": 0,
+        "part": {"type": "output_text", "text": TEXT, "annotations": []},
+    });
+    out.emit(part_done).await?;
 
     let item = json!({
         "type": "message",

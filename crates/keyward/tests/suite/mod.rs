@@ -3,6 +3,7 @@ mod crash;
 mod failures;
 mod gateway;
 mod lineage;
+mod openai_sdk;
 mod processes;
 mod secrets;
 mod sources;
