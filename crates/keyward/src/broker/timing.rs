@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use crate::credential::Credential;
 use crate::secret::Fingerprint;
 
+/// The Codex CLI refreshes a login without an expiry claim once `last_refresh` is this old.
+const CLI_FALLBACK_LIFETIME_DAYS: i64 = 8;
+
 #[derive(Debug, Clone)]
 pub struct RefreshTiming {
     /// Refresh once the access token has this much or less left (plus jitter). The Codex CLI
@@ -30,10 +33,14 @@ impl Default for RefreshTiming {
 }
 
 impl RefreshTiming {
-    /// The instant the scheduler should refresh `credential`, if its expiry is known. The margin
-    /// never exceeds half the token's lifetime, so short-lived tokens do not refresh in a loop.
+    /// The instant the scheduler should refresh `credential`. The margin never exceeds half the
+    /// token's lifetime, so short-lived tokens do not refresh in a loop. An access token without
+    /// an `exp` claim is treated as the Codex CLI treats it: stale 8 days after `last_refresh`.
     pub fn refresh_at(&self, credential: &Credential, seed: u64) -> Option<DateTime<Utc>> {
-        let expires = credential.claims.expires_at?;
+        let expires = match credential.claims.expires_at {
+            Some(expires) => expires,
+            None => credential.last_refresh? + chrono::Duration::days(CLI_FALLBACK_LIFETIME_DAYS),
+        };
         let jitter = self
             .jitter
             .mul_f64(unit_fraction(credential.refresh_fingerprint(), seed));
@@ -123,6 +130,24 @@ mod tests {
         assert_eq!(
             timing.refresh_at(&cred, 1).map(|t| t.timestamp()),
             Some(1030)
+        );
+    }
+
+    #[test]
+    fn without_an_expiry_claim_falls_back_to_the_clis_eight_days() {
+        let timing = RefreshTiming {
+            margin: Duration::from_secs(600),
+            jitter: Duration::ZERO,
+            ..Default::default()
+        };
+        let mut cred = credential(0, 0);
+        cred.claims = TokenClaims::default();
+        assert_eq!(timing.refresh_at(&cred, 1), None);
+        cred.last_refresh = DateTime::from_timestamp(1_000_000, 0);
+        let expected = 1_000_000 + 8 * 86_400 - 600;
+        assert_eq!(
+            timing.refresh_at(&cred, 1).map(|t| t.timestamp()),
+            Some(expected)
         );
     }
 
