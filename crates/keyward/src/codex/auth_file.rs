@@ -35,7 +35,7 @@ impl AuthDocument {
             // serde_json syntax errors carry only a category and a position, never input text.
             ParseError::NotJson(format!(
                 "{} at line {} column {}",
-                classify(&e),
+                super::json_error_kind(&e),
                 e.line(),
                 e.column()
             ))
@@ -144,15 +144,6 @@ impl AuthDocument {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising a Map of Values cannot fail; fall back to an empty object rather than panic.
         serde_json::to_vec_pretty(&self.root).unwrap_or_else(|_| b"{}".to_vec())
-    }
-}
-
-fn classify(e: &serde_json::Error) -> &'static str {
-    match e.classify() {
-        serde_json::error::Category::Eof => "truncated",
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "bad data",
-        serde_json::error::Category::Io => "read error",
     }
 }
 

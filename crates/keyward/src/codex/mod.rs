@@ -14,3 +14,13 @@ pub const DEFAULT_BASE_URL: &str = "https://chatgpt.com/backend-api/codex";
 pub const TOKEN_URL_ENV: &str = "CODEX_REFRESH_TOKEN_URL_OVERRIDE";
 pub const BASE_URL_ENV: &str = "KEYWARD_CODEX_BASE_URL";
 pub const HOME_ENV: &str = "CODEX_HOME";
+
+/// What kind of JSON error this is, without the input text serde may quote (it could be a token).
+pub(crate) fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "truncated",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Io => "read error",
+    }
+}

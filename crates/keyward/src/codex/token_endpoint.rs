@@ -79,7 +79,7 @@ impl TokenEndpoint for CodexTokenEndpoint {
                 serde_json::from_slice(&bytes).map_err(|e| RefreshFailure::Unknown {
                     detail: format!(
                         "status {status} with an unreadable body ({})",
-                        e.classify_name()
+                        super::json_error_kind(&e)
                     ),
                 })?;
             let Some(access) = raw.access_token.filter(|t| !t.is_empty()) else {
@@ -93,21 +93,6 @@ impl TokenEndpoint for CodexTokenEndpoint {
                 id_token: raw.id_token.filter(|t| !t.is_empty()).map(Secret::new),
             })
         })
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Eof => "truncated",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "unexpected shape",
-            serde_json::error::Category::Io => "read error",
-        }
     }
 }
 
