@@ -24,6 +24,8 @@ pub struct ProfileReport {
     pub lineage_changed_by: Option<String>,
     pub last_outcome: Option<String>,
     pub warnings: Vec<String>,
+    /// Reads of the source by this process: they follow changes of the file, not requests.
+    pub source_reads: u64,
     /// The latest health changes recorded by `keyward serve` (newest first); `status` only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recent_health: Vec<HealthEvent>,
@@ -63,6 +65,7 @@ pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) ->
             .last_outcome(runtime)
             .map(|(at, what)| format!("{} {what}", at.format("%Y-%m-%d %H:%M:%S UTC"))),
         warnings: view.warnings.clone(),
+        source_reads: runtime.source_reads(),
         recent_health: Vec::new(),
     }
 }

@@ -25,6 +25,9 @@ pub fn watch(profiles: &[Arc<ProfileRuntime>]) -> notify::Result<SourceWatcher> 
     let targets = by_file.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
+            // Opening and reading the file are events too: keyward's own re-read would
+            // invalidate the snapshot it just took, and every request would read again.
+            Ok(event) if event.kind.is_access() => {}
             Ok(event) => {
                 for path in &event.paths {
                     if let Some(profiles) = targets.get(path) {

@@ -187,6 +187,8 @@ pub struct ProfileRuntime {
     flight: tokio::sync::Mutex<()>,
     state: Mutex<RefreshState>,
     jitter_seed: u64,
+    /// How many times the source was read and parsed (the request path should not).
+    reads: AtomicU64,
 }
 
 impl ProfileRuntime {
@@ -215,6 +217,7 @@ impl ProfileRuntime {
             flight: tokio::sync::Mutex::new(()),
             state: Mutex::new(RefreshState::default()),
             jitter_seed: rand::random(),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -222,6 +225,10 @@ impl ProfileRuntime {
     pub fn source_changed(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_one();
+    }
+
+    pub fn source_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -494,6 +501,7 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
     // again, never the other way round.
     let epoch = runtime.epoch.load(Ordering::Acquire);
     let read = runtime.source.read();
+    runtime.reads.fetch_add(1, Ordering::Relaxed);
     let previous = runtime.view();
     let (status, credential) = match read.contents {
         Ok(SourceContents::Login(credential)) => (SourceStatus::Login, Some(Arc::from(credential))),

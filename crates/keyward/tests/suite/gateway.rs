@@ -113,3 +113,43 @@ async fn upstream_401_refreshes_once_and_retries() -> Result<()> {
     );
     mock.assert_no_reuse().await
 }
+
+/// Requests do not re-read an unchanged auth.json, and keyward's own reads (which the file
+/// watcher also sees) do not invalidate the snapshot they produced; a real change is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_source_is_not_reread_per_request() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    let reads = || async {
+        let health = keyward.healthz().await?;
+        Ok::<u64, anyhow::Error>(health["profiles"][0]["source_reads"].as_u64().unwrap_or(0))
+    };
+    for _ in 0..20 {
+        assert_eq!(keyward.respond(true).await?.0, 200);
+    }
+    let before = reads().await?;
+    for _ in 0..50 {
+        assert_eq!(keyward.respond(true).await?.0, 200);
+    }
+    assert_eq!(
+        reads().await?,
+        before,
+        "50 requests on an unchanged file read it again"
+    );
+
+    home.write_login(&mock.login(None).await?)?;
+    assert_eq!(keyward.respond(true).await?.0, 200);
+    let after_change = reads().await?;
+    assert!(after_change > before, "a changed file is read");
+    for _ in 0..20 {
+        assert_eq!(keyward.respond(true).await?.0, 200);
+    }
+    // The watcher's event for the write may land after the identity check read the file once.
+    assert!(
+        reads().await? <= after_change + 1,
+        "reads keep following requests"
+    );
+    Ok(())
+}
