@@ -72,6 +72,9 @@ pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) ->
 
 /// "in 3h 12m" / "12m ago".
 pub fn relative(secs: i64) -> String {
+    if secs == 0 {
+        return "just now".into();
+    }
     let magnitude = secs.unsigned_abs();
     let text = if magnitude >= 86_400 {
         format!("{}d {}h", magnitude / 86_400, magnitude % 86_400 / 3600)
