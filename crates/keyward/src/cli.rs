@@ -91,6 +91,12 @@ pub fn run(cli: Cli) -> u8 {
 }
 
 async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
+    // Each streamed request holds two sockets (client and upstream); a shell's usual soft limit
+    // of 1024 descriptors would refuse connections at about 500 concurrent streams.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
     let broker = match build_broker(&config) {
         Ok(broker) => broker,
         Err(e) => {

@@ -322,7 +322,8 @@ async fn refresh_storm_1000_concurrent_requests_cause_one_token_call() -> Result
     // Hold the refresh at the endpoint so the requests pile up behind it.
     mock.token_faults(json!([{"kind": "delay", "ms": 2000}]))
         .await?;
-    let keyward = Keyward::serve(&home, &mock).await?;
+    // Started with a shell's usual soft limit of 1024 descriptors: 1000 streams need about 2000.
+    let keyward = Keyward::serve_with_soft_nofile(&home, &mock, 1024).await?;
     wait_until("keyward's refresh reaches the endpoint", || async {
         mock.stat("token_calls").await.unwrap_or(0) >= 1
     })

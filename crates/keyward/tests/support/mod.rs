@@ -308,10 +308,30 @@ impl Keyward {
     }
 
     pub async fn serve_with(home: &Home, mock: &Mock, env: &[(&str, &str)]) -> Result<Self> {
+        Self::start(home.keyward(mock), home, env).await
+    }
+
+    /// Starts keyward with a soft open-file limit of `soft` (as a login shell often sets it).
+    pub async fn serve_with_soft_nofile(home: &Home, mock: &Mock, soft: u64) -> Result<Self> {
+        let keyward = home.keyward(mock);
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={soft}:"))
+            .arg("--")
+            .arg(keyward.get_program());
+        command.env_clear();
+        for (key, value) in keyward.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        Self::start(command, home, &[]).await
+    }
+
+    async fn start(mut command: Command, home: &Home, env: &[(&str, &str)]) -> Result<Self> {
         let n = SERVE_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log_path = home.root().join(format!("keyward-{n}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let mut command = home.keyward(mock);
         command.args(["serve", "--listen", "127.0.0.1:0"]);
         for (key, value) in env {
             command.env(key, value);
