@@ -153,6 +153,8 @@ pub struct HealthEvent {
 pub enum StoreError {
     #[error("keyward's store {path}: {detail}")]
     Db { path: String, detail: String },
+    #[error("keyward's store {path} is not a database keyward can read (damaged?): move it aside and keyward starts a new one; the new ledger will not know the tokens spent so far, so keep the old file if you want to inspect it")]
+    Unreadable { path: String },
     #[error("keyward's store {path} has schema version {found}, newer than this keyward understands ({supported}); upgrade keyward")]
     TooNew {
         path: String,

@@ -85,13 +85,14 @@ impl SqliteStore {
             .map_err(|e| fail(format!("cannot create: {e}")))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
-        let conn = Connection::open(&path).map_err(|e| fail(e.to_string()))?;
+        let fail_db = |e| db_error(&path, e);
+        let conn = Connection::open(&path).map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(fail_db)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON;",
         )
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail_db)?;
         let store = Self {
             path: path.clone(),
             conn: Mutex::new(conn),
@@ -105,10 +106,7 @@ impl SqliteStore {
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::Db {
-            path: self.path.display().to_string(),
-            detail: e.to_string(),
-        }
+        db_error(&self.path, e)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -145,6 +143,17 @@ impl SqliteStore {
         self.conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.display().to_string();
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Unreadable { path },
+        _ => StoreError::Db {
+            path,
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -492,6 +501,24 @@ mod tests {
             store.spend_record(maybe)?.map(|r| r.state),
             Some(SpendState::Unknown)
         );
+        Ok(())
+    }
+
+    /// A damaged store file is named with what to do, not a bare SQLite message.
+    #[test]
+    fn a_damaged_store_is_explained() -> StoreResult<()> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("keyward.db"),
+            b"not a database at all, just text",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        match SqliteStore::open(dir.path()) {
+            Err(e @ StoreError::Unreadable { .. }) => {
+                assert!(e.to_string().contains("move it aside"))
+            }
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
         Ok(())
     }
 
