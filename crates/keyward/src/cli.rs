@@ -105,6 +105,12 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         }
     };
     let addr = listen.unwrap_or(config.listen);
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "keyward: refusing to listen on {addr}: keyward has no gateway keys yet, so anyone who can reach that address would use your login. Listen on a loopback address (127.0.0.1 or [::1])."
+        );
+        return exit::USAGE;
+    }
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {

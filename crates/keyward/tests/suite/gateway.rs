@@ -153,3 +153,22 @@ async fn unchanged_source_is_not_reread_per_request() -> Result<()> {
     );
     Ok(())
 }
+
+/// Without gateway keys, keyward refuses to expose the login beyond loopback, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_to_listen_beyond_loopback() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    let out = home
+        .keyward(&mock)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("loopback"), "{stderr}");
+    Ok(())
+}
