@@ -251,16 +251,13 @@ impl Broker {
             });
         }
         let token = credential.refresh_fingerprint();
-        if token != seen {
-            let replaced_fresh = self.settings.timing.usable(&credential, Utc::now());
-            if replaced_fresh || view.spend.is_some() {
-                Counters::bump(&self.counters.adopted);
-                tracing::info!(profile = %runtime.id, adopted = %token, instead_of = %seen, generation = view.lineage.generation, "adopted a newer lineage from the source; spent nothing");
-                self.note_outcome(runtime, "adopted a newer lineage from the source");
-                return Prepared::Adopted(view);
-            }
-            // The source's token is newer than ours but its access token is spent too: it is
-            // the live lineage, so it is the one to refresh.
+        // A newer token whose access token is used up too is still the live lineage: it is the
+        // one to refresh (if the ledger allows, just below).
+        if token != seen && self.settings.timing.usable(&credential, Utc::now()) {
+            Counters::bump(&self.counters.adopted);
+            tracing::info!(profile = %runtime.id, adopted = %token, instead_of = %seen, generation = view.lineage.generation, "adopted a newer lineage from the source; spent nothing");
+            self.note_outcome(runtime, "adopted a newer lineage from the source");
+            return Prepared::Adopted(view);
         }
         match self.store.begin_spend(&runtime.id, token, trigger.as_str()) {
             Ok(SpendPermit::Granted(journal)) => Prepared::Spend {
