@@ -24,10 +24,6 @@ impl Secret {
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self.expose())
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for Secret {

@@ -81,7 +81,6 @@ pub struct View {
     pub spend: Option<SpendRecord>,
     pub lineage: Lineage,
     pub warnings: Vec<String>,
-    pub read_at: DateTime<Utc>,
 }
 
 /// Per-process counters, reported by `/healthz`.
@@ -205,7 +204,6 @@ impl ProfileRuntime {
             spend: None,
             lineage: Lineage::default(),
             warnings: Vec::new(),
-            read_at: Utc::now(),
         };
         Self {
             id,
@@ -308,10 +306,6 @@ impl Broker {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    pub fn settings(&self) -> &BrokerSettings {
-        &self.settings
     }
 
     pub fn profile(&self, id: &ProfileId) -> Option<&Arc<ProfileRuntime>> {
@@ -546,7 +540,6 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         spend,
         lineage,
         warnings: read.warnings,
-        read_at: Utc::now(),
     });
     if let Some(change) = describe_change(&previous, &view) {
         tracing::info!(profile = %runtime.id, generation = view.lineage.generation, "{change}");

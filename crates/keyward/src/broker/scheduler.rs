@@ -64,7 +64,7 @@ pub(super) async fn run(broker: Arc<Broker>, runtime: Arc<ProfileRuntime>) {
                                         .refresh_at(&grant.credential, runtime.jitter_seed)
                                         .is_some_and(|at| at <= Utc::now()) =>
                                 {
-                                    tracing::warn!(profile = %runtime.id, "the new access token is already due for refresh; is this machine's clock right?");
+                                    // The protocol already warned when the token arrived.
                                     wait
                                 }
                                 // Recompute from the new token right away.

@@ -39,10 +39,6 @@ impl CodexSource {
         }
     }
 
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-
     fn path_text(&self) -> String {
         self.auth_path.display().to_string()
     }
