@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codex;
 pub mod config;
 pub mod credential;
+pub mod dialect;
 pub mod failpoint;
 pub mod gateway;
 pub mod profile;

@@ -3,7 +3,6 @@
 mod error;
 mod health;
 mod responses;
-pub mod sse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

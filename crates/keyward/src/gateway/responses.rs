@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
-use super::sse::SseParser;
 use super::{ApiError, Gateway};
 use crate::broker::Grant;
+use crate::dialect::sse::SseParser;
 use crate::profile::ProfileId;
 
 /// Selects a profile by id; without it, the first configured profile serves.

@@ -1,0 +1,217 @@
+//! The API dialects clients speak to keyward, translated to and from the public OpenAI Responses
+//! API, which is what every upstream keyward knows is reached through.
+//!
+//! Everything here is pure: request bytes in, a Responses request out; Responses stream events
+//! in, the client's frames out. No HTTP, no I/O, no provider knowledge (what the Codex backend
+//! refuses lives in `codex::backend`), so each translator is unit-tested on its own and fuzzed.
+//!
+//! Per dialect, a module offers `translate(body) -> Translated`: the Responses request, plus an
+//! [`Answer`] that knows how to speak back to this client: a [`StreamTranslator`] for a streamed
+//! answer, or one reply object from the assembled Responses object for a non-streamed one.
+
+pub(crate) mod chat;
+pub(crate) mod completions;
+pub(crate) mod count_tokens;
+pub(crate) mod messages;
+pub(crate) mod responses;
+pub mod sse;
+pub(crate) mod stop;
+#[cfg(test)]
+pub(crate) mod testing;
+
+use serde_json::{Map, Value};
+
+/// The dialect a client speaks, which decides the shape of every answer, errors included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    Chat,
+    /// OpenAI legacy text completions (`/v1/completions`).
+    Completions,
+    /// Anthropic Messages (`/v1/messages`).
+    Messages,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Responses => "responses",
+            Self::Chat => "chat",
+            Self::Completions => "completions",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// Whether errors take Anthropic's shape rather than OpenAI's.
+    pub fn is_anthropic(self) -> bool {
+        matches!(self, Self::Messages)
+    }
+}
+
+/// A client request translated into the public Responses API.
+pub(crate) struct Translated {
+    /// The Responses request body. Its `model` is still the name the client asked for.
+    pub body: Map<String, Value>,
+    /// The model name the client asked for, echoed in the answer.
+    pub model: String,
+    /// Whether the client asked for a streamed answer.
+    pub stream: bool,
+    /// Client fields with no Responses equivalent, dropped (reported to the client), by the
+    /// client's own names.
+    pub dropped: Vec<String>,
+    /// `(Responses field, client field)` for fields carried under another name, so a field the
+    /// upstream cannot honour is reported by the name the client used.
+    pub renamed: Vec<(&'static str, &'static str)>,
+    /// How to answer this client; `None` for the Responses dialect, whose answer is the
+    /// upstream's own (passed through, never re-encoded).
+    pub answer: Option<Box<dyn Answer>>,
+}
+
+impl Translated {
+    /// The client's name for a Responses field.
+    pub fn client_name<'a>(&'a self, responses_field: &'a str) -> &'a str {
+        self.renamed
+            .iter()
+            .find(|(ours, _)| *ours == responses_field)
+            .map_or(responses_field, |(_, theirs)| theirs)
+    }
+}
+
+impl std::fmt::Debug for Translated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translated")
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request keyward refuses before sending anything: a 400 in the caller's dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    /// The offending field, as a path (`messages[2].content`), when there is one.
+    pub param: Option<String>,
+}
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn at(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+}
+
+/// Whether a stream translator wants more upstream events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// The translator wrote its last frame (a stop sequence matched): stop reading upstream.
+    Stop,
+}
+
+/// Turns the upstream's Responses event stream into one client's frames, incrementally: every
+/// event is translated as it arrives, nothing is held back except what a stop sequence needs.
+pub(crate) trait StreamTranslator: Send {
+    /// One upstream event (its parsed `data`, with `type` set); appends frames to `out`.
+    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow;
+
+    /// The upstream stream ended. `broken` says why when it ended without a terminal event
+    /// (`response.completed`, `.incomplete`, `.failed`, `error`) because the transport failed;
+    /// `None` when it closed normally (with or without a terminal event). Appends the closing
+    /// frames; a stream that ended without a terminal event is reported as an error in the
+    /// dialect.
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>);
+}
+
+/// How to speak back to one client.
+pub(crate) trait Answer: Send {
+    /// The streaming translator for this request.
+    fn stream(self: Box<Self>) -> Box<dyn StreamTranslator>;
+
+    /// The non-streamed answer, from the assembled Responses object (status `completed` or
+    /// `incomplete`).
+    fn reply(&self, response: &Value) -> Value;
+}
+
+/// A JSON body that must be an object; the error says which it was instead.
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Invalid> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Invalid::new(format!(
+            "the request body must be a JSON object, not {}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(Invalid::new(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// "a string", "an array", ... for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The optional boolean `stream` field.
+pub(crate) fn stream_flag(body: &Map<String, Value>) -> Result<bool, Invalid> {
+    match body.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(stream)) => Ok(*stream),
+        Some(other) => Err(Invalid::at(
+            "stream",
+            format!("`stream` must be a boolean, not {}", json_kind(other)),
+        )),
+    }
+}
+
+/// The required string `model` field.
+pub(crate) fn model_field(body: &Map<String, Value>) -> Result<String, Invalid> {
+    match body.get("model") {
+        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => Err(Invalid::at(
+            "model",
+            "`model` is required: name the model to use (GET /v1/models lists them)",
+        )),
+        Some(other) => Err(Invalid::at(
+            "model",
+            format!("`model` must be a string, not {}", json_kind(other)),
+        )),
+    }
+}
+
+/// Appends one server-sent event frame: `event:` (when named) and a one-line `data:`.
+pub(crate) fn write_frame(out: &mut Vec<u8>, event: Option<&str>, data: &Value) {
+    if let Some(event) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    // Writing a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
