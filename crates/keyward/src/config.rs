@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::codex;
+use crate::models::{Alias, Models, ServedModel};
 use crate::profile::{ProfileId, CODEX_PROVIDER};
 
 pub const HOME_ENV: &str = "KEYWARD_HOME";
@@ -42,6 +43,20 @@ struct FileConfig {
     refresh: RefreshFile,
     #[serde(default)]
     codex: CodexFile,
+    #[serde(default)]
+    models: ModelsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    /// Replaces the default model list.
+    served: Option<Vec<String>>,
+    /// `false` leaves out the default aliases (the `claude-*` ones).
+    default_aliases: Option<bool>,
+    /// Pattern -> model, in the file's order, taken before the defaults.
+    #[serde(default)]
+    aliases: toml::Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +111,7 @@ pub struct Config {
     pub codex_base_url: String,
     pub codex_token_url: String,
     pub codex_profiles: Vec<CodexProfileConfig>,
+    pub models: Models,
     pub margin: Duration,
     pub jitter: Duration,
     pub min_validity: Duration,
@@ -190,6 +206,7 @@ impl Config {
             });
         }
 
+        let models = models_config(&file.models).map_err(invalid)?;
         let refresh = &file.refresh;
         Ok(Self {
             keyward_home,
@@ -206,6 +223,7 @@ impl Config {
                 .or(file.codex.token_url.clone())
                 .unwrap_or_else(|| codex::DEFAULT_TOKEN_URL.to_string()),
             codex_profiles,
+            models,
             margin: refresh.margin.unwrap_or(Duration::from_secs(600)),
             jitter: refresh.jitter.unwrap_or(Duration::from_secs(300)),
             min_validity: refresh.min_validity.unwrap_or(Duration::from_secs(30)),
@@ -215,6 +233,42 @@ impl Config {
             tick: refresh.tick.unwrap_or(Duration::from_secs(30)),
         })
     }
+}
+
+/// The `[models]` table over the Codex defaults.
+fn models_config(file: &ModelsFile) -> Result<Models, String> {
+    let served = match &file.served {
+        Some(ids) => ids
+            .iter()
+            .map(|id| ServedModel {
+                id: id.clone(),
+                display_name: id.clone(),
+            })
+            .collect(),
+        None => codex::models::MODELS
+            .iter()
+            .map(|(id, name)| ServedModel {
+                id: (*id).to_string(),
+                display_name: (*name).to_string(),
+            })
+            .collect(),
+    };
+    let mut aliases = Vec::new();
+    for (pattern, target) in &file.aliases {
+        let target = target.as_str().ok_or_else(|| {
+            format!("[models.aliases] \"{pattern}\" must name a model as a string")
+        })?;
+        aliases.push(
+            Alias::new(pattern, target)
+                .map_err(|e| format!("[models.aliases] \"{pattern}\" is not a valid pattern: {e}"))?,
+        );
+    }
+    if file.default_aliases.unwrap_or(true) {
+        for (pattern, target) in codex::models::ALIASES {
+            aliases.push(Alias::new(pattern, target).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(Models { served, aliases })
 }
 
 fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {

@@ -1,7 +1,9 @@
 //! The Codex CLI's login: `$CODEX_HOME/auth.json`, its format, its locks, and its token endpoint.
 
 pub mod auth_file;
+pub(crate) mod backend;
 pub mod lock;
+pub(crate) mod models;
 pub mod source;
 pub mod token_endpoint;
 

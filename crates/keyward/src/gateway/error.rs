@@ -1,39 +1,197 @@
-//! The one place keyward's failures become HTTP answers, in the OpenAI error shape
-//! (`{"error":{"message","type","code","param"}}`), with what the user can do in the message.
+//! The one place failures become HTTP answers, in the caller's dialect: OpenAI's
+//! `{"error":{"message","type","code","param"}}` on OpenAI routes, Anthropic's
+//! `{"type":"error","error":{"type","message"}}` on `/v1/messages`. keyward's own failures say
+//! what the user can do; the upstream's keep their status and message.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::broker::AccessError;
+use crate::dialect::responses::StreamFailure;
+use crate::dialect::{Dialect, Invalid};
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    /// The OpenAI error `type`.
     pub kind: &'static str,
-    pub code: &'static str,
+    pub code: Option<String>,
     pub message: String,
+    pub param: Option<String>,
     pub retry_after: Option<u64>,
+    /// An upstream's own OpenAI-shaped error object, given whole to OpenAI-dialect callers (it
+    /// may carry more than the four standard fields, such as a usage limit's reset time).
+    pub upstream_error: Option<Value>,
+    /// Upstream headers worth passing on with the error (`retry-after`, usage windows).
+    pub headers: HeaderMap,
 }
 
 impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, kind: &'static str, code: &str, message: String) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
-            code: "invalid_request",
-            message: message.into(),
+            status,
+            kind,
+            code: Some(code.to_string()),
+            message,
+            param: None,
             retry_after: None,
+            upstream_error: None,
+            headers: HeaderMap::new(),
         }
     }
 
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message.into(),
+        )
+    }
+
     pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "upstream_unreachable",
+            message.into(),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            message.into(),
+        )
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            message.into(),
+        )
+    }
+
+    pub fn unknown_model(model: &str) -> Self {
         Self {
-            status: StatusCode::BAD_GATEWAY,
-            kind: "upstream_error",
-            code: "upstream_unreachable",
-            message: message.into(),
-            retry_after: None,
+            param: Some("model".into()),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("keyward does not serve the model `{model}`: ask for an OpenAI model (GET /v1/models lists them), or map this name to one under [models.aliases] in keyward's config.toml"),
+            )
+        }
+    }
+
+    /// A failure the upstream reported inside its stream.
+    pub(crate) fn from_stream(failure: StreamFailure) -> Self {
+        let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Self {
+            code: failure.code,
+            ..Self::new(
+                status,
+                if status == StatusCode::BAD_REQUEST {
+                    "invalid_request_error"
+                } else {
+                    "upstream_error"
+                },
+                "",
+                failure.message,
+            )
+        }
+    }
+
+    /// An upstream's error answer: its status, and its message whatever shape the body has.
+    pub fn from_upstream(status: u16, body: &[u8], headers: HeaderMap) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let kind = if status.is_client_error() {
+            "invalid_request_error"
+        } else {
+            "upstream_error"
+        };
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let openai_error = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .filter(|e| e.get("message").is_some_and(Value::is_string))
+            .cloned();
+        let message = match (&openai_error, &parsed) {
+            (Some(error), _) => error["message"].as_str().unwrap_or_default().to_string(),
+            (None, Some(value)) => match value.get("detail").or_else(|| value.get("message")) {
+                Some(Value::String(detail)) => detail.clone(),
+                Some(other) => other.to_string(),
+                None => value.to_string(),
+            },
+            (None, None) => {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                if text.is_empty() {
+                    format!("the upstream answered {status} without an explanation")
+                } else {
+                    text.chars().take(500).collect()
+                }
+            }
+        };
+        let code = openai_error
+            .as_ref()
+            .and_then(|e| e.get("code").or_else(|| e.get("type")))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Self {
+            code,
+            upstream_error: openai_error,
+            headers,
+            ..Self::new(status, kind, "", message)
+        }
+    }
+
+    /// The body and headers in `dialect`.
+    pub fn render(self, dialect: Dialect) -> Response {
+        let body = if dialect.is_anthropic() {
+            json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})
+        } else {
+            let error = self.upstream_error.unwrap_or_else(|| {
+                json!({"message": self.message, "type": self.kind, "code": self.code.filter(|c| !c.is_empty()), "param": self.param})
+            });
+            json!({ "error": error })
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// Anthropic's error type for a status.
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 | 405 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self {
+            param: invalid.param,
+            ..Self::bad_request(invalid.message)
         }
     }
 }
@@ -41,50 +199,94 @@ impl ApiError {
 impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
         match error {
-            AccessError::UnknownProfile(name) => Self {
-                status: StatusCode::NOT_FOUND,
-                kind: "invalid_request_error",
-                code: "unknown_profile",
-                message: format!("keyward has no profile `{name}`; `keyward status` lists them"),
-                retry_after: None,
-            },
-            AccessError::NeedsLogin { profile, detail, remedy } => Self {
-                status: StatusCode::UNAUTHORIZED,
-                kind: "authentication_error",
-                code: "needs_login",
-                message: format!("keyward profile {profile} needs a new login: {detail}. To fix: {remedy}. keyward picks up the new login without a restart."),
-                retry_after: None,
-            },
+            AccessError::UnknownProfile(name) => Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "unknown_profile",
+                format!("keyward has no profile `{name}`; `keyward status` lists them"),
+            ),
+            AccessError::NeedsLogin { profile, detail, remedy } => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "needs_login",
+                format!("keyward profile {profile} needs a new login: {detail}. To fix: {remedy}. keyward picks up the new login without a restart."),
+            ),
             AccessError::Unavailable { profile, detail, remedy, retry_after } => Self {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "service_unavailable",
-                code: "profile_unavailable",
-                message: match remedy {
-                    Some(remedy) => format!("keyward profile {profile} cannot be served right now: {detail}. To fix: {remedy}."),
-                    None => format!("keyward profile {profile} cannot be served right now: {detail}."),
-                },
                 retry_after: retry_after.map(|d| d.as_secs().max(1)),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "profile_unavailable",
+                    match remedy {
+                        Some(remedy) => format!("keyward profile {profile} cannot be served right now: {detail}. To fix: {remedy}."),
+                        None => format!("keyward profile {profile} cannot be served right now: {detail}."),
+                    },
+                )
             },
-            AccessError::Store(detail) => Self {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                kind: "server_error",
-                code: "store_error",
-                message: format!("keyward's store failed: {detail}"),
-                retry_after: None,
-            },
+            AccessError::Store(detail) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "store_error",
+                format!("keyward's store failed: {detail}"),
+            ),
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": null}});
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-        }
-        response
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// The same failure speaks OpenAI on OpenAI routes and Anthropic on /v1/messages.
+    #[tokio::test]
+    async fn renders_in_the_callers_dialect() {
+        let invalid = Invalid::at("messages", "`messages` is required");
+        let (status, body) = body_of(ApiError::from(invalid.clone()).render(Dialect::Chat)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"error": {"message": "`messages` is required", "type": "invalid_request_error", "code": "invalid_request", "param": "messages"}})
+        );
+        let (_, body) = body_of(ApiError::from(invalid).render(Dialect::Messages)).await;
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "`messages` is required"}})
+        );
+    }
+
+    /// The upstream's errors keep their status and message, whatever their shape; an
+    /// OpenAI-shaped one reaches OpenAI callers whole (a usage limit's reset time included).
+    #[tokio::test]
+    async fn translates_upstream_errors() {
+        let detail = ApiError::from_upstream(
+            400,
+            br#"{"detail":"Unsupported parameter: foo"}"#,
+            HeaderMap::new(),
+        );
+        let (status, body) = body_of(detail.render(Dialect::Messages)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["message"], "Unsupported parameter: foo");
+
+        let limit = br#"{"error":{"type":"usage_limit_reached","message":"The usage limit has been reached","resets_in_seconds":60}}"#;
+        let (status, body) =
+            body_of(ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Responses)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"]["resets_in_seconds"], 60);
+        let (_, body) =
+            body_of(ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Messages)).await;
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+
+        let (status, body) =
+            body_of(ApiError::from_upstream(502, b"<html>bad gateway</html>", HeaderMap::new()).render(Dialect::Chat)).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["error"]["message"], "<html>bad gateway</html>");
     }
 }

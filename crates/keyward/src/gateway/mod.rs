@@ -1,19 +1,31 @@
-//! The HTTP gateway: `POST /v1/responses` and `GET /healthz`.
+//! The HTTP gateway: every model endpoint goes through one [`pipeline`]; the model list, token
+//! counting and health are answered by keyward itself.
 
+mod answer;
 mod error;
 mod health;
-mod responses;
+mod models;
+mod pipeline;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::broker::Broker;
+use crate::codex::backend;
+use crate::dialect::Dialect;
+use crate::models::Models;
 
 pub use error::ApiError;
+pub use pipeline::{DROPPED_HEADER, PROFILE_HEADER, UPSTREAM_MODEL_HEADER};
 
 /// Largest request body accepted (inputs with images can be large).
 pub const MAX_BODY_BYTES: usize = 32 << 20;
@@ -21,11 +33,16 @@ pub const MAX_BODY_BYTES: usize = 32 << 20;
 pub struct Gateway {
     pub broker: Arc<Broker>,
     pub upstream: reqwest::Client,
-    pub codex_base_url: String,
+    pub responses_url: String,
+    pub models: Models,
 }
 
 impl Gateway {
-    pub fn new(broker: Arc<Broker>, codex_base_url: String) -> reqwest::Result<Arc<Self>> {
+    pub fn new(
+        broker: Arc<Broker>,
+        codex_base_url: &str,
+        models: Models,
+    ) -> reqwest::Result<Arc<Self>> {
         // No overall timeout: a streamed answer may run for minutes. A stalled one is cut by the
         // read timeout.
         let upstream = reqwest::Client::builder()
@@ -37,17 +54,64 @@ impl Gateway {
         Ok(Arc::new(Self {
             broker,
             upstream,
-            codex_base_url,
+            responses_url: backend::responses_url(codex_base_url),
+            models,
         }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/v1/responses", post(responses::handle))
+            .route("/v1/responses", post(responses))
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(completions))
+            .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(models::count_tokens))
+            .route("/v1/models", get(models::list))
+            .route("/v1/models/{id}", get(models::one))
             .route("/healthz", get(health::handle))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
+}
+
+async fn responses(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    pipeline::serve(&g, Dialect::Responses, &headers, body).await
+}
+
+async fn chat(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    pipeline::serve(&g, Dialect::Chat, &headers, body).await
+}
+
+async fn completions(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    pipeline::serve(&g, Dialect::Completions, &headers, body).await
+}
+
+async fn messages(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    pipeline::serve(&g, Dialect::Messages, &headers, body).await
+}
+
+/// The dialect of a path keyward does not route: Anthropic's under `/v1/messages`.
+fn dialect_of(uri: &Uri) -> Dialect {
+    if uri.path().starts_with("/v1/messages") {
+        Dialect::Messages
+    } else {
+        Dialect::Responses
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError::not_found(format!(
+        "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens and GET /v1/models",
+        uri.path()
+    ))
+    .render(dialect_of(&uri))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::method_not_allowed(format!("{} does not take {method}", uri.path()))
+        .render(dialect_of(&uri))
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

@@ -46,7 +46,7 @@ async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
     assert_eq!(object["output"][0]["content"][0]["text"], "pong");
 
     let (status, body) = keyward
-        .respond_with(json!({"model": "m", "input": "x"}), &[])
+        .respond_with(json!({"model": "gpt-5-codex", "input": "x"}), &[])
         .await?;
     assert_eq!(status, 200, "stream defaults to false: {body}");
     assert!(serde_json::from_str::<Value>(&body)?["output"].is_array());
@@ -76,13 +76,13 @@ async fn bad_requests_get_clear_errors() -> Result<()> {
         .contains("not valid JSON"));
 
     let (status, body) = keyward
-        .respond_with(json!({"input": "x", "stream": "yes"}), &[])
+        .respond_with(json!({"model": "gpt-5-codex", "input": "x", "stream": "yes"}), &[])
         .await?;
     assert_eq!(status, 400, "{body}");
 
     let (status, body) = keyward
         .respond_with(
-            json!({"input": "x", "stream": true}),
+            json!({"model": "gpt-5-codex", "input": "x", "stream": true}),
             &[("x-keyward-profile", "openai-codex:nope")],
         )
         .await?;

@@ -1,0 +1,175 @@
+//! The last phase: the upstream's answer, in the caller's dialect.
+//!
+//! A streamed answer goes out event by event as it arrives: passed through untouched for a
+//! Responses client, translated incrementally for the others. A non-streamed one is read whole
+//! (the upstream only streams) and answered as one object.
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{BoxStream, StreamExt};
+use serde_json::Value;
+
+use super::upstream::{answer_headers, root_cause};
+use super::ApiError;
+use crate::dialect::responses::{parse_event, Assembler};
+use crate::dialect::sse::SseParser;
+use crate::dialect::{Answer, Flow, StreamTranslator};
+
+/// A non-streamed answer is assembled in memory; past this it is refused rather than buffered.
+const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
+/// An upstream error body is read up to this much.
+const MAX_ERROR_BYTES: usize = 1 << 20;
+
+/// The upstream's error answer, translated (its status kept).
+pub(super) async fn upstream_error(response: reqwest::Response) -> ApiError {
+    let status = response.status().as_u16();
+    let headers = answer_headers(response.headers());
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BYTES {
+            body.truncate(MAX_ERROR_BYTES);
+            break;
+        }
+    }
+    ApiError::from_upstream(status, &body, headers)
+}
+
+/// A Responses client's stream: the upstream's bytes, untouched.
+pub(super) fn pass_through(response: reqwest::Response, mut headers: HeaderMap) -> Response {
+    headers.extend(answer_headers(response.headers()));
+    sse_response(Body::from_stream(response.bytes_stream()), headers)
+}
+
+/// Another dialect's stream: each upstream event translated as it arrives.
+pub(super) fn translate_stream(
+    response: reqwest::Response,
+    translator: Box<dyn StreamTranslator>,
+    mut headers: HeaderMap,
+) -> Response {
+    headers.extend(answer_headers(response.headers()));
+    let state = Translation {
+        chunks: response.bytes_stream().boxed(),
+        parser: SseParser::default(),
+        translator,
+        finished: false,
+    };
+    let frames = futures_util::stream::unfold(state, |mut state| async move {
+        let frames = state.next_frames().await?;
+        Some((Ok::<_, std::convert::Infallible>(frames), state))
+    });
+    sse_response(Body::from_stream(frames), headers)
+}
+
+struct Translation {
+    chunks: BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    translator: Box<dyn StreamTranslator>,
+    finished: bool,
+}
+
+impl Translation {
+    /// The next non-empty run of frames, or `None` once the translator has closed the stream.
+    async fn next_frames(&mut self) -> Option<Bytes> {
+        while !self.finished {
+            let mut out = Vec::new();
+            match self.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    for event in self.parser.push(&chunk) {
+                        let Some(event) = parse_event(&event) else {
+                            continue;
+                        };
+                        if self.translator.event(&event, &mut out) == Flow::Stop {
+                            // The answer is complete for the client; dropping the upstream stream
+                            // cancels the rest of the generation.
+                            self.finished = true;
+                            break;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    self.translator.finish(Some(&root_cause(&e)), &mut out);
+                    self.finished = true;
+                }
+                None => {
+                    if let Some(event) = self.parser.finish().as_ref().and_then(parse_event) {
+                        self.translator.event(&event, &mut out);
+                    }
+                    self.translator.finish(None, &mut out);
+                    self.finished = true;
+                }
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+        }
+        None
+    }
+}
+
+/// Reads the whole upstream stream into the final Responses object.
+pub(super) async fn assemble(response: reqwest::Response) -> Result<Value, ApiError> {
+    let mut parser = SseParser::default();
+    let mut assembler = Assembler::default();
+    let mut bytes_seen = 0usize;
+    let mut chunks = response.bytes_stream();
+    let mut broken = None;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                broken = Some(root_cause(&e));
+                break;
+            }
+        };
+        bytes_seen += chunk.len();
+        if bytes_seen > MAX_ASSEMBLED_BYTES {
+            return Err(ApiError::upstream(
+                "the upstream answer is too large to assemble; ask for a streamed answer (`stream: true`)",
+            ));
+        }
+        for event in parser.push(&chunk) {
+            if let Some(event) = parse_event(&event) {
+                assembler.push(&event);
+            }
+        }
+        if assembler.is_done() {
+            break;
+        }
+    }
+    if let Some(event) = parser.finish().as_ref().and_then(parse_event) {
+        assembler.push(&event);
+    }
+    assembler
+        .finish(broken.as_deref())
+        .map_err(ApiError::from_stream)
+}
+
+/// The non-streamed answer: the Responses object itself, or the dialect's reply made from it.
+pub(super) fn reply(
+    response: &Value,
+    answer: Option<&dyn Answer>,
+    headers: HeaderMap,
+) -> Response {
+    let body = match answer {
+        Some(answer) => answer.reply(response),
+        None => response.clone(),
+    };
+    let mut out = (StatusCode::OK, axum::Json(body)).into_response();
+    out.headers_mut().extend(headers);
+    out
+}
+
+fn sse_response(body: Body, headers: HeaderMap) -> Response {
+    let mut out = Response::new(body);
+    *out.headers_mut() = headers;
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    out.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out
+}
