@@ -118,7 +118,11 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
             return exit::FAILURE;
         }
     };
-    let gateway = match Gateway::new(broker.clone(), &config.codex_base_url, config.models.clone()) {
+    let gateway = match Gateway::new(
+        broker.clone(),
+        &config.codex_base_url,
+        config.models.clone(),
+    ) {
         Ok(gateway) => gateway,
         Err(e) => {
             eprintln!("keyward: cannot build the HTTP client: {e}");

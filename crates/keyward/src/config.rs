@@ -259,8 +259,9 @@ fn models_config(file: &ModelsFile) -> Result<Models, String> {
             format!("[models.aliases] \"{pattern}\" must name a model as a string")
         })?;
         aliases.push(
-            Alias::new(pattern, target)
-                .map_err(|e| format!("[models.aliases] \"{pattern}\" is not a valid pattern: {e}"))?,
+            Alias::new(pattern, target).map_err(|e| {
+                format!("[models.aliases] \"{pattern}\" is not a valid pattern: {e}")
+            })?,
         );
     }
     if file.default_aliases.unwrap_or(true) {

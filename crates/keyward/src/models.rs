@@ -94,12 +94,24 @@ mod tests {
     #[test]
     fn resolves_names_aliases_and_refusals() {
         let models = models();
-        assert_eq!(models.resolve("gpt-6.1-sol").as_deref(), Some("gpt-6.1-sol"));
+        assert_eq!(
+            models.resolve("gpt-6.1-sol").as_deref(),
+            Some("gpt-6.1-sol")
+        );
         assert_eq!(models.resolve("o4-mini").as_deref(), Some("o4-mini"));
-        assert_eq!(models.resolve("house-model").as_deref(), Some("house-model"));
+        assert_eq!(
+            models.resolve("house-model").as_deref(),
+            Some("house-model")
+        );
         assert_eq!(models.resolve("gpt-4o").as_deref(), Some("gpt-6-luna"));
-        assert_eq!(models.resolve("claude-opus-5-5").as_deref(), Some("gpt-6-astra"));
-        assert_eq!(models.resolve("claude-haiku-4").as_deref(), Some("gpt-6.1-sol"));
+        assert_eq!(
+            models.resolve("claude-opus-5-5").as_deref(),
+            Some("gpt-6-astra")
+        );
+        assert_eq!(
+            models.resolve("claude-haiku-4").as_deref(),
+            Some("gpt-6.1-sol")
+        );
         assert_eq!(models.resolve("gemini-3-pro"), None);
         assert_eq!(models.resolve("omni"), None);
         assert!(models.aliases[2].is_exact() && !models.aliases[0].is_exact());

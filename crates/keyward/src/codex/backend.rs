@@ -240,10 +240,7 @@ fn normalise_message(message: &mut Map<String, Value>, out: &mut Normalised) {
     match message.get_mut("content") {
         Some(Value::String(text)) => {
             let text = std::mem::take(text);
-            message.insert(
-                "content".into(),
-                json!([{"type": text_kind, "text": text}]),
-            );
+            message.insert("content".into(), json!([{"type": text_kind, "text": text}]));
             out.changed = true;
         }
         Some(Value::Array(parts)) => {
@@ -288,13 +285,10 @@ fn normalise_tool_choice(choice: &mut Value, out: &mut Normalised) {
     let Some(object) = choice.as_object_mut() else {
         return;
     };
-    if object.get("type").and_then(Value::as_str) == Some("function") && !object.contains_key("name")
+    if object.get("type").and_then(Value::as_str) == Some("function")
+        && !object.contains_key("name")
     {
-        if let Some(name) = object
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .cloned()
-        {
+        if let Some(name) = object.get("function").and_then(|f| f.get("name")).cloned() {
             object.remove("function");
             object.insert("name".into(), name);
             out.changed = true;
@@ -346,7 +340,10 @@ mod tests {
             "prompt_cache_key": "conv-1", "client_metadata": {"x": 1}
         });
         let (body, result) = run(cli.clone());
-        assert_eq!(result.unwrap_or_else(|e| panic!("{e:?}")), Normalised::default());
+        assert_eq!(
+            result.unwrap_or_else(|e| panic!("{e:?}")),
+            Normalised::default()
+        );
         assert_eq!(body, cli);
     }
 
@@ -389,7 +386,10 @@ mod tests {
             body["tools"],
             json!([{"type": "function", "name": "f", "parameters": {}}, {"type": "web_search"}])
         );
-        assert_eq!(body["tool_choice"], json!({"type": "function", "name": "f"}));
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "name": "f"})
+        );
         assert_eq!(body["store"], json!(false));
     }
 
@@ -397,9 +397,18 @@ mod tests {
     #[test]
     fn stateful_requests_are_refused() {
         for (field, body) in [
-            ("previous_response_id", json!({"model": "m", "input": "x", "previous_response_id": "resp_1"})),
-            ("background", json!({"model": "m", "input": "x", "background": true})),
-            ("input[0]", json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]})),
+            (
+                "previous_response_id",
+                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
+            ),
+            (
+                "background",
+                json!({"model": "m", "input": "x", "background": true}),
+            ),
+            (
+                "input[0]",
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+            ),
             ("input[0]", json!({"model": "m", "input": [3]})),
         ] {
             let (_, result) = run(body);

@@ -148,11 +148,7 @@ pub(super) async fn assemble(response: reqwest::Response) -> Result<Value, ApiEr
 }
 
 /// The non-streamed answer: the Responses object itself, or the dialect's reply made from it.
-pub(super) fn reply(
-    response: &Value,
-    answer: Option<&dyn Answer>,
-    headers: HeaderMap,
-) -> Response {
+pub(super) fn reply(response: &Value, answer: Option<&dyn Answer>, headers: HeaderMap) -> Response {
     let body = match answer {
         Some(answer) => answer.reply(response),
         None => response.clone(),

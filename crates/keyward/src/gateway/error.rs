@@ -276,16 +276,23 @@ mod tests {
         assert_eq!(body["error"]["message"], "Unsupported parameter: foo");
 
         let limit = br#"{"error":{"type":"usage_limit_reached","message":"The usage limit has been reached","resets_in_seconds":60}}"#;
-        let (status, body) =
-            body_of(ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Responses)).await;
+        let (status, body) = body_of(
+            ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Responses),
+        )
+        .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(body["error"]["resets_in_seconds"], 60);
-        let (_, body) =
-            body_of(ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Messages)).await;
+        let (_, body) = body_of(
+            ApiError::from_upstream(429, limit, HeaderMap::new()).render(Dialect::Messages),
+        )
+        .await;
         assert_eq!(body["error"]["type"], "rate_limit_error");
 
-        let (status, body) =
-            body_of(ApiError::from_upstream(502, b"<html>bad gateway</html>", HeaderMap::new()).render(Dialect::Chat)).await;
+        let (status, body) = body_of(
+            ApiError::from_upstream(502, b"<html>bad gateway</html>", HeaderMap::new())
+                .render(Dialect::Chat),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(body["error"]["message"], "<html>bad gateway</html>");
     }

@@ -85,7 +85,11 @@ async fn run(
         (false, answer_to) => {
             answer_headers.extend(upstream::answer_headers(response.headers()));
             let assembled = answer::assemble(response).await?;
-            Ok(answer::reply(&assembled, answer_to.as_deref(), answer_headers))
+            Ok(answer::reply(
+                &assembled,
+                answer_to.as_deref(),
+                answer_headers,
+            ))
         }
     }
 }
@@ -134,9 +138,8 @@ fn prepare(
             .iter()
             .map(|field| translated.client_name(field).to_string()),
     );
-    let untouched = translated.answer.is_none()
-        && !normalised.changed
-        && upstream_model == translated.model;
+    let untouched =
+        translated.answer.is_none() && !normalised.changed && upstream_model == translated.model;
     if untouched {
         return Ok((original, dropped));
     }

@@ -8,25 +8,14 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// The real CLI's native binary, or `None` (the test then skips, except under CI).
-fn codex_cli() -> Option<PathBuf> {
-    let path = std::env::var_os("KEYWARD_CODEX_CLI").map(PathBuf::from).or_else(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        Some(root.join(".peers/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"))
-    })?;
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the Codex CLI is not installed at {}: CI must run scripts/install-peers",
-        path.display()
-    );
-    eprintln!(
-        "SKIPPED: the real Codex CLI is not installed ({}); run ./scripts/install-peers",
-        path.display()
-    );
-    None
+/// The real CLI's native binary (`$KEYWARD_CODEX_CLI`, else the one `scripts/install-peers`
+/// puts in `.peers/`), or `None` (the test then skips, except under CI).
+pub(super) fn codex_cli() -> Option<PathBuf> {
+    peer_binary(
+        "KEYWARD_CODEX_CLI",
+        "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
+        "the Codex CLI",
+    )
 }
 
 /// `$CODEX_HOME/config.toml` sending the CLI's model calls and side calls to the mock, with

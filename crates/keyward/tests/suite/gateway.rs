@@ -76,7 +76,10 @@ async fn bad_requests_get_clear_errors() -> Result<()> {
         .contains("not valid JSON"));
 
     let (status, body) = keyward
-        .respond_with(json!({"model": "gpt-5-codex", "input": "x", "stream": "yes"}), &[])
+        .respond_with(
+            json!({"model": "gpt-5-codex", "input": "x", "stream": "yes"}),
+            &[],
+        )
         .await?;
     assert_eq!(status, 400, "{body}");
 

@@ -1,3 +1,5 @@
+mod anthropic_sdk;
+mod clients;
 mod codex_cli;
 mod crash;
 mod failures;

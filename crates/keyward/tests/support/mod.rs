@@ -134,6 +134,19 @@ impl Mock {
             .await?)
     }
 
+    /// The request bodies the mock's Codex backend received, oldest first (see keyward-mock's
+    /// `GET /admin/requests`).
+    pub async fn requests(&self) -> Result<Vec<Value>> {
+        let all: Value = self
+            .http
+            .get(format!("{}/admin/requests", self.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(all.as_array().cloned().unwrap_or_default())
+    }
+
     pub async fn stat(&self, name: &str) -> Result<u64> {
         Ok(self.stats().await?[name].as_u64().unwrap_or(0))
     }
@@ -474,6 +487,59 @@ impl Drop for Keyward {
     fn drop(&mut self) {
         let _ = self.kill9();
     }
+}
+
+/// A peer program installed by `scripts/install-peers`: `$env` if set, else `.peers/<relative>`.
+/// `None` (the test then skips, with a message) when it is missing, except under CI, where a
+/// missing peer fails the test.
+pub fn peer_binary(env: &str, relative: &str, what: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../.peers")
+            .join(relative)
+    });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is not installed at {}: CI must run scripts/install-peers",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {what} is not installed ({}); run ./scripts/install-peers",
+        path.display()
+    );
+    None
+}
+
+/// Runs a Python client `script` that imports `module` (an SDK installed by
+/// `scripts/install-peers`), with `KEYWARD_URL` set to keyward's root URL; the script prints one
+/// JSON value. `None` when the SDK is not installed (the test then skips, except under CI).
+pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Result<Option<Value>> {
+    let probe = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output();
+    if !probe.is_ok_and(|p| p.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the {module} Python SDK is not installed: CI must run scripts/install-peers"
+        );
+        eprintln!("SKIPPED: the {module} Python SDK is not installed; run ./scripts/install-peers");
+        return Ok(None);
+    }
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .env("KEYWARD_URL", &keyward.url)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "the {module} client script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    Ok(Some(serde_json::from_str(last.trim())?))
 }
 
 /// A config that makes the protocol's timing visible in a test: refresh `margin` ahead, no jitter,

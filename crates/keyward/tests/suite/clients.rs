@@ -1,0 +1,152 @@
+//! The real coding CLIs as clients of keyward, against the strict mock backend: Claude Code on
+//! `/v1/messages` (through the model alias table) and the Codex CLI on `/v1/responses` (a custom
+//! model provider with `wire_api = "responses"`, whose requests pass through untouched).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use super::codex_cli::codex_cli;
+use crate::support::*;
+
+async fn serving() -> Result<(Mock, Home, Keyward)> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    Ok((mock, home, keyward))
+}
+
+fn text_of(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The mock's last accepted request, as keyward sent it upstream.
+async fn last_accepted(mock: &Mock) -> Result<Value> {
+    let requests = mock.requests().await?;
+    requests
+        .iter()
+        .rev()
+        .find(|r| r["rejection"].is_null())
+        .map(|r| r["body"].clone())
+        .ok_or_else(|| anyhow::anyhow!("the mock accepted no request: {requests:?}"))
+}
+
+/// `claude -p` in a fresh home, pointed at keyward.
+fn claude(binary: &Path, home: &Home, keyward: &Keyward, prompt: &str) -> Result<Output> {
+    let work = home.root().join("work");
+    std::fs::create_dir_all(&work)?;
+    Ok(Command::new(binary)
+        .args(["-p", prompt])
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.user_home())
+        .env("ANTHROPIC_BASE_URL", &keyward.url)
+        .env("ANTHROPIC_API_KEY", "unused-keyward-supplies-the-login")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .stdin(Stdio::null())
+        .output()?)
+}
+
+/// Claude Code completes a turn through keyward: its Messages request (adaptive thinking,
+/// context management, a dozen tools, system messages inside `messages`) is accepted, served by
+/// the Codex model its default opus name is aliased to, and the answer reaches its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_completes_a_turn_through_keyward() -> Result<()> {
+    let Some(binary) = peer_binary(
+        "KEYWARD_CLAUDE_CODE",
+        "node_modules/.bin/claude",
+        "Claude Code",
+    ) else {
+        return Ok(());
+    };
+    let (mock, home, keyward) = serving().await?;
+    let output = tokio::task::block_in_place(|| claude(&binary, &home, &keyward, "say pong"))?;
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("pong"),
+        "{}",
+        text_of(&output)
+    );
+    let sent = last_accepted(&mock).await?;
+    assert_eq!(
+        sent["model"], "gpt-6-astra",
+        "claude-opus-* is served by the frontier model"
+    );
+    assert!(
+        sent["tools"].as_array().is_some_and(|t| t.len() > 5),
+        "{sent}"
+    );
+    assert_eq!(mock.stat("responses_rejected").await?, 0);
+    mock.assert_no_reuse().await
+}
+
+/// The Codex CLI as a client of keyward (a custom provider, `wire_api = "responses"`): its
+/// requests already speak the backend's dialect and pass through byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_cli_as_a_client_completes_a_turn_through_keyward() -> Result<()> {
+    let Some(cli) = codex_cli() else {
+        return Ok(());
+    };
+    let (mock, home, keyward) = serving().await?;
+    // The client CLI's own home: it holds no login; keyward supplies one upstream.
+    let client_home = home.root().join("client-codex");
+    std::fs::create_dir_all(&client_home)?;
+    std::fs::write(
+        client_home.join("config.toml"),
+        format!(
+            r#"model = "gpt-6.1-sol"
+model_provider = "keyward"
+chatgpt_base_url = "{mock}/backend-api/"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+apps = false
+plugins = false
+remote_plugin = false
+tool_suggest = false
+
+[model_providers.keyward]
+name = "keyward"
+base_url = "{keyward}/v1"
+wire_api = "responses"
+"#,
+            mock = mock.url,
+            keyward = keyward.url
+        ),
+    )?;
+    let work = home.root().join("work");
+    std::fs::create_dir_all(&work)?;
+    let output = tokio::task::block_in_place(|| {
+        Command::new(&cli)
+            .args(["exec", "--skip-git-repo-check", "--ephemeral", "-C"])
+            .arg(&work)
+            .arg("say pong")
+            .env("CODEX_HOME", &client_home)
+            .env("HOME", home.user_home())
+            .stdin(Stdio::null())
+            .output()
+    })?;
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("pong"),
+        "{}",
+        text_of(&output)
+    );
+    let sent = last_accepted(&mock).await?;
+    assert_eq!(sent["model"], "gpt-6.1-sol");
+    assert_eq!(sent["store"], false);
+    assert_eq!(mock.stat("responses_rejected").await?, 0);
+    mock.assert_no_reuse().await
+}
