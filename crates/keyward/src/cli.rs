@@ -105,9 +105,11 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         }
     };
     let addr = listen.unwrap_or(config.listen);
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && config.gateway.api_keys.is_empty() {
         eprintln!(
-            "keyward: refusing to listen on {addr}: keyward has no gateway keys yet, so anyone who can reach that address would use your login. Listen on a loopback address (127.0.0.1 or [::1])."
+            "keyward: refusing to listen on {addr}: without gateway keys, anyone who can reach that address would use your login. Set keys first ({} or [gateway] api_keys in {}), or listen on a loopback address (127.0.0.1 or [::1]).",
+            crate::config::API_KEYS_ENV,
+            config.config_path.display()
         );
         return exit::USAGE;
     }
@@ -122,6 +124,7 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         broker.clone(),
         &config.codex_base_url,
         config.models.clone(),
+        config.gateway.clone(),
     ) {
         Ok(gateway) => gateway,
         Err(e) => {
@@ -157,18 +160,20 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP (the terminal closing) all stop keyward gracefully.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let (Ok(mut term), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hangup.recv() => {}
     }
 }
 

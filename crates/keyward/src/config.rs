@@ -12,10 +12,15 @@ use serde::Deserialize;
 use crate::codex;
 use crate::models::{Alias, Models, ServedModel};
 use crate::profile::{ProfileId, CODEX_PROVIDER};
+use crate::secret::Secret;
 
 pub const HOME_ENV: &str = "KEYWARD_HOME";
 pub const CONFIG_ENV: &str = "KEYWARD_CONFIG";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+/// Gateway keys, comma-separated (wins over `[gateway] api_keys`).
+pub const API_KEYS_ENV: &str = "KEYWARD_API_KEYS";
+/// A gateway key shorter than this is refused: it guards a paid subscription.
+pub const MIN_API_KEY_LEN: usize = 16;
 
 pub trait Env {
     fn get(&self, key: &str) -> Option<String>;
@@ -45,6 +50,22 @@ struct FileConfig {
     codex: CodexFile,
     #[serde(default)]
     models: ModelsFile,
+    #[serde(default)]
+    gateway: GatewayFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    api_keys: Option<Vec<String>>,
+    cors_origins: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    max_body_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    body_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +133,7 @@ pub struct Config {
     pub codex_token_url: String,
     pub codex_profiles: Vec<CodexProfileConfig>,
     pub models: Models,
+    pub gateway: GatewayConfig,
     pub margin: Duration,
     pub jitter: Duration,
     pub min_validity: Duration,
@@ -119,6 +141,37 @@ pub struct Config {
     pub settle_window: Duration,
     pub token_timeout: Duration,
     pub tick: Duration,
+}
+
+/// The front door: who may use keyward, from where, and how much.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Gateway keys; when any is set, every request must carry one (loopback included).
+    pub api_keys: Vec<Secret>,
+    /// Browser origins granted CORS (none by default).
+    pub cors_origins: Vec<String>,
+    /// Host names accepted besides loopback ones (DNS-rebinding protection, without keys).
+    pub hosts: Vec<String>,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            cors_origins: Vec::new(),
+            hosts: Vec::new(),
+            max_connections: 4096,
+            max_body_bytes: 32 << 20,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,10 +260,18 @@ impl Config {
         }
 
         let models = models_config(&file.models).map_err(invalid)?;
+        let gateway = gateway_config(env, &file.gateway).map_err(invalid)?;
         let refresh = &file.refresh;
+        let bounded =
+            |key: &str, value: Option<Duration>, default: Duration, range: (Duration, Duration)| {
+                bounded(&format!("[refresh] {key}"), value.unwrap_or(default), range)
+                    .map_err(invalid)
+            };
+        let secs = Duration::from_secs;
+        let millis = Duration::from_millis;
         Ok(Self {
             keyward_home,
-            config_path,
+            config_path: config_path.clone(),
             listen,
             codex_base_url: env
                 .get(codex::BASE_URL_ENV)
@@ -224,15 +285,117 @@ impl Config {
                 .unwrap_or_else(|| codex::DEFAULT_TOKEN_URL.to_string()),
             codex_profiles,
             models,
-            margin: refresh.margin.unwrap_or(Duration::from_secs(600)),
-            jitter: refresh.jitter.unwrap_or(Duration::from_secs(300)),
-            min_validity: refresh.min_validity.unwrap_or(Duration::from_secs(30)),
-            lock_timeout: refresh.lock_timeout.unwrap_or(Duration::from_secs(30)),
-            settle_window: refresh.settle_window.unwrap_or(Duration::from_secs(5)),
-            token_timeout: refresh.token_timeout.unwrap_or(Duration::from_secs(30)),
-            tick: refresh.tick.unwrap_or(Duration::from_secs(30)),
+            gateway,
+            margin: bounded(
+                "margin",
+                refresh.margin,
+                secs(600),
+                (secs(0), secs(7 * 86_400)),
+            )?,
+            jitter: bounded("jitter", refresh.jitter, secs(300), (secs(0), secs(3600)))?,
+            min_validity: bounded(
+                "min_validity",
+                refresh.min_validity,
+                secs(30),
+                (secs(0), secs(3600)),
+            )?,
+            lock_timeout: bounded(
+                "lock_timeout",
+                refresh.lock_timeout,
+                secs(30),
+                (millis(100), secs(600)),
+            )?,
+            settle_window: bounded(
+                "settle_window",
+                refresh.settle_window,
+                secs(5),
+                (secs(0), secs(300)),
+            )?,
+            token_timeout: bounded(
+                "token_timeout",
+                refresh.token_timeout,
+                secs(30),
+                (secs(1), secs(600)),
+            )?,
+            tick: bounded("tick", refresh.tick, secs(30), (millis(100), secs(3600)))?,
         })
     }
+}
+
+/// A duration within `(min, max)`, or an error naming the key and the range.
+fn bounded(
+    key: &str,
+    value: Duration,
+    (min, max): (Duration, Duration),
+) -> Result<Duration, String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{key} = \"{}\" is out of range: it must be between {} and {}",
+            humantime_serde::re::humantime::format_duration(value),
+            humantime_serde::re::humantime::format_duration(min),
+            humantime_serde::re::humantime::format_duration(max)
+        ));
+    }
+    Ok(value)
+}
+
+/// The `[gateway]` table, with `KEYWARD_API_KEYS` over its keys.
+fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, String> {
+    let defaults = GatewayConfig::default();
+    let keys: Vec<String> = match env.get(API_KEYS_ENV) {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => file.api_keys.clone().unwrap_or_default(),
+    };
+    if let Some(short) = keys.iter().position(|k| k.len() < MIN_API_KEY_LEN) {
+        // The key itself is never repeated in an error.
+        return Err(format!(
+            "gateway key #{} is shorter than {MIN_API_KEY_LEN} characters: use a long random key (e.g. `openssl rand -hex 24`)",
+            short + 1
+        ));
+    }
+    let secs = Duration::from_secs;
+    let header_timeout = bounded(
+        "[gateway] header_timeout",
+        file.header_timeout.unwrap_or(defaults.header_timeout),
+        (secs(1), secs(30)),
+    )?;
+    let body_timeout = bounded(
+        "[gateway] body_timeout",
+        file.body_timeout.unwrap_or(defaults.body_timeout),
+        (secs(1), secs(600)),
+    )?;
+    let max_connections = file.max_connections.unwrap_or(defaults.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(format!(
+            "[gateway] max_connections = {max_connections} is out of range: it must be between 1 and 1000000"
+        ));
+    }
+    let max_body_bytes = file.max_body_bytes.unwrap_or(defaults.max_body_bytes);
+    if !(1024..=(1 << 30)).contains(&max_body_bytes) {
+        return Err(format!(
+            "[gateway] max_body_bytes = {max_body_bytes} is out of range: it must be between 1024 and 1073741824"
+        ));
+    }
+    Ok(GatewayConfig {
+        api_keys: keys.into_iter().map(Secret::new).collect(),
+        cors_origins: file.cors_origins.clone().unwrap_or_default(),
+        hosts: file
+            .hosts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        max_connections,
+        max_body_bytes,
+        header_timeout,
+        body_timeout,
+    })
 }
 
 /// The `[models]` table over the Codex defaults.

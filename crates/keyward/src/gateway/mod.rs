@@ -3,12 +3,13 @@
 
 mod answer;
 mod error;
+mod front_door;
 mod health;
 mod models;
 mod pipeline;
+pub mod server;
 mod upstream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,20 +22,19 @@ use axum::Router;
 
 use crate::broker::Broker;
 use crate::codex::backend;
+use crate::config::GatewayConfig;
 use crate::dialect::Dialect;
 use crate::models::Models;
 
 pub use error::ApiError;
 pub use pipeline::{DROPPED_HEADER, PROFILE_HEADER, UPSTREAM_MODEL_HEADER};
 
-/// Largest request body accepted (inputs with images can be large).
-pub const MAX_BODY_BYTES: usize = 32 << 20;
-
 pub struct Gateway {
     pub broker: Arc<Broker>,
     pub upstream: reqwest::Client,
     pub responses_url: String,
     pub models: Models,
+    pub config: GatewayConfig,
 }
 
 impl Gateway {
@@ -42,6 +42,7 @@ impl Gateway {
         broker: Arc<Broker>,
         codex_base_url: &str,
         models: Models,
+        config: GatewayConfig,
     ) -> reqwest::Result<Arc<Self>> {
         // No overall timeout: a streamed answer may run for minutes. A stalled one is cut by the
         // read timeout.
@@ -56,6 +57,7 @@ impl Gateway {
             upstream,
             responses_url: backend::responses_url(codex_base_url),
             models,
+            config,
         }))
     }
 
@@ -71,7 +73,14 @@ impl Gateway {
             .route("/healthz", get(health::handle))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+            // The front door has read the body within its own limit already.
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.config.max_body_bytes,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(front_door::FrontDoor::new(&self.config)),
+                front_door::guard,
+            ))
             .with_state(self.clone())
     }
 }
@@ -92,26 +101,17 @@ async fn messages(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes
     pipeline::serve(&g, Dialect::Messages, &headers, body).await
 }
 
-/// The dialect of a path keyward does not route: Anthropic's under `/v1/messages`.
-fn dialect_of(uri: &Uri) -> Dialect {
-    if uri.path().starts_with("/v1/messages") {
-        Dialect::Messages
-    } else {
-        Dialect::Responses
-    }
-}
-
 async fn not_found(uri: Uri) -> Response {
     ApiError::not_found(format!(
         "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens and GET /v1/models",
         uri.path()
     ))
-    .render(dialect_of(&uri))
+    .render(front_door::dialect_of(uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     ApiError::method_not_allowed(format!("{} does not take {method}", uri.path()))
-        .render(dialect_of(&uri))
+        .render(front_door::dialect_of(uri.path()))
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -120,11 +120,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = gateway.router();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = server::Limits {
+        max_connections: gateway.config.max_connections,
+        header_timeout: gateway.config.header_timeout,
+    };
+    server::run(gateway.router(), listener, limits, shutdown).await
 }

@@ -1,0 +1,427 @@
+//! The front door: what every request passes before a route sees it.
+//!
+//! keyward spends a paid subscription for whoever reaches its port, and browsers can reach
+//! loopback ports: a page the user visits may POST to `127.0.0.1:7411` (a "simple" request with a
+//! `text/plain` body needs no preflight), or rebind its own host name to 127.0.0.1. So:
+//! - a request from a web page (`Origin`, or `Sec-Fetch-Site` cross-site or same-site) is refused
+//!   unless its origin is configured, and CORS is granted to configured origins only;
+//! - without gateway keys, the `Host` must be a loopback name or address (or a configured name);
+//! - with gateway keys, every request carries one (`Authorization: Bearer` or `x-api-key`),
+//!   compared in constant time; `/healthz` without one says only that keyward is alive;
+//! - a request body must be JSON (a form or `text/plain` post is what a page can send without
+//!   asking), no larger than the limit (refused before it is read when its length is declared),
+//!   and sent within the body timeout.
+//!
+//! Every refusal is a JSON error in the dialect of the route asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ApiError;
+use crate::config::GatewayConfig;
+use crate::dialect::Dialect;
+
+/// Request headers a configured browser origin may send.
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-keyward-profile, x-stainless-os, x-stainless-lang, x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-package-version, x-stainless-retry-count, x-stainless-timeout";
+
+pub(super) struct FrontDoor {
+    /// SHA-256 of each gateway key: compared digest to digest, so neither the comparison's time
+    /// nor a length difference says anything about a key.
+    keys: Vec<[u8; 32]>,
+    cors_origins: Vec<String>,
+    hosts: Vec<String>,
+    max_body_bytes: usize,
+    body_timeout: Duration,
+}
+
+/// Whether the request carried a valid gateway key (always true when keyward has none).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Authenticated(pub bool);
+
+impl FrontDoor {
+    pub fn new(config: &GatewayConfig) -> Self {
+        Self {
+            keys: config
+                .api_keys
+                .iter()
+                .map(|key| digest(key.expose().as_bytes()))
+                .collect(),
+            cors_origins: config.cors_origins.clone(),
+            hosts: config.hosts.clone(),
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
+        }
+    }
+
+    fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    fn key_is_valid(&self, presented: &str) -> bool {
+        let presented = digest(presented.as_bytes());
+        // Every key is compared, so the time taken does not say which one matched.
+        self.keys
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&presented)
+            })
+            .into()
+    }
+
+    fn allowed_origin<'a>(&self, origin: &'a str) -> Option<&'a str> {
+        self.cors_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+            .then_some(origin)
+    }
+
+    fn host_is_allowed(&self, host: &str) -> bool {
+        let name = host_name(host).to_ascii_lowercase();
+        is_loopback_name(&name) || self.hosts.iter().any(|h| *h == name)
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The dialect of the route a path asks for, for the shape of a refusal.
+pub(super) fn dialect_of(path: &str) -> Dialect {
+    if path.starts_with("/v1/messages") {
+        Dialect::Messages
+    } else {
+        Dialect::Responses
+    }
+}
+
+pub(super) async fn guard(
+    State(door): State<Arc<FrontDoor>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let dialect = dialect_of(request.uri().path());
+    let headers = request.headers();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("<not text>").to_string());
+    let granted = origin
+        .as_deref()
+        .and_then(|o| door.allowed_origin(o))
+        .map(str::to_string);
+    if let Some(refusal) = refuse_browser(headers, origin.as_deref(), granted.is_some()) {
+        return refusal.render(dialect);
+    }
+    if request.method() == Method::OPTIONS && headers.contains_key("access-control-request-method")
+    {
+        return preflight(granted.as_deref());
+    }
+    if !door.has_keys() {
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        if !door.host_is_allowed(&host) {
+            return forbidden(
+                "forbidden_host",
+                "keyward answers only requests addressed to a loopback name or address (localhost, 127.0.0.1, [::1]): another Host may be a web page that rebound its name to this machine. To serve another name, add it to [gateway] hosts in keyward's config.toml",
+            )
+            .render(dialect);
+        }
+    }
+    let authenticated =
+        !door.has_keys() || presented_key(headers).is_some_and(|k| door.key_is_valid(k));
+    if !authenticated && request.uri().path() != "/healthz" {
+        return unauthorized(presented_key(headers).is_some()).render(dialect);
+    }
+
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(Authenticated(authenticated));
+    if request.method() == Method::POST {
+        request = match read_body(&door, request).await {
+            Ok(request) => request,
+            Err(refusal) => return refusal.render(dialect),
+        };
+    }
+    let mut response = next.run(request).await;
+    if let Some(origin) = granted {
+        grant_cors(response.headers_mut(), &origin);
+    }
+    response
+}
+
+/// A request a web page sent (its `Origin`, or the browser's `Sec-Fetch-Site`) from an origin
+/// not configured.
+fn refuse_browser(headers: &HeaderMap, origin: Option<&str>, granted: bool) -> Option<ApiError> {
+    if granted {
+        return None;
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| matches!(site, "cross-site" | "same-site"));
+    if origin.is_none() && !cross_site {
+        return None;
+    }
+    Some(forbidden(
+        "forbidden_origin",
+        &format!(
+            "keyward refuses requests from web pages ({}): a page you visit could otherwise spend your subscription. To let a page you trust use keyward, add its origin to [gateway] cors_origins in keyward's config.toml",
+            match origin {
+                Some(origin) => format!("this one came from {origin}"),
+                None => "this one came from another site".into(),
+            }
+        ),
+    ))
+}
+
+fn preflight(granted: Option<&str>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(origin) = granted {
+        let headers = response.headers_mut();
+        grant_cors(headers, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
+}
+
+fn grant_cors(headers: &mut HeaderMap, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(
+                "x-keyward-dropped, x-keyward-profile, x-keyward-upstream-model, retry-after",
+            ),
+        );
+    }
+}
+
+/// The key a client presented: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    })
+}
+
+fn forbidden(code: &str, message: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        kind: "permission_error",
+        code: Some(code.into()),
+        ..ApiError::bad_request(message)
+    }
+}
+
+fn unauthorized(presented: bool) -> ApiError {
+    // The key presented is never repeated: it may be one of the user's other secrets.
+    let message = if presented {
+        "the gateway key presented is not one of keyward's: check the key your client sends (as `Authorization: Bearer <key>` or `x-api-key: <key>`)"
+    } else {
+        "keyward requires a gateway key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>` (OpenAI SDKs: api_key; Anthropic SDKs and Claude Code: ANTHROPIC_API_KEY)"
+    };
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        kind: "authentication_error",
+        code: Some("invalid_api_key".into()),
+        ..ApiError::bad_request(message)
+    }
+}
+
+/// Reads a POST body whole, within the size and time limits, after checking it is JSON.
+async fn read_body(door: &FrontDoor, request: Request) -> Result<Request, ApiError> {
+    let headers = request.headers();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: Some("unsupported_media_type".into()),
+            ..ApiError::bad_request(
+                "keyward takes JSON request bodies: send `content-type: application/json`",
+            )
+        });
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > door.max_body_bytes as u64) {
+        return Err(too_large(door.max_body_bytes));
+    }
+    let (parts, body) = request.into_parts();
+    let limited = Limited::new(body, door.max_body_bytes);
+    let bytes: Bytes = match tokio::time::timeout(door.body_timeout, limited.collect()).await {
+        Err(_) => {
+            return Err(ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: Some("body_timeout".into()),
+                ..ApiError::bad_request(format!(
+                    "the request body did not arrive within {}s",
+                    door.body_timeout.as_secs()
+                ))
+            })
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(too_large(door.max_body_bytes))
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "the request body could not be read: {e}"
+            )))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: Some("request_too_large".into()),
+        ..ApiError::bad_request(format!(
+            "the request body is larger than keyward's limit of {limit} bytes ([gateway] max_body_bytes)"
+        ))
+    }
+}
+
+/// The name part of a `Host` value: without the port, IPv6 without brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+}
+
+/// `localhost` and its subdomains (RFC 6761: always loopback), 127.0.0.0/8 and ::1.
+fn is_loopback_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn door(keys: &[&str]) -> FrontDoor {
+        FrontDoor::new(&GatewayConfig {
+            api_keys: keys.iter().map(|k| Secret::new(*k)).collect(),
+            cors_origins: vec!["https://app.example".into()],
+            hosts: vec!["keyward.lan".into()],
+            ..GatewayConfig::default()
+        })
+    }
+
+    /// Loopback names and addresses pass; rebinding names do not, unless configured.
+    #[test]
+    fn hosts() {
+        let door = door(&[]);
+        for ok in [
+            "127.0.0.1:7411",
+            "localhost:7411",
+            "LOCALHOST",
+            "[::1]:7411",
+            "127.8.9.1",
+            "app.localhost:1",
+            "keyward.lan:7411",
+        ] {
+            assert!(door.host_is_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:7411",
+            "127.0.0.1.evil.example",
+            "0.0.0.0:7411",
+            "[::2]:1",
+            "",
+            "localhost.evil.example",
+        ] {
+            assert!(!door.host_is_allowed(bad), "{bad}");
+        }
+    }
+
+    /// Keys match whole, whichever of several; anything else does not.
+    #[test]
+    fn keys() {
+        let door = door(&["first-key-0123456789", "second-key-0123456789"]);
+        assert!(door.key_is_valid("second-key-0123456789"));
+        assert!(door.key_is_valid("first-key-0123456789"));
+        assert!(!door.key_is_valid("first-key-012345678"));
+        assert!(!door.key_is_valid(""));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(presented_key(&headers), Some("abc"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("xyz"));
+        assert_eq!(presented_key(&headers), Some("xyz"));
+    }
+
+    /// A page's request is refused unless its origin is configured.
+    #[test]
+    fn browsers() {
+        let mut headers = HeaderMap::new();
+        assert!(refuse_browser(&headers, None, false).is_none());
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(refuse_browser(&headers, None, false).is_some());
+        assert!(refuse_browser(&HeaderMap::new(), Some("https://evil.example"), false).is_some());
+        assert!(refuse_browser(&headers, Some("https://app.example"), true).is_none());
+        let mut same_origin = HeaderMap::new();
+        same_origin.insert("sec-fetch-site", HeaderValue::from_static("none"));
+        assert!(refuse_browser(&same_origin, None, false).is_none());
+    }
+}
