@@ -3,6 +3,7 @@ mod clients;
 mod codex_cli;
 mod crash;
 mod failures;
+mod front_door;
 mod gateway;
 mod lineage;
 mod openai_sdk;
