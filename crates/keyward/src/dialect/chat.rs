@@ -24,6 +24,7 @@ use super::{
 /// The roles a chat message can take.
 const ROLES: &str = "system, developer, user, assistant or tool";
 
+/// A `/v1/chat/completions` request as a Responses request, with how to answer it.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
     let request = parse_object(body)?;
     let model = model_field(&request)?;
@@ -741,12 +742,14 @@ fn tool_call(at: &str, call: &Value) -> Result<Value, Invalid> {
     match call.get("type") {
         None | Some(Value::Null) => {}
         Some(Value::String(kind)) if kind == "function" => {}
-        Some(other) => return Err(Invalid::at(
-            format!("{at}.type"),
-            format!(
+        Some(other) => {
+            return Err(Invalid::at(
+                format!("{at}.type"),
+                format!(
                 "keyward translates function tool calls only (\"type\": \"function\"), not {other}"
             ),
-        )),
+            ))
+        }
     }
     let id = match call.get("id") {
         Some(Value::String(id)) if !id.is_empty() => id,
@@ -994,28 +997,29 @@ fn tool_choice(request: &Map<String, Value>, draft: &mut Draft) -> Result<Option
             )),
         };
     }
-    let choice =
-        match request.get("function_call") {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::String(mode)) if matches!(mode.as_str(), "auto" | "none") => {
-                Value::String(mode.clone())
+    let choice = match request.get("function_call") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(mode)) if matches!(mode.as_str(), "auto" | "none") => {
+            Value::String(mode.clone())
+        }
+        Some(Value::Object(object)) => match object.get("name") {
+            Some(Value::String(name)) => json!({"type": "function", "name": name}),
+            _ => {
+                return Err(Invalid::at(
+                    "function_call.name",
+                    "a named `function_call` needs the function's name: {\"name\": ...}",
+                ))
             }
-            Some(Value::Object(object)) => match object.get("name") {
-                Some(Value::String(name)) => json!({"type": "function", "name": name}),
-                _ => {
-                    return Err(Invalid::at(
-                        "function_call.name",
-                        "a named `function_call` needs the function's name: {\"name\": ...}",
-                    ))
-                }
-            },
-            Some(other) => return Err(Invalid::at(
+        },
+        Some(other) => {
+            return Err(Invalid::at(
                 "function_call",
                 format!(
                     "`function_call` must be \"auto\", \"none\" or {{\"name\": ...}}, not {other}"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     draft.renamed.push(("tool_choice", "function_call"));
     Ok(Some(choice))
 }
@@ -2729,6 +2733,35 @@ mod tests {
         assert_eq!(
             frames.get(3),
             Some(&chunk(json!({"content": "worl"}), None))
+        );
+    }
+
+    /// Text held for a stop sequence goes out before a tool call; a call first seen whole (at
+    /// its `output_item.done`) is sent whole.
+    #[test]
+    fn held_text_and_calls_seen_only_when_done() {
+        let events = [
+            json!({"type": "response.created", "response": {"id": "resp_0a1b2c3d4e5f", "created_at": 1764166000}}),
+            json!({"type": "response.output_text.delta", "output_index": 0, "delta": "abc E"}),
+            json!({"type": "response.output_item.done", "output_index": 1, "item": {
+                "type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{\"a\":1}",
+            }}),
+            json!({"type": "response.completed", "response": {"status": "completed"}}),
+        ];
+        let call = |fields: Value| chunk(json!({"tool_calls": [fields]}), None);
+        assert_eq!(
+            stream(&["END"], false, &events, None),
+            [
+                role(),
+                chunk(json!({"content": "abc "}), None),
+                chunk(json!({"content": "E"}), None),
+                call(
+                    json!({"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}})
+                ),
+                call(json!({"index": 0, "function": {"arguments": "{\"a\":1}"}})),
+                chunk(json!({}), Some("tool_calls")),
+                done(),
+            ]
         );
     }
 
