@@ -64,6 +64,24 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> u8 {
+    let home = match crate::config::keyward_home(&ProcessEnv) {
+        Ok(home) => home,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::USAGE;
+        }
+    };
+    match crate::host::prepare_home(&home) {
+        Ok(warnings) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::USAGE;
+        }
+    }
     let config = match Config::load(&ProcessEnv, cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {

@@ -182,24 +182,33 @@ pub enum ConfigError {
     Read { path: String, detail: String },
     #[error("{path} is not valid: {detail}")]
     Invalid { path: String, detail: String },
+    #[error(transparent)]
+    Host(#[from] crate::host::HostError),
+}
+
+/// keyward's state and config directory: `$KEYWARD_HOME`, else `~/.keyward`.
+pub fn keyward_home(env: &dyn Env) -> Result<PathBuf, ConfigError> {
+    match env.get(HOME_ENV) {
+        Some(home) => Ok(PathBuf::from(home)),
+        None => env
+            .get("HOME")
+            .map(|h| PathBuf::from(h).join(".keyward"))
+            .ok_or(ConfigError::NoHome),
+    }
 }
 
 impl Config {
     /// Loads the configuration; `explicit` is `--config`, which must exist when given.
     pub fn load(env: &dyn Env, explicit: Option<&Path>) -> Result<Self, ConfigError> {
         let user_home = env.get("HOME").map(PathBuf::from);
-        let keyward_home = match env.get(HOME_ENV) {
-            Some(home) => PathBuf::from(home),
-            None => user_home
-                .as_ref()
-                .ok_or(ConfigError::NoHome)?
-                .join(".keyward"),
-        };
+        let keyward_home = keyward_home(env)?;
         let (config_path, required) = match (explicit, env.get(CONFIG_ENV)) {
             (Some(path), _) => (path.to_path_buf(), true),
             (None, Some(path)) => (PathBuf::from(path), true),
             (None, None) => (keyward_home.join("config.toml"), false),
         };
+        // The config names where refresh tokens are sent: only the user may have written it.
+        crate::host::check_own_file(&config_path)?;
         let file = match std::fs::read_to_string(&config_path) {
             Ok(text) => toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Invalid {
                 path: config_path.display().to_string(),

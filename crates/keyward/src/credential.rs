@@ -54,11 +54,24 @@ impl fmt::Debug for Credential {
 }
 
 /// What a token endpoint returned for a refresh. Fields it left out keep their old values.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 pub struct TokenAnswer {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
     pub id_token: Option<Secret>,
+}
+
+impl TokenAnswer {
+    /// The answer as the journal keeps it until it is written back and settled: the one place
+    /// besides the write-back where these tokens are written out (read back by `Deserialize`).
+    pub fn journal_json(&self) -> String {
+        serde_json::json!({
+            "access_token": self.access_token.expose(),
+            "refresh_token": self.refresh_token.as_ref().map(Secret::expose),
+            "id_token": self.id_token.as_ref().map(Secret::expose),
+        })
+        .to_string()
+    }
 }
 
 impl fmt::Debug for TokenAnswer {

@@ -12,6 +12,7 @@ pub mod credential;
 pub mod dialect;
 pub mod failpoint;
 pub mod gateway;
+pub mod host;
 pub mod models;
 pub mod profile;
 pub mod report;

@@ -20,10 +20,17 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub retry_after: Option<u64>,
-    /// An upstream's own OpenAI-shaped error object, given whole to OpenAI-dialect callers (it
-    /// may carry more than the four standard fields, such as a usage limit's reset time).
-    pub upstream_error: Option<Value>,
-    /// Upstream headers worth passing on with the error (`retry-after`, usage windows).
+    /// What the upstream said, when the error is its answer.
+    pub upstream: Option<Box<UpstreamDetail>>,
+}
+
+/// The parts of an upstream's error answer passed on whole.
+#[derive(Debug, Default)]
+pub struct UpstreamDetail {
+    /// Its own OpenAI-shaped error object, given whole to OpenAI-dialect callers (it may carry
+    /// more than the four standard fields, such as a usage limit's reset time).
+    pub error: Option<Value>,
+    /// Its headers worth passing on (`retry-after`, usage windows).
     pub headers: HeaderMap,
 }
 
@@ -36,8 +43,7 @@ impl ApiError {
             message,
             param: None,
             retry_after: None,
-            upstream_error: None,
-            headers: HeaderMap::new(),
+            upstream: None,
         }
     }
 
@@ -145,29 +151,34 @@ impl ApiError {
             .map(str::to_string);
         Self {
             code,
-            upstream_error: openai_error,
-            headers,
+            upstream: Some(Box::new(UpstreamDetail {
+                error: openai_error,
+                headers,
+            })),
             ..Self::new(status, kind, "", message)
         }
     }
 
     /// The body and headers in `dialect`.
     pub fn render(self, dialect: Dialect) -> Response {
+        let UpstreamDetail { error, headers } = self.upstream.map(|u| *u).unwrap_or_default();
         let body = if dialect.is_anthropic() {
             json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})
         } else {
-            let error = self.upstream_error.unwrap_or_else(|| {
+            let error = error.unwrap_or_else(|| {
                 json!({"message": self.message, "type": self.kind, "code": self.code.filter(|c| !c.is_empty()), "param": self.param})
             });
             json!({ "error": error })
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
+        let out = response.headers_mut();
+        for (name, value) in headers {
+            if let Some(name) = name {
+                out.append(name, value);
+            }
         }
         if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            out.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -86,7 +86,7 @@ impl FrontDoor {
 
     fn host_is_allowed(&self, host: &str) -> bool {
         let name = host_name(host).to_ascii_lowercase();
-        is_loopback_name(&name) || self.hosts.iter().any(|h| *h == name)
+        is_loopback_name(&name) || self.hosts.contains(&name)
     }
 }
 

@@ -85,6 +85,10 @@ impl SqliteStore {
             .map_err(|e| fail(format!("cannot create: {e}")))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
+        // Tokens pass through these files: none may be another user's, or writable by one.
+        for file in crate::host::store_files(&path) {
+            crate::host::check_own_file(&file).map_err(|e| fail(e.to_string()))?;
+        }
         let fail_db = |e| db_error(&path, e);
         let conn = Connection::open(&path).map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
@@ -103,6 +107,23 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Token material the journal just erased still sits in the write-ahead log's older page
+    /// images until a checkpoint; copy the log into the (secure-delete) database and truncate it
+    /// so no erased token rests on disk. Best effort: a reader in another process can hold the
+    /// log, and the next erase tries again.
+    fn forget_erased(&self) {
+        let result = self
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        match result {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("the write-ahead log is in use by another reader; it is truncated at the next erase"),
+            Err(e) => tracing::warn!(error = %e, "could not truncate the write-ahead log"),
+        }
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -235,10 +256,7 @@ impl Store for SqliteStore {
     }
 
     fn record_answer(&self, id: JournalId, answer: &TokenAnswer) -> StoreResult<()> {
-        let encoded = serde_json::to_string(answer).map_err(|e| StoreError::Db {
-            path: self.path.display().to_string(),
-            detail: format!("cannot encode the answer: {e}"),
-        })?;
+        let encoded = answer.journal_json();
         let successor = answer
             .refresh_token
             .as_ref()
@@ -303,7 +321,9 @@ impl Store for SqliteStore {
             }
         }
         .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.forget_erased();
+        Ok(())
     }
 
     fn settle(&self, id: JournalId, state: JournalState) -> StoreResult<()> {
@@ -312,8 +332,9 @@ impl Store for SqliteStore {
                 "UPDATE refresh_journal SET state = ?2, answer = NULL, updated_at = ?3 WHERE id = ?1",
                 params![id, state.as_str(), now_text()],
             )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.forget_erased();
+        Ok(())
     }
 
     fn unsettled(&self, profile: &ProfileId) -> StoreResult<Vec<UnsettledRefresh>> {

@@ -141,7 +141,7 @@ async fn open_binds_need_keys() -> Result<()> {
         std::io::BufReader::new(stderr)
             .lines()
             .map_while(std::result::Result::ok)
-            .find(|l| l.contains("listening on") || l.contains("keyward:"))
+            .find(|l| l.contains("listening on") || l.starts_with("keyward: "))
     })
     .await?;
     let _ = child.kill();
