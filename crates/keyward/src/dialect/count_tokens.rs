@@ -200,14 +200,16 @@ mod tests {
         })));
         let items = 5 * ITEM_OVERHEAD;
         let text = 2 + 2 + 2 + 2 + 2 + 2; // instructions, message, summary, call, output, file
-        let expected =
-            ITEM_OVERHEAD + items + text + IMAGE_TOKENS + FILE_TOKENS + REPLY_PRIMING;
+        let expected = ITEM_OVERHEAD + items + text + IMAGE_TOKENS + FILE_TOKENS + REPLY_PRIMING;
         assert_eq!(counted, expected);
 
         let tool = json!({"type": "function", "name": "hello", "description": "hello world", "parameters": {}});
         let with_tool = count(&request(json!({"input": "hello world", "tools": [tool]})));
         let without = count(&request(json!({"input": "hello world"})));
-        assert_eq!(with_tool - without, ITEM_OVERHEAD + 1 + 2 + count_text("{}"));
+        assert_eq!(
+            with_tool - without,
+            ITEM_OVERHEAD + 1 + 2 + count_text("{}")
+        );
     }
 
     /// Adding a message never lowers the count; an empty request counts nothing.
