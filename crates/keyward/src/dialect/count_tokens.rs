@@ -235,7 +235,3 @@ mod tests {
     }
 }
 
-/// Tokens of a text. (Temporary stand-in in wip-chat until the real counter is merged.)
-pub(crate) fn count_text(text: &str) -> u64 {
-    text.len().div_ceil(4) as u64
-}
