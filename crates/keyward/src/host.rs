@@ -62,14 +62,12 @@ pub fn prepare_home(dir: &Path) -> Result<Vec<String>, HostError> {
                 .map_err(io_error(dir))?;
             // The umask may have narrowed the mode further, never widened it; set it exactly.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
-            return Ok(Vec::new());
+            Ok(Vec::new())
         }
-        Err(e) => return Err(io_error(dir)(e)),
-        Ok(meta) if !meta.is_dir() => {
-            return Err(HostError::NotADirectory {
-                path: dir.display().to_string(),
-            })
-        }
+        Err(e) => Err(io_error(dir)(e)),
+        Ok(meta) if !meta.is_dir() => Err(HostError::NotADirectory {
+            path: dir.display().to_string(),
+        }),
         Ok(meta) => {
             if meta.uid() != our_uid() {
                 return Err(HostError::NotOurs {

@@ -1,8 +1,8 @@
 //! `$CODEX_HOME/auth.json` as a [`CredentialSource`].
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,7 +56,12 @@ impl CodexSource {
     fn read_once(
         &self,
     ) -> Result<(SourceIdentity, Result<AuthDocument, SourceProblem>), io::Error> {
-        let file = File::open(&self.auth_path)?;
+        // Non-blocking: a FIFO (or device) put in place of the file must not stall the reader
+        // until someone writes to it; it is opened, seen not to be a regular file, and refused.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&self.auth_path)?;
         let meta = file.metadata()?;
         let identity = SourceIdentity::of(&meta);
         if !meta.is_file() {
@@ -102,6 +107,7 @@ impl CodexSource {
             }
         }
         if let Ok(meta) = fs::metadata(&self.auth_path) {
+            warnings.extend(crate::host::foreign_owner_warning(&meta, &self.auth_path));
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 warnings.push(format!(

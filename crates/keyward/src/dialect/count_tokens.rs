@@ -234,4 +234,3 @@ mod tests {
         assert!(count_text(&" \n".repeat(100_000)) > 0);
     }
 }
-

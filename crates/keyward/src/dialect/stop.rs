@@ -31,10 +31,6 @@ impl StopMatcher {
         }
     }
 
-    pub fn is_active(&self) -> bool {
-        !self.stops.is_empty()
-    }
-
     pub fn sequence(&self, index: usize) -> Option<&str> {
         self.stops.get(index).map(String::as_str)
     }

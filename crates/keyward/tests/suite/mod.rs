@@ -5,6 +5,7 @@ mod crash;
 mod failures;
 mod front_door;
 mod gateway;
+mod host;
 mod lineage;
 mod openai_sdk;
 mod processes;
