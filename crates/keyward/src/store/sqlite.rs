@@ -468,6 +468,39 @@ mod tests {
         (dir, store)
     }
 
+    /// Once a journal entry is settled, its tokens are nowhere in the store's files, the
+    /// write-ahead log included, while the store stays open (as `serve` holds it).
+    #[test]
+    fn settled_tokens_leave_no_trace_on_disk() -> StoreResult<()> {
+        let (dir, store) = store();
+        let _reader = SqliteStore::open(&dir.path().join("home"))?;
+        let profile = ProfileId::codex_default();
+        for n in 0..6 {
+            let token = Fingerprint::of(&format!("rt_old_{n}"));
+            let SpendPermit::Granted(id) = store.begin_spend(&profile, token, "test")? else {
+                panic!("spend refused");
+            };
+            let answer = TokenAnswer {
+                access_token: Secret::new(format!("at-secret-material-{n}")),
+                refresh_token: Some(Secret::new(format!("rt-secret-material-{n}"))),
+                id_token: None,
+            };
+            store.record_answer(id, &answer)?;
+            store.settle(id, JournalState::Settled)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let path = dir.path().join(format!("home/keyward.db{suffix}"));
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("secret-material"),
+                "a token rests in {}",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
     /// A token once granted for spending is refused forever after, also through a reopened store.
     #[test]
     fn ledger_refuses_a_second_spend_across_reopen() -> StoreResult<()> {
