@@ -45,7 +45,7 @@ struct TokenRef {
     refresh_token: String,
 }
 
-pub async fn login(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn login(State(app): State<Shared>, body: Bytes) -> Response {
     let req: LoginRequest = match parse_or_default(&body) {
         Ok(req) => req,
         Err(bad) => return bad.into_response(),
@@ -60,11 +60,11 @@ pub async fn login(State(app): State<Shared>, body: Bytes) -> Response {
     .into_response()
 }
 
-pub async fn stats(State(app): State<Shared>) -> Response {
+pub(crate) async fn stats(State(app): State<Shared>) -> Response {
     Json(app.provider().stats.clone()).into_response()
 }
 
-pub async fn token_faults(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn token_faults(State(app): State<Shared>, body: Bytes) -> Response {
     match parse::<Vec<TokenFault>>(&body) {
         Ok(faults) => {
             let queued = faults.len();
@@ -75,7 +75,7 @@ pub async fn token_faults(State(app): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-pub async fn response_faults(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn response_faults(State(app): State<Shared>, body: Bytes) -> Response {
     match parse::<Vec<ResponseFault>>(&body) {
         Ok(faults) => {
             let queued = faults.len();
@@ -86,7 +86,7 @@ pub async fn response_faults(State(app): State<Shared>, body: Bytes) -> Response
     }
 }
 
-pub async fn ttl_queue(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn ttl_queue(State(app): State<Shared>, body: Bytes) -> Response {
     match parse::<Vec<i64>>(&body) {
         Ok(ttls) => {
             let queued = ttls.len();
@@ -97,7 +97,7 @@ pub async fn ttl_queue(State(app): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-pub async fn revoke(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn revoke(State(app): State<Shared>, body: Bytes) -> Response {
     let req: TokenRef = match parse(&body) {
         Ok(req) => req,
         Err(bad) => return bad.into_response(),
@@ -112,18 +112,23 @@ pub async fn revoke(State(app): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-pub async fn inspect(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn inspect(State(app): State<Shared>, body: Bytes) -> Response {
     match parse::<TokenRef>(&body) {
         Ok(req) => Json(app.provider().inspect(&req.refresh_token)).into_response(),
         Err(bad) => bad.into_response(),
     }
 }
 
-pub async fn release(State(app): State<Shared>, Path(key): Path<String>) -> Response {
+pub(crate) async fn release(State(app): State<Shared>, Path(key): Path<String>) -> Response {
     app.gates.release(&key);
     Json(json!({"released": key})).into_response()
 }
 
-pub async fn log(State(app): State<Shared>) -> Response {
+pub(crate) async fn log(State(app): State<Shared>) -> Response {
     Json(app.provider().log().to_vec()).into_response()
+}
+
+/// The last requests the responses endpoint received, oldest first.
+pub(crate) async fn requests(State(app): State<Shared>) -> Response {
+    Json(app.journal().recent()).into_response()
 }

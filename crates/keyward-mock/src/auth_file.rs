@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
 
-pub fn auth_path(codex_home: &Path) -> PathBuf {
+pub(crate) fn auth_path(codex_home: &Path) -> PathBuf {
     codex_home.join("auth.json")
 }
 
-pub fn read(path: &Path) -> Result<Value> {
+pub(crate) fn read(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -23,20 +23,20 @@ fn token<'a>(auth: &'a Value, name: &str) -> Option<&'a str> {
     auth.get("tokens")?.get(name)?.as_str()
 }
 
-pub fn refresh_token(auth: &Value) -> Option<&str> {
+pub(crate) fn refresh_token(auth: &Value) -> Option<&str> {
     token(auth, "refresh_token")
 }
 
-pub fn access_token(auth: &Value) -> Option<&str> {
+pub(crate) fn access_token(auth: &Value) -> Option<&str> {
     token(auth, "access_token")
 }
 
 /// The CLI's timestamp shape: RFC 3339, UTC, nanoseconds, `Z`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-pub fn new_login(
+pub(crate) fn new_login(
     id_token: &str,
     access_token: &str,
     refresh_token: &str,
@@ -56,7 +56,7 @@ pub fn new_login(
 
 /// Overwrites only the token strings the server returned and `last_refresh`;
 /// `account_id` and every other field keep their value and position.
-pub fn apply_refresh(
+pub(crate) fn apply_refresh(
     auth: &mut Value,
     id_token: Option<&str>,
     access_token: Option<&str>,
@@ -85,7 +85,7 @@ pub fn apply_refresh(
 
 /// Temp file in the same directory (`.auth-XXXXXX`, O_EXCL, 0600), fsync,
 /// rename: readers see the old file or the new one, never a torn write.
-pub fn write_atomic(codex_home: &Path, auth: &Value) -> Result<()> {
+pub(crate) fn write_atomic(codex_home: &Path, auth: &Value) -> Result<()> {
     let mode = Permissions::from_mode(0o600);
     let mut tmp = tempfile::Builder::new()
         .prefix(".auth-")

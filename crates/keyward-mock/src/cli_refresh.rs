@@ -16,25 +16,25 @@ use serde_json::{json, Value};
 use crate::auth_file;
 use crate::jwt;
 
-pub const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+pub(crate) const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 
 #[derive(Debug, clap::Args)]
-pub struct CliRefreshArgs {
+pub(crate) struct CliRefreshArgs {
     /// Directory holding auth.json (the CLI's $CODEX_HOME).
     #[arg(long)]
-    pub codex_home: PathBuf,
+    pub(crate) codex_home: PathBuf,
     /// Full URL of the token endpoint, e.g. http://127.0.0.1:PORT/oauth/token.
     #[arg(long)]
-    pub token_url: String,
+    pub(crate) token_url: String,
     /// Refresh even if the access token is not close to expiry.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Refresh only when the access token expires within this many seconds.
     #[arg(long, default_value_t = 300)]
-    pub window_secs: i64,
+    pub(crate) window_secs: i64,
     /// Upper bound of a random pause between loading and refreshing.
     #[arg(long, default_value_t = 0)]
-    pub pause_ms: u64,
+    pub(crate) pause_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +71,7 @@ fn error_code(body: &Value) -> String {
     }
 }
 
-pub async fn run(args: CliRefreshArgs) -> Result<ExitCode> {
+pub(crate) async fn run(args: CliRefreshArgs) -> Result<ExitCode> {
     let path = auth_file::auth_path(&args.codex_home);
     let cached = auth_file::read(&path)?;
     if !args.force && !needs_refresh(&cached, args.window_secs) {

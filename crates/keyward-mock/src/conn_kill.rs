@@ -19,7 +19,7 @@ use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-pub struct KillableListener(pub TcpListener);
+pub(crate) struct KillableListener(pub(crate) TcpListener);
 
 impl Listener for KillableListener {
     type Io = KillableIo;
@@ -54,12 +54,12 @@ impl Listener for KillableListener {
 
 /// Handed to handlers through `ConnectInfo`.
 #[derive(Clone, Debug)]
-pub struct ConnHandle(Arc<AtomicBool>);
+pub(crate) struct ConnHandle(Arc<AtomicBool>);
 
 impl ConnHandle {
     /// After this, the response the handler returns is never written and the
     /// socket is closed.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 }
@@ -70,7 +70,7 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnHandle {
     }
 }
 
-pub struct KillableIo {
+pub(crate) struct KillableIo {
     inner: TcpStream,
     killed: Arc<AtomicBool>,
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum TokenFault {
+pub(crate) enum TokenFault {
     Delay {
         ms: u64,
     },
@@ -21,7 +21,7 @@ pub enum TokenFault {
 }
 
 impl TokenFault {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Delay { .. } => "delay",
             Self::Status { .. } => "status",
@@ -34,7 +34,7 @@ impl TokenFault {
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ResponseFault {
+pub(crate) enum ResponseFault {
     Delay { ms: u64 },
     Status { code: u16 },
 }

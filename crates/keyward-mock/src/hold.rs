@@ -16,7 +16,7 @@ struct Gate {
 }
 
 #[derive(Default)]
-pub struct Gates(Mutex<HashMap<String, Arc<Gate>>>);
+pub(crate) struct Gates(Mutex<HashMap<String, Arc<Gate>>>);
 
 impl Gates {
     fn gate(&self, key: &str) -> Arc<Gate> {
@@ -24,13 +24,13 @@ impl Gates {
         map.entry(key.to_owned()).or_default().clone()
     }
 
-    pub fn release(&self, key: &str) {
+    pub(crate) fn release(&self, key: &str) {
         let gate = self.gate(key);
         gate.open.store(true, Ordering::SeqCst);
         gate.notify.notify_waiters();
     }
 
-    pub async fn wait(&self, key: &str) {
+    pub(crate) async fn wait(&self, key: &str) {
         let gate = self.gate(key);
         loop {
             let notified = gate.notify.notified();

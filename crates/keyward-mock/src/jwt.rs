@@ -6,34 +6,45 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-pub const ISSUER: &str = "https://auth.openai.com";
-pub const AUDIENCE: &str = "https://api.openai.com/v1";
-pub const AUTH_CLAIM: &str = "https://api.openai.com/auth";
+pub(crate) const ISSUER: &str = "https://auth.openai.com";
+pub(crate) const AUDIENCE: &str = "https://api.openai.com/v1";
+pub(crate) const AUTH_CLAIM: &str = "https://api.openai.com/auth";
 
 /// Who a token speaks for; the same for every token of one family.
 #[derive(Clone, Debug)]
-pub struct Identity {
-    pub account_id: String,
-    pub email: String,
-    pub plan: String,
+pub(crate) struct Identity {
+    pub(crate) account_id: String,
+    pub(crate) email: String,
+    pub(crate) plan: String,
 }
 
 /// `n` random bytes, base64url without padding.
-pub fn random_b64(n: usize) -> String {
+pub(crate) fn random_b64(n: usize) -> String {
     let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// `n` random bytes as lowercase hex, for ids that must stay plain
 /// alphanumerics (account, response and message ids).
-pub fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     (0..n)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect()
 }
 
+/// `n` random ASCII letters and digits, the alphabet of the backend's call ids.
+pub(crate) fn random_alnum(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| {
+            let pick = rand::random_range(0..ALPHABET.len());
+            char::from(ALPHABET.get(pick).copied().unwrap_or(b'0'))
+        })
+        .collect()
+}
+
 /// A JWT whose payload has the shape of ChatGPT's access and id tokens.
-pub fn mint(identity: &Identity, iat: i64, ttl: i64) -> String {
+pub(crate) fn mint(identity: &Identity, iat: i64, ttl: i64) -> String {
     let header = json!({"alg": "HS256", "typ": "JWT"});
     let exp = iat.saturating_add(ttl);
     let payload = json!({
@@ -60,7 +71,7 @@ pub fn mint(identity: &Identity, iat: i64, ttl: i64) -> String {
 
 /// The payload of a JWT, without verifying anything (as the Codex CLI does
 /// when it only wants `exp`).
-pub fn decode_payload(token: &str) -> Result<Value> {
+pub(crate) fn decode_payload(token: &str) -> Result<Value> {
     let mut parts = token.split('.');
     let payload = match (parts.next(), parts.next(), parts.next()) {
         (Some(_), Some(payload), Some(_)) => payload,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::faults::{ResponseFault, TokenFault};
 use crate::jwt::{self, Identity};
 
-pub const SCOPE: &str = "openid profile email offline_access";
+pub(crate) const SCOPE: &str = "openid profile email offline_access";
 
 struct Family {
     identity: Identity,
@@ -28,15 +28,15 @@ struct AccessRecord {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Issued {
-    pub id_token: String,
-    pub access_token: String,
-    pub refresh_token: String,
-    pub expires_in: i64,
+pub(crate) struct Issued {
+    pub(crate) id_token: String,
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+    pub(crate) expires_in: i64,
 }
 
 #[derive(Debug)]
-pub enum RefreshOutcome {
+pub(crate) enum RefreshOutcome {
     Rotated(Issued),
     /// A spent token of a live family came back: the family is now revoked.
     Reused,
@@ -46,7 +46,7 @@ pub enum RefreshOutcome {
 }
 
 impl RefreshOutcome {
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Rotated(_) => "rotated",
             Self::Reused => "reused",
@@ -57,48 +57,52 @@ impl RefreshOutcome {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {
-    pub token_calls: u64,
-    pub refresh_ok: u64,
-    pub reuse_events: u64,
-    pub families_revoked: u64,
-    pub rejected: BTreeMap<String, u64>,
-    pub faults_injected: u64,
-    pub responses_ok: u64,
-    pub responses_unauthorized: u64,
-    pub responses_faulted: u64,
+pub(crate) struct Stats {
+    pub(crate) token_calls: u64,
+    pub(crate) refresh_ok: u64,
+    pub(crate) reuse_events: u64,
+    pub(crate) families_revoked: u64,
+    pub(crate) rejected: BTreeMap<String, u64>,
+    pub(crate) faults_injected: u64,
+    pub(crate) responses_ok: u64,
+    pub(crate) responses_unauthorized: u64,
+    /// Requests the backend's rules refused (`codex_rules`).
+    pub(crate) responses_rejected: u64,
+    /// Requests answered with the usage-limit 429 (`[[usage_limit]]`).
+    pub(crate) responses_usage_limited: u64,
+    pub(crate) responses_faulted: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct LogRecord {
-    pub at_ms: i64,
-    pub token_prefix: String,
-    pub outcome: String,
+pub(crate) struct LogRecord {
+    pub(crate) at_ms: i64,
+    pub(crate) token_prefix: String,
+    pub(crate) outcome: String,
     /// The injected fault's kind when one was popped for this call.
-    pub fault: Option<String>,
+    pub(crate) fault: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    pub account_id: Option<String>,
-    pub email: Option<String>,
-    pub plan: Option<String>,
-    pub access_ttl: Option<i64>,
+pub(crate) struct LoginRequest {
+    pub(crate) account_id: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) plan: Option<String>,
+    pub(crate) access_ttl: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Inspection {
-    pub known: bool,
-    pub current: bool,
-    pub family_revoked: bool,
-    pub generation: u64,
+pub(crate) struct Inspection {
+    pub(crate) known: bool,
+    pub(crate) current: bool,
+    pub(crate) family_revoked: bool,
+    pub(crate) generation: u64,
 }
 
 /// Why a bearer token was refused by the Codex backend; the variant names
 /// the `code` the backend answers with.
 #[derive(Debug, Clone, Copy)]
-pub enum AccessDenied {
+pub(crate) enum AccessDenied {
     InvalidToken,
     TokenRevoked,
     TokenExpired,
@@ -106,7 +110,7 @@ pub enum AccessDenied {
 }
 
 impl AccessDenied {
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Self::InvalidToken => "invalid_token",
             Self::TokenRevoked => "token_revoked",
@@ -115,7 +119,7 @@ impl AccessDenied {
         }
     }
 
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Self::InvalidToken => "Could not parse your authentication token.",
             Self::TokenRevoked => "Your authentication token has been revoked.",
@@ -127,7 +131,7 @@ impl AccessDenied {
     }
 }
 
-pub struct ProviderState {
+pub(crate) struct ProviderState {
     default_ttl: i64,
     families: Vec<Family>,
     /// Every refresh token ever issued, spent or not, so reuse is detectable.
@@ -136,11 +140,11 @@ pub struct ProviderState {
     ttl_queue: VecDeque<i64>,
     token_faults: VecDeque<TokenFault>,
     response_faults: VecDeque<ResponseFault>,
-    pub stats: Stats,
+    pub(crate) stats: Stats,
     log: Vec<LogRecord>,
 }
 
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -150,7 +154,7 @@ fn new_refresh_token() -> String {
 }
 
 impl ProviderState {
-    pub fn new(default_ttl: i64) -> Self {
+    pub(crate) fn new(default_ttl: i64) -> Self {
         Self {
             default_ttl,
             families: Vec::new(),
@@ -164,7 +168,7 @@ impl ProviderState {
         }
     }
 
-    pub fn login(&mut self, req: LoginRequest) -> (Issued, String) {
+    pub(crate) fn login(&mut self, req: LoginRequest) -> (Issued, String) {
         let identity = Identity {
             account_id: req
                 .account_id
@@ -223,7 +227,7 @@ impl ProviderState {
 
     /// The real server's rotation rule: only the family's current token may
     /// be spent, and presenting a spent one burns the whole family.
-    pub fn refresh(&mut self, token: Option<&str>) -> RefreshOutcome {
+    pub(crate) fn refresh(&mut self, token: Option<&str>) -> RefreshOutcome {
         let found = token.and_then(|t| self.refresh_index.get(t).map(|&fam| (t, fam)));
         let outcome = match found {
             None => RefreshOutcome::Unknown,
@@ -255,13 +259,13 @@ impl ProviderState {
         outcome
     }
 
-    pub fn count_rejection(&mut self, code: &str) {
+    pub(crate) fn count_rejection(&mut self, code: &str) {
         *self.stats.rejected.entry(code.to_owned()).or_default() += 1;
     }
 
     /// Revokes the family of `token`; `None` if the token is unknown, else
     /// whether the family had already been revoked.
-    pub fn revoke(&mut self, token: &str) -> Option<bool> {
+    pub(crate) fn revoke(&mut self, token: &str) -> Option<bool> {
         let fam = *self.refresh_index.get(token)?;
         let f = self.families.get_mut(fam)?;
         let was = f.revoked;
@@ -272,7 +276,7 @@ impl ProviderState {
         Some(was)
     }
 
-    pub fn inspect(&self, token: &str) -> Inspection {
+    pub(crate) fn inspect(&self, token: &str) -> Inspection {
         match self
             .refresh_index
             .get(token)
@@ -293,7 +297,7 @@ impl ProviderState {
         }
     }
 
-    pub fn check_access(
+    pub(crate) fn check_access(
         &self,
         token: Option<&str>,
         account_header: Option<&str>,
@@ -318,31 +322,36 @@ impl ProviderState {
         Ok(())
     }
 
-    pub fn push_token_faults(&mut self, faults: Vec<TokenFault>) {
+    pub(crate) fn push_token_faults(&mut self, faults: Vec<TokenFault>) {
         self.token_faults.extend(faults);
     }
 
-    pub fn push_response_faults(&mut self, faults: Vec<ResponseFault>) {
+    pub(crate) fn push_response_faults(&mut self, faults: Vec<ResponseFault>) {
         self.response_faults.extend(faults);
     }
 
-    pub fn push_ttls(&mut self, ttls: Vec<i64>) {
+    pub(crate) fn push_ttls(&mut self, ttls: Vec<i64>) {
         self.ttl_queue.extend(ttls);
     }
 
-    pub fn pop_token_fault(&mut self) -> Option<TokenFault> {
+    pub(crate) fn pop_token_fault(&mut self) -> Option<TokenFault> {
         let fault = self.token_faults.pop_front()?;
         self.stats.faults_injected += 1;
         Some(fault)
     }
 
-    pub fn pop_response_fault(&mut self) -> Option<ResponseFault> {
+    pub(crate) fn pop_response_fault(&mut self) -> Option<ResponseFault> {
         let fault = self.response_faults.pop_front()?;
         self.stats.responses_faulted += 1;
         Some(fault)
     }
 
-    pub fn record(&mut self, token: Option<&str>, outcome: String, fault: Option<&TokenFault>) {
+    pub(crate) fn record(
+        &mut self,
+        token: Option<&str>,
+        outcome: String,
+        fault: Option<&TokenFault>,
+    ) {
         self.log.push(LogRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
             token_prefix: token.unwrap_or("").chars().take(10).collect(),
@@ -351,7 +360,7 @@ impl ProviderState {
         });
     }
 
-    pub fn log(&self) -> &[LogRecord] {
+    pub(crate) fn log(&self) -> &[LogRecord] {
         &self.log
     }
 }

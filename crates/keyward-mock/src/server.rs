@@ -11,33 +11,49 @@ use tokio::net::TcpListener;
 use crate::conn_kill::{ConnHandle, KillableListener};
 use crate::hold::Gates;
 use crate::provider_state::ProviderState;
-use crate::{admin, responses_endpoint, token_endpoint};
+use crate::responses_endpoint::{self, Journal};
+use crate::{admin, token_endpoint};
 
 #[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub listen: String,
-    pub access_ttl: i64,
-    pub chunks: usize,
-    pub chunk_delay_ms: u64,
+pub(crate) struct ServeConfig {
+    pub(crate) listen: String,
+    pub(crate) access_ttl: i64,
+    pub(crate) chunks: usize,
+    pub(crate) chunk_delay_ms: u64,
 }
 
-pub struct AppState {
+pub(crate) struct AppState {
     provider: Mutex<ProviderState>,
-    pub gates: Gates,
-    pub config: ServeConfig,
+    journal: Mutex<Journal>,
+    pub(crate) gates: Gates,
+    pub(crate) config: ServeConfig,
 }
 
-pub type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 impl AppState {
+    pub(crate) fn new(config: ServeConfig) -> Shared {
+        Arc::new(AppState {
+            provider: Mutex::new(ProviderState::new(config.access_ttl)),
+            journal: Mutex::new(Journal::default()),
+            gates: Gates::default(),
+            config,
+        })
+    }
+
     /// Poisoning only means another handler panicked mid-update; the mock
     /// keeps serving so the test that caused it sees a useful failure.
-    pub fn provider(&self) -> MutexGuard<'_, ProviderState> {
+    pub(crate) fn provider(&self) -> MutexGuard<'_, ProviderState> {
         self.provider.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The responses endpoint's memory; poisoning is survived as for `provider`.
+    pub(crate) fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/oauth/token", post(token_endpoint::token))
         .route(
@@ -53,19 +69,23 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/inspect", post(admin::inspect))
         .route("/admin/release/{key}", post(admin::release))
         .route("/admin/log", get(admin::log))
+        .route("/admin/requests", get(admin::requests))
         .with_state(state)
 }
 
-pub async fn run(config: ServeConfig) -> Result<()> {
+/// Serves `state` on `listener` until the process ends.
+pub(crate) async fn serve(listener: TcpListener, state: Shared) -> Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<ConnHandle>();
+    axum::serve(KillableListener(listener), app).await?;
+    Ok(())
+}
+
+pub(crate) async fn run(config: ServeConfig) -> Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState {
-        provider: Mutex::new(ProviderState::new(config.access_ttl)),
-        gates: Gates::default(),
-        config,
-    });
+    let state = AppState::new(config);
     {
         // Tests parse this line to learn the port, so it must be the only
         // stdout output and must not sit in a buffer.
@@ -73,7 +93,5 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         writeln!(out, "listening on http://{addr}")?;
         out.flush()?;
     }
-    let app = router(state).into_make_service_with_connect_info::<ConnHandle>();
-    axum::serve(KillableListener(listener), app).await?;
-    Ok(())
+    serve(listener, state).await
 }

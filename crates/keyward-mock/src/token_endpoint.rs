@@ -44,7 +44,7 @@ async fn read_request(req: Request) -> TokenRequest {
     }
 }
 
-pub async fn token(
+pub(crate) async fn token(
     State(app): State<Shared>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     req: Request,

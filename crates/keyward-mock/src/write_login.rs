@@ -11,22 +11,22 @@ use serde_json::{Map, Value};
 use crate::auth_file;
 
 #[derive(Debug, clap::Args)]
-pub struct WriteLoginArgs {
+pub(crate) struct WriteLoginArgs {
     /// Directory to write auth.json into; created if missing.
     #[arg(long)]
-    pub codex_home: PathBuf,
+    pub(crate) codex_home: PathBuf,
     /// Base URL of a running `keyward-mock serve`.
     #[arg(long)]
-    pub mock_url: String,
+    pub(crate) mock_url: String,
     #[arg(long)]
-    pub account_id: Option<String>,
+    pub(crate) account_id: Option<String>,
     #[arg(long)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[arg(long)]
-    pub plan: Option<String>,
+    pub(crate) plan: Option<String>,
     /// Lifetime in seconds of this family's access tokens.
     #[arg(long)]
-    pub access_ttl: Option<i64>,
+    pub(crate) access_ttl: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +37,7 @@ struct LoginAnswer {
     account_id: String,
 }
 
-pub async fn run(args: WriteLoginArgs) -> Result<()> {
+pub(crate) async fn run(args: WriteLoginArgs) -> Result<()> {
     let mut body = Map::new();
     for (name, value) in [
         ("account_id", &args.account_id),

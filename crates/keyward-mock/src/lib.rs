@@ -1,0 +1,28 @@
+//! keyward-mock: a stand-in for OpenAI's auth server and the ChatGPT Codex
+//! backend, plus helpers that touch `auth.json` the way the Codex CLI does.
+//!
+//! The library exists so keyward's tests can apply the backend's request
+//! rules ([`codex_rules`]) without a running server; everything else is
+//! reached through the `keyward-mock` binary.
+
+mod admin;
+mod auth_file;
+mod cli;
+mod cli_refresh;
+pub mod codex_rules;
+mod conn_kill;
+mod faults;
+mod hold;
+mod jwt;
+mod provider_state;
+mod reasoning_blob;
+mod responses_endpoint;
+mod server;
+mod token_endpoint;
+mod write_login;
+
+/// The `keyward-mock` binary's entry point: parses the process arguments and
+/// runs the chosen subcommand.
+pub fn run_cli() -> anyhow::Result<std::process::ExitCode> {
+    cli::run()
+}
