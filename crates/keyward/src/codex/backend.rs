@@ -5,7 +5,9 @@
 //! show): it only streams, it is stateless (`store: false`, no `previous_response_id`; reasoning is
 //! carried across turns as `encrypted_content`), it refuses parameters the Codex CLI never sends
 //! (`max_output_tokens`, `temperature`, ...), wants Responses-shaped tools, `developer` rather than
-//! `system` messages, assistant history as `output_text`, and no item ids it cannot look up.
+//! `system` messages, assistant history as `output_text`, and nothing it would have to look up in
+//! storage (an `item_reference`, a reasoning item without its encrypted content). Item ids on
+//! complete items are fine: the Codex CLI sends them on every item.
 //!
 //! [`normalise`] applies one rule per field (the README's translation table lists them): keep,
 //! rewrite, drop and report, or refuse (when dropping would change what the caller asked for).
@@ -185,10 +187,6 @@ fn normalise_input(input: &mut Value, out: &mut Normalised) -> Result<(), Invali
                 "every `input` item must be an object",
             ));
         };
-        // Ids name items the backend would have to look up, and it stores none.
-        if object.remove("id").is_some() {
-            out.changed = true;
-        }
         let kind = object
             .get("type")
             .and_then(Value::as_str)
@@ -347,9 +345,9 @@ mod tests {
         assert_eq!(body, cli);
     }
 
-    /// History sent back from earlier answers loses the ids the backend cannot look up, system
-    /// turns become developer turns, part kinds follow the role, and reasoning without encrypted
-    /// content is dropped.
+    /// History sent back from earlier answers keeps its item ids, system turns become developer
+    /// turns, part kinds follow the role, and reasoning without encrypted content (which the
+    /// backend would have to look up by id) is dropped.
     #[test]
     fn history_is_made_stateless() {
         let (body, result) = run(json!({
@@ -376,9 +374,9 @@ mod tests {
             json!([
                 {"role": "developer", "content": [{"type": "input_text", "text": "be brief"}], "type": "message"},
                 {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]},
-                {"type": "reasoning", "summary": [], "encrypted_content": "gAAA"},
-                {"type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "a"}]},
-                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAA"},
+                {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "a"}]},
+                {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": "{}"},
                 {"type": "function_call_output", "call_id": "c1", "output": "ok"}
             ])
         );

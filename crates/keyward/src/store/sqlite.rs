@@ -322,6 +322,7 @@ impl Store for SqliteStore {
         }
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        drop(conn);
         self.forget_erased();
         Ok(())
     }
