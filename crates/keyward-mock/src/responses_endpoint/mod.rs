@@ -121,7 +121,9 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(app.config.chunk_delay_ms),
         ),
-        hold: header_str(headers, "x-mock-hold").map(str::to_owned),
+        hold: header_str(headers, "x-mock-hold")
+            .map(str::to_owned)
+            .or_else(|| scenario::hold_key(&request)),
     };
     app.provider().stats.responses_ok += 1;
     let outcome = Outcome {

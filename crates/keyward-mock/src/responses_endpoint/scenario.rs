@@ -14,13 +14,18 @@
 //! | `[[length]]`      | text, then `response.incomplete` (`max_output_tokens`)          |
 //! | `[[tools]]`       | a short message, then two parallel calls of the first two function tools (or the first twice) |
 //! | `[[tool]]`        | a call of the first function tool, arguments made from its schema |
+//! | `[[tool:NAME]]`   | a call of the function tool NAME, arguments made from its schema |
 //! | `[[words]]`       | `one two three STOP four five`, one word per delta              |
 //! | `[[json]]`        | `{"answer":"pong"}`                                            |
 //! | `[[echo]]`        | the user's text without the marker                              |
 //! | none              | `pong`                                                          |
 //!
 //! A request with `reasoning` (unless its summary is `none`) gets a reasoning
-//! item first, whatever the answer (see `script`).
+//! item first, whatever the answer (see `script`). `[[hold:KEY]]` anywhere in
+//! the last user message holds the stream after `response.created` until
+//! `POST /admin/release/KEY` (as the `x-mock-hold` header does), so a test can
+//! prove a proxy forwards the first event before the rest exists, whatever
+//! dialect the proxy's client speaks.
 
 use serde_json::{Map, Value};
 
@@ -42,6 +47,8 @@ const FAIL: &str = "[[fail]]";
 const LENGTH: &str = "[[length]]";
 const TOOLS: &str = "[[tools]]";
 const TOOL: &str = "[[tool]]";
+const NAMED_TOOL: &str = "[[tool:";
+const HOLD: &str = "[[hold:";
 const WORDS: &str = "[[words]]";
 const JSON: &str = "[[json]]";
 const ECHO: &str = "[[echo]]";
@@ -133,6 +140,8 @@ pub(crate) fn select(request: &Value) -> Selection {
         Scenario::Length
     } else if has(TOOLS) {
         parallel_calls(request)
+    } else if let Some(name) = marker_argument(&text, NAMED_TOOL) {
+        named_call(request, &name)
     } else if has(TOOL) {
         single_call(request)
     } else if has(WORDS) {
@@ -237,6 +246,37 @@ fn single_call(request: &Value) -> Scenario {
         },
         None => Scenario::text(NO_TOOL_TEXT),
     }
+}
+
+fn named_call(request: &Value, name: &str) -> Scenario {
+    let tools = function_tools(request);
+    match tools
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    {
+        Some(tool) => Scenario::Reply {
+            text: None,
+            pacing: Pacing::Chunks,
+            calls: vec![call_to(tool)],
+        },
+        None => Scenario::text(format!("the request has no function tool named {name}")),
+    }
+}
+
+/// The key of a `[[hold:KEY]]` marker in the last user message.
+pub(crate) fn hold_key(request: &Value) -> Option<String> {
+    let input = request.get("input").and_then(Value::as_array)?;
+    marker_argument(&last_user_text(input), HOLD)
+}
+
+/// `ARG` of the first `PREFIXARG]]` in `text` (the prefix matched in any ASCII case).
+fn marker_argument(text: &str, prefix: &str) -> Option<String> {
+    let lowered = text.to_ascii_lowercase();
+    let start = lowered.find(prefix)? + prefix.len();
+    let rest = text.get(start..)?;
+    let end = rest.find("]]")?;
+    let argument = rest.get(..end)?.trim();
+    (!argument.is_empty()).then(|| argument.to_string())
 }
 
 fn parallel_calls(request: &Value) -> Scenario {
@@ -366,6 +406,26 @@ mod tests {
                 pacing: Pacing::Words,
                 calls: Vec::new(),
             })
+        );
+    }
+
+    /// `[[tool:NAME]]` calls that tool (not the first); `[[hold:KEY]]` names a gate.
+    #[test]
+    fn named_tools_and_holds() {
+        let mut body = request(json!([user("time? [[tool:get_time]] [[hold:h-1]]")]));
+        body["tools"] = weather_tools();
+        match select(&body) {
+            Selection::Stream(Scenario::Reply { calls, .. }) => {
+                assert_eq!(calls.len(), 1);
+                assert_eq!(calls[0].name, "get_time");
+            }
+            other => panic!("expected a call, got {other:?}"),
+        }
+        assert_eq!(hold_key(&body).as_deref(), Some("h-1"));
+        assert_eq!(hold_key(&request(json!([user("[[hold:]]")]))), None);
+        assert_eq!(
+            asking("[[tool:nope]]"),
+            text("the request has no function tool named nope")
         );
     }
 

@@ -89,6 +89,44 @@ async fn claude_code_completes_a_turn_through_keyward() -> Result<()> {
     mock.assert_no_reuse().await
 }
 
+/// Claude Code runs a tool the model calls (`Read`, through `tool_use`), sends its result back
+/// (`tool_result`, carried upstream as a `function_call_output` answering the call), and prints
+/// the model's answer to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_a_tool_through_keyward() -> Result<()> {
+    let Some(binary) = peer_binary(
+        "KEYWARD_CLAUDE_CODE",
+        "node_modules/.bin/claude",
+        "Claude Code",
+    ) else {
+        return Ok(());
+    };
+    let (mock, home, keyward) = serving().await?;
+    let output = tokio::task::block_in_place(|| {
+        claude(&binary, &home, &keyward, "read the file x [[tool:Read]]")
+    })?;
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("tool said:"),
+        "{}",
+        text_of(&output)
+    );
+    let sent = last_accepted(&mock).await?;
+    let input = sent["input"].as_array().cloned().unwrap_or_default();
+    let call = input
+        .iter()
+        .find(|i| i["type"] == "function_call" && i["name"] == "Read")
+        .ok_or_else(|| anyhow::anyhow!("no Read call in the history: {sent}"))?;
+    assert!(
+        input
+            .iter()
+            .any(|i| i["type"] == "function_call_output" && i["call_id"] == call["call_id"]),
+        "the tool's result answers its call: {sent}"
+    );
+    assert_eq!(mock.stat("responses_rejected").await?, 0);
+    mock.assert_no_reuse().await
+}
+
 /// The Codex CLI as a client of keyward (a custom provider, `wire_api = "responses"`): its
 /// requests already speak the backend's dialect and pass through byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

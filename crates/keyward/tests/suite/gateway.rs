@@ -4,8 +4,46 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// A streamed answer arrives event by event (the first event before the upstream sends the
-/// rest), and `stream: false` gets the assembled response object.
+/// Reads a streamed answer until `first` has arrived while the upstream is held after its first
+/// event, checks `last` has not (nothing is buffered before the first byte), then releases the
+/// upstream and reads the rest.
+async fn streams_first_event_early(
+    keyward: &Keyward,
+    mock: &Mock,
+    path: &str,
+    body: Value,
+    key: &str,
+    (first, last): (&str, &str),
+) -> Result<String> {
+    let mut response = reqwest::Client::new()
+        .post(format!("{}{path}", keyward.url))
+        .json(&body)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200, "{path}");
+    let mut seen = String::new();
+    while !seen.contains(first) {
+        let chunk = response
+            .chunk()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{path}: the stream ended before {first}: {seen}"))?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !seen.contains(last),
+        "{path}: the upstream has not sent its end yet: {seen}"
+    );
+    mock.release(key).await?;
+    while let Some(chunk) = response.chunk().await? {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(last), "{path}: {seen}");
+    Ok(seen)
+}
+
+/// A streamed answer arrives event by event in every dialect: its first frame before the
+/// upstream sends the rest (the mock holds its stream after `response.created`); and
+/// `stream: false` gets the assembled response object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
     let mock = Mock::start().await?;
@@ -13,31 +51,38 @@ async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
     home.write_login(&mock.login(None).await?)?;
     let keyward = Keyward::serve(&home, &mock).await?;
 
-    let client = reqwest::Client::new();
-    let mut response = client
-        .post(format!("{}/v1/responses", keyward.url))
-        .header("x-mock-hold", "hold-1")
-        .json(&json!({"model": "gpt-5-codex", "input": "ping", "stream": true}))
-        .send()
-        .await?;
-    assert_eq!(response.status(), 200);
-    let mut seen = String::new();
-    while !seen.contains("response.created") {
-        let chunk = response
-            .chunk()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("stream ended early"))?;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    assert!(
-        !seen.contains("response.completed"),
-        "the upstream has not sent it yet"
-    );
-    mock.release("hold-1").await?;
-    while let Some(chunk) = response.chunk().await? {
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    assert!(seen.contains("response.completed"), "{seen}");
+    let responses = json!({"model": "gpt-5-codex", "input": "ping [[hold:r]]", "stream": true});
+    streams_first_event_early(
+        &keyward,
+        &mock,
+        "/v1/responses",
+        responses,
+        "r",
+        ("response.created", "response.completed"),
+    )
+    .await?;
+    let chat = json!({"model": "gpt-5-codex", "messages": [{"role": "user", "content": "ping [[hold:c]]"}], "stream": true});
+    let seen = streams_first_event_early(
+        &keyward,
+        &mock,
+        "/v1/chat/completions",
+        chat,
+        "c",
+        ("\"role\":\"assistant\"", "[DONE]"),
+    )
+    .await?;
+    assert!(seen.contains("\"finish_reason\":\"stop\""), "{seen}");
+    let messages = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "ping [[hold:m]]"}], "stream": true});
+    let seen = streams_first_event_early(
+        &keyward,
+        &mock,
+        "/v1/messages",
+        messages,
+        "m",
+        ("message_start", "message_stop"),
+    )
+    .await?;
+    assert!(seen.contains("\"stop_reason\":\"end_turn\""), "{seen}");
 
     let (status, body) = keyward.respond(false).await?;
     assert_eq!(status, 200, "{body}");
