@@ -26,3 +26,9 @@ mod write_login;
 pub fn run_cli() -> anyhow::Result<std::process::ExitCode> {
     cli::run()
 }
+
+/// An encrypted-reasoning blob as the mock backend issues them, which its rules accept when a
+/// client sends it back (for tests that build conversations without a server).
+pub fn issue_reasoning_blob() -> String {
+    reasoning_blob::issue(chrono::Utc::now().timestamp())
+}

@@ -120,7 +120,14 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
 
     let thinking = Thinking::of(request.get("thinking"), &mut dropped);
     let config = OutputConfig::of(&request, &mut dropped);
-    if let Some(reasoning) = reasoning(thinking, config.effort) {
+    // `display: "omitted"` (Claude Code's default) wants thinking blocks without their text:
+    // the signature alone carries the reasoning to the next turn, so no summary is asked for.
+    let summarised = request
+        .get("thinking")
+        .and_then(|t| t.get("display"))
+        .and_then(Value::as_str)
+        != Some("omitted");
+    if let Some(reasoning) = reasoning(thinking, config.effort, summarised) {
         body.insert("reasoning".into(), reasoning);
     }
     if let Some(format) = config.format {
@@ -899,8 +906,8 @@ fn json_format(format: &Value, field: &str, dropped: &mut Dropped) -> Option<Val
 }
 
 /// The Responses `reasoning` setting: an explicit effort wins over one read from the thinking
-/// budget; summaries are asked for only when thinking is shown.
-fn reasoning(thinking: Thinking, effort: Option<&'static str>) -> Option<Value> {
+/// budget; summaries are asked for only when thinking is shown with its text.
+fn reasoning(thinking: Thinking, effort: Option<&'static str>, summarised: bool) -> Option<Value> {
     let effort = effort.or(match thinking {
         Thinking::Budget(n) if n < 4_096 => Some("low"),
         Thinking::Budget(n) if n < 16_384 => Some("medium"),
@@ -911,7 +918,7 @@ fn reasoning(thinking: Thinking, effort: Option<&'static str>) -> Option<Value> 
     if let Some(effort) = effort {
         reasoning.insert("effort".into(), effort.into());
     }
-    if thinking.shown() {
+    if thinking.shown() && summarised {
         reasoning.insert("summary".into(), "auto".into());
     }
     (!reasoning.is_empty()).then_some(Value::Object(reasoning))

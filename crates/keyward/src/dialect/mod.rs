@@ -9,6 +9,8 @@
 //! [`Answer`] that knows how to speak back to this client: a [`StreamTranslator`] for a streamed
 //! answer, or one reply object from the assembled Responses object for a non-streamed one.
 
+#[cfg(test)]
+mod acceptance;
 pub(crate) mod chat;
 pub(crate) mod completions;
 pub(crate) mod count_tokens;
