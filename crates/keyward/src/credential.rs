@@ -115,8 +115,9 @@ impl SourceIdentity {
 pub enum SourceContents {
     /// An OAuth login keyward can serve and refresh.
     Login(Box<Credential>),
-    /// An API-key login (`OPENAI_API_KEY` set, no OAuth tokens): recognised, reported, not refreshed.
-    ApiKey,
+    /// An API-key login (`OPENAI_API_KEY` set, no OAuth tokens): served with the key, never
+    /// refreshed.
+    ApiKey(Secret),
     /// The file exists but holds no login (e.g. tokens null after a logout).
     NoLogin,
     /// The file does not exist.

@@ -24,7 +24,7 @@ use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem,
 };
 use crate::profile::ProfileId;
-use crate::secret::Fingerprint;
+use crate::secret::{Fingerprint, Secret};
 use crate::store::{Lineage, LineageAuthor, SpendRecord, Store};
 use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
 
@@ -81,6 +81,8 @@ pub struct View {
     pub spend: Option<SpendRecord>,
     pub lineage: Lineage,
     pub warnings: Vec<String>,
+    /// The API key the source holds instead of a login.
+    pub api_key: Option<Secret>,
 }
 
 /// Per-process counters, reported by `/healthz`.
@@ -204,6 +206,7 @@ impl ProfileRuntime {
             spend: None,
             lineage: Lineage::default(),
             warnings: Vec::new(),
+            api_key: None,
         };
         Self {
             id,
@@ -497,9 +500,13 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
     let read = runtime.source.read();
     runtime.reads.fetch_add(1, Ordering::Relaxed);
     let previous = runtime.view();
+    let mut api_key = None;
     let (status, credential) = match read.contents {
         Ok(SourceContents::Login(credential)) => (SourceStatus::Login, Some(Arc::from(credential))),
-        Ok(SourceContents::ApiKey) => (SourceStatus::ApiKey, None),
+        Ok(SourceContents::ApiKey(key)) => {
+            api_key = Some(key);
+            (SourceStatus::ApiKey, None)
+        }
         Ok(SourceContents::NoLogin) => (SourceStatus::NoLogin, None),
         Ok(SourceContents::Missing) => (SourceStatus::Missing, None),
         // Unreadable now, but the last good login is still the newest lineage we know: keep
@@ -540,6 +547,7 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         spend,
         lineage,
         warnings: read.warnings,
+        api_key,
     });
     if let Some(change) = describe_change(&previous, &view) {
         tracing::info!(profile = %runtime.id, generation = view.lineage.generation, "{change}");

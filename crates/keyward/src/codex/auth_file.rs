@@ -50,14 +50,15 @@ impl AuthDocument {
     }
 
     pub fn contents(&self) -> Result<SourceContents, ParseError> {
-        let api_key =
-            matches!(self.root.get("OPENAI_API_KEY"), Some(Value::String(k)) if !k.is_empty());
+        let api_key = match self.root.get("OPENAI_API_KEY") {
+            Some(Value::String(k)) if !k.is_empty() => Some(Secret::new(k.clone())),
+            _ => None,
+        };
         let tokens = match self.root.get("tokens") {
             None | Some(Value::Null) => {
-                return Ok(if api_key {
-                    SourceContents::ApiKey
-                } else {
-                    SourceContents::NoLogin
+                return Ok(match api_key {
+                    Some(key) => SourceContents::ApiKey(key),
+                    None => SourceContents::NoLogin,
                 })
             }
             Some(Value::Object(tokens)) => tokens,
@@ -82,10 +83,9 @@ impl AuthDocument {
         let access = text("access_token")?;
         let refresh = text("refresh_token")?;
         let (Some(access), Some(refresh)) = (access, refresh) else {
-            return Ok(if api_key {
-                SourceContents::ApiKey
-            } else {
-                SourceContents::NoLogin
+            return Ok(match api_key {
+                Some(key) => SourceContents::ApiKey(key),
+                None => SourceContents::NoLogin,
             });
         };
         let id_token = text("id_token")?;
@@ -202,7 +202,7 @@ mod tests {
         let doc = AuthDocument::parse(key.to_string().as_bytes()).map_err(|_| ());
         assert!(matches!(
             doc.and_then(|d| d.contents().map_err(|_| ())),
-            Ok(SourceContents::ApiKey)
+            Ok(SourceContents::ApiKey(key)) if key.expose() == "sk-test"
         ));
         let none = json!({"OPENAI_API_KEY": null});
         let doc = AuthDocument::parse(none.to_string().as_bytes()).map_err(|_| ());
