@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyward::app::build_broker;
+use keyward::app;
 use keyward::config::Config;
 use keyward::profile::ProfileId;
 
@@ -50,7 +50,7 @@ fn hot_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let broker = build_broker(&config).unwrap();
+    let broker = app::build(&config).unwrap().broker;
     let profile = ProfileId::codex_default();
     runtime.block_on(broker.access(&profile)).unwrap();
 

@@ -3,17 +3,16 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::build_broker;
-use crate::broker::{AccessError, Broker, HealthState};
+use crate::app::{self, App};
+use crate::broker::{AccessError, HealthState};
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::{self, Gateway};
 use crate::profile::ProfileId;
-use crate::report::{profile_report, relative, ProfileReport};
+use crate::report::{pool_reports, relative, window_text, ProfileReport};
 
 pub mod exit {
     pub const OK: u8 = 0;
@@ -115,13 +114,16 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
     }
-    let broker = match build_broker(&config) {
-        Ok(broker) => broker,
+    let App { broker, pool } = match app::build(&config) {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("keyward: {e}");
             return exit::FAILURE;
         }
     };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let addr = listen.unwrap_or(config.listen);
     if !addr.ip().is_loopback() && config.gateway.api_keys.is_empty() {
         eprintln!(
@@ -138,18 +140,12 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
             return exit::FAILURE;
         }
     };
-    let gateway = match Gateway::new(
+    let gateway = Gateway::new(
         broker.clone(),
-        &config.codex_base_url,
+        pool,
         config.models.clone(),
         config.gateway.clone(),
-    ) {
-        Ok(gateway) => gateway,
-        Err(e) => {
-            eprintln!("keyward: cannot build the HTTP client: {e}");
-            return exit::FAILURE;
-        }
-    };
+    );
     let _watcher = match crate::watcher::watch(broker.profiles()) {
         Ok(watcher) => Some(watcher),
         Err(e) => {
@@ -165,6 +161,9 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
     tracing::info!(store = %config.keyward_home.display(), token_url = %config.codex_token_url, base_url = %config.codex_base_url, "keyward listening on http://{bound}");
     for runtime in broker.profiles() {
         tracing::info!(profile = %runtime.id, source = %runtime.source.location().display(), "profile");
+    }
+    for profile in &config.api_profiles {
+        tracing::info!(profile = %profile.id, key = %profile.origin, base_url = %profile.base_url, "profile");
     }
     let result = gateway::serve(gateway, listener, shutdown_signal()).await;
     tracing::info!("shutting down: waiting for refreshes in flight");
@@ -195,24 +194,15 @@ async fn shutdown_signal() {
     }
 }
 
-async fn reports(broker: &Arc<Broker>) -> Vec<ProfileReport> {
-    let mut reports = Vec::new();
-    for runtime in broker.profiles() {
-        let view = broker.current_view(runtime).await;
-        reports.push(profile_report(broker, runtime, &view));
-    }
-    reports
-}
-
 async fn status(config: Config, json: bool) -> u8 {
-    let broker = match build_broker(&config) {
-        Ok(broker) => broker,
+    let App { broker, pool } = match app::build(&config) {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("keyward: {e}");
             return exit::FAILURE;
         }
     };
-    let mut reports = reports(&broker).await;
+    let mut reports = pool_reports(&broker, &pool).await;
     for report in &mut reports {
         if let Ok(id) = report.profile.parse() {
             report.recent_health = broker.store().health_history(&id, 5).unwrap_or_default();
@@ -289,6 +279,25 @@ fn human(report: &ProfileReport) -> String {
     if let Some(outcome) = &report.last_outcome {
         field("last outcome", outcome.clone());
     }
+    if let Some(cooldown) = &report.cooldown {
+        let secs = (cooldown.until - chrono::Utc::now()).num_seconds();
+        field(
+            "cooldown",
+            format!(
+                "resting until {} ({}): {}",
+                cooldown.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                relative(secs),
+                cooldown.reason
+            ),
+        );
+    }
+    if let Some(usage) = &report.usage {
+        for (name, window) in [("primary", &usage.primary), ("secondary", &usage.secondary)] {
+            if let Some(window) = window {
+                field(&format!("usage {name}"), window_text(window));
+            }
+        }
+    }
     field("health", report.health.detail.clone());
     if let Some(remedy) = &report.health.remedy {
         field("to fix", remedy.clone());
@@ -308,8 +317,8 @@ fn human(report: &ProfileReport) -> String {
 }
 
 async fn token(config: Config, profile: Option<ProfileId>, refresh: bool) -> u8 {
-    let broker = match build_broker(&config) {
-        Ok(broker) => broker,
+    let App { broker, .. } = match app::build(&config) {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("keyward: {e}");
             return exit::FAILURE;

@@ -1,6 +1,7 @@
 //! keyward: a local gateway that lends the logins of your coding CLIs (the Codex CLI first) to
 //! standard HTTP APIs, and keeps their OAuth lineage alive without ever spending a stale token.
 
+pub mod anthropic;
 pub mod app;
 pub mod atomic_file;
 pub mod broker;
@@ -14,9 +15,12 @@ pub mod failpoint;
 pub mod gateway;
 pub mod host;
 pub mod models;
+pub mod openai;
+pub mod pool;
 pub mod profile;
 pub mod report;
 pub mod secret;
 pub mod store;
 pub mod token_endpoint;
+pub mod upstream;
 pub mod watcher;

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::broker::{Broker, Health, ProfileRuntime, SourceStatus, View};
-use crate::store::HealthEvent;
+use crate::broker::{Broker, Health, HealthState, ProfileRuntime, SourceStatus, View};
+use crate::pool::Pool;
+use crate::store::{Cooldown, HealthEvent, Usage};
+use crate::upstream::Upstream;
 
 #[derive(Debug, Serialize)]
 pub struct ProfileReport {
@@ -29,6 +31,86 @@ pub struct ProfileReport {
     /// The latest health changes recorded by `keyward serve` (newest first); `status` only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recent_health: Vec<HealthEvent>,
+    /// Resting at a usage limit until its reset.
+    pub cooldown: Option<Cooldown>,
+    /// The usage windows of its latest answer.
+    pub usage: Option<Usage>,
+}
+
+/// Every profile of the pool, in its order: Codex logins with their broker state, API-key
+/// profiles with where their key comes from; each with its cooldown and usage windows.
+pub async fn pool_reports(broker: &Broker, pool: &Pool) -> Vec<ProfileReport> {
+    let now = Utc::now();
+    let mut reports = Vec::new();
+    for member in pool.members() {
+        let id = member.profile();
+        let mut report = match broker.profile(id) {
+            Some(runtime) => {
+                let view = broker.current_view(runtime).await;
+                profile_report(broker, runtime, &view)
+            }
+            None => api_key_report(member.as_ref()),
+        };
+        report.cooldown = pool.cooldown(id, now);
+        report.usage = pool.usage(id);
+        reports.push(report);
+    }
+    reports
+}
+
+fn api_key_report(member: &dyn Upstream) -> ProfileReport {
+    ProfileReport {
+        profile: member.profile().to_string(),
+        source: member.describe(),
+        source_kind: "api-key",
+        health: Health {
+            state: HealthState::Ok,
+            detail: "serving with an API key".into(),
+            remedy: None,
+        },
+        account_id: None,
+        email: None,
+        plan: None,
+        access_expires_at: None,
+        access_expires_in_secs: None,
+        refresh_token: None,
+        generation: 0,
+        last_refresh: None,
+        lineage_changed_at: None,
+        lineage_changed_by: None,
+        last_outcome: None,
+        warnings: Vec::new(),
+        source_reads: 0,
+        recent_health: Vec::new(),
+        cooldown: None,
+        usage: None,
+    }
+}
+
+/// A usage window as one line: "12% of 5h, resets in 2h 3m".
+pub fn window_text(window: &crate::store::UsageWindow) -> String {
+    let mut text = format!("{:.0}%", window.used_percent);
+    if let Some(minutes) = window.window_minutes {
+        text.push_str(&format!(" of {}", span(minutes * 60)));
+    }
+    if let Some(at) = window.resets_at {
+        text.push_str(&format!(
+            ", resets {}",
+            relative((at - Utc::now()).num_seconds())
+        ));
+    }
+    text
+}
+
+/// "5h", "7d", "90m".
+fn span(secs: u64) -> String {
+    if secs.is_multiple_of(86_400) {
+        format!("{}d", secs / 86_400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{}m", secs / 60)
+    }
 }
 
 pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) -> ProfileReport {
@@ -67,6 +149,8 @@ pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) ->
         warnings: view.warnings.clone(),
         source_reads: runtime.source_reads(),
         recent_health: Vec::new(),
+        cooldown: None,
+        usage: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod lock;
 pub(crate) mod models;
 pub mod source;
 pub mod token_endpoint;
+pub mod upstream;
 
 pub use source::CodexSource;
 

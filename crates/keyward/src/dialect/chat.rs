@@ -2139,9 +2139,18 @@ mod tests {
             translated.dropped,
             ["messages[].name", "frequency_penalty", "x_vendor_hint"]
         );
-        assert_eq!(translated.client_name("max_output_tokens"), "max_tokens");
-        assert_eq!(translated.client_name("reasoning"), "reasoning_effort");
-        assert_eq!(translated.client_name("text"), "response_format");
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "max_output_tokens"),
+            "max_tokens"
+        );
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "reasoning"),
+            "reasoning_effort"
+        );
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "text"),
+            "response_format"
+        );
     }
 
     /// The smaller mappings: legacy functions, formats, web search, files, audio, copied fields.
@@ -2218,11 +2227,17 @@ mod tests {
             ["messages[].content.input_audio", "seed", "store"]
         );
         assert_eq!(
-            translated.client_name("max_output_tokens"),
+            crate::dialect::client_name(&translated.renamed, "max_output_tokens"),
             "max_completion_tokens"
         );
-        assert_eq!(translated.client_name("tool_choice"), "function_call");
-        assert_eq!(translated.client_name("tools"), "functions");
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "tool_choice"),
+            "function_call"
+        );
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "tools"),
+            "functions"
+        );
     }
 
     /// `tool_choice` modes and other tool types pass through; text formats map.

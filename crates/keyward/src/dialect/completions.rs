@@ -262,7 +262,10 @@ mod tests {
                 "x_vendor"
             ]
         );
-        assert_eq!(translated.client_name("max_output_tokens"), "max_tokens");
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "max_output_tokens"),
+            "max_tokens"
+        );
     }
 
     /// Every refused request names the offending field.

@@ -2002,7 +2002,10 @@ mod tests {
             ]
         );
         assert_eq!(translated.renamed, [("max_output_tokens", "max_tokens")]);
-        assert_eq!(translated.client_name("max_output_tokens"), "max_tokens");
+        assert_eq!(
+            crate::dialect::client_name(&translated.renamed, "max_output_tokens"),
+            "max_tokens"
+        );
         assert_eq!(translated.model, "claude-opus-5-5");
         assert!(translated.stream);
     }

@@ -71,16 +71,6 @@ pub(crate) struct Translated {
     pub answer: Option<Box<dyn Answer>>,
 }
 
-impl Translated {
-    /// The client's name for a Responses field.
-    pub fn client_name<'a>(&'a self, responses_field: &'a str) -> &'a str {
-        self.renamed
-            .iter()
-            .find(|(ours, _)| *ours == responses_field)
-            .map_or(responses_field, |(_, theirs)| theirs)
-    }
-}
-
 impl std::fmt::Debug for Translated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Translated")
@@ -89,6 +79,17 @@ impl std::fmt::Debug for Translated {
             .field("dropped", &self.dropped)
             .finish_non_exhaustive()
     }
+}
+
+/// The client's name for a field it sent under another name (`renamed` as in [`Translated`]).
+pub(crate) fn client_name<'a>(
+    renamed: &'a [(&'static str, &'static str)],
+    field: &'a str,
+) -> &'a str {
+    renamed
+        .iter()
+        .find(|(ours, _)| *ours == field)
+        .map_or(field, |(_, theirs)| theirs)
 }
 
 /// A request keyward refuses before sending anything: a 400 in the caller's dialect.

@@ -10,19 +10,19 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 
-use super::upstream::{answer_headers, root_cause};
 use super::ApiError;
 use crate::dialect::responses::{parse_event, Assembler};
 use crate::dialect::sse::SseParser;
 use crate::dialect::{Answer, Flow, StreamTranslator};
+use crate::upstream::root_cause;
 
 /// A non-streamed answer is assembled in memory; past this it is refused rather than buffered.
 const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
 /// An upstream error body is read up to this much.
 const MAX_ERROR_BYTES: usize = 1 << 20;
 
-/// The upstream's error answer, translated (its status kept).
-pub(super) async fn upstream_error(response: reqwest::Response) -> ApiError {
+/// An upstream's error answer, read whole (within a bound): its status, headers and body.
+pub(super) async fn read_error(response: reqwest::Response) -> (u16, HeaderMap, Vec<u8>) {
     let status = response.status().as_u16();
     let headers = answer_headers(response.headers());
     let mut body = Vec::new();
@@ -34,7 +34,57 @@ pub(super) async fn upstream_error(response: reqwest::Response) -> ApiError {
             break;
         }
     }
-    ApiError::from_upstream(status, &body, headers)
+    (status, headers, body)
+}
+
+/// Upstream answer headers passed on to the client: not hop-by-hop ones, no cookies, no CORS
+/// grants (keyward decides those), no length or type (the body may be re-encoded).
+pub(super) fn answer_headers(from: &HeaderMap) -> HeaderMap {
+    let mut to = HeaderMap::new();
+    for (name, value) in from {
+        let name_str = name.as_str();
+        let skip = matches!(
+            name_str,
+            "content-length"
+                | "content-type"
+                | "content-encoding"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "set-cookie"
+                | "trailer"
+                | "upgrade"
+                | "alt-svc"
+                | "strict-transport-security"
+        ) || name_str.starts_with("access-control-");
+        if !skip {
+            to.append(name.clone(), value.clone());
+        }
+    }
+    to
+}
+
+/// An upstream answer that is already what the caller wants (its own API, not a stream to
+/// assemble): body and status passed through, with the content type.
+pub(super) fn pass_body(response: reqwest::Response, mut headers: HeaderMap) -> Response {
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
+    headers.extend(answer_headers(response.headers()));
+    if let Some(kind) = response.headers().get(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, kind.clone());
+    }
+    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// Whether an upstream answer is an event stream.
+pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 /// A Responses client's stream: the upstream's bytes, untouched.

@@ -74,6 +74,13 @@ impl ApiError {
         )
     }
 
+    pub fn with_code(self, code: &str) -> Self {
+        Self {
+            code: Some(code.to_string()),
+            ..self
+        }
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -1,4 +1,5 @@
-//! `GET /healthz`: liveness, with each profile's health and keyward's refresh counters.
+//! `GET /healthz`: liveness, with each profile's health, cooldown and usage windows, and
+//! keyward's refresh counters.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::front_door::Authenticated;
 use super::Gateway;
-use crate::report::profile_report;
+use crate::report::pool_reports;
 
 pub(super) async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -20,11 +21,7 @@ pub(super) async fn handle(
         return Json(json!({"status": "ok"}));
     }
     let broker = &gateway.broker;
-    let mut profiles = Vec::new();
-    for runtime in broker.profiles() {
-        let view = broker.current_view(runtime).await;
-        profiles.push(profile_report(broker, runtime, &view));
-    }
+    let profiles = pool_reports(broker, &gateway.pool).await;
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

@@ -8,10 +8,8 @@ mod health;
 mod models;
 mod pipeline;
 pub mod server;
-mod upstream;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,18 +19,17 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::broker::Broker;
-use crate::codex::backend;
 use crate::config::GatewayConfig;
 use crate::dialect::Dialect;
 use crate::models::Models;
+use crate::pool::Pool;
 
 pub use error::ApiError;
 pub use pipeline::{DROPPED_HEADER, PROFILE_HEADER, UPSTREAM_MODEL_HEADER};
 
 pub struct Gateway {
     pub broker: Arc<Broker>,
-    pub upstream: reqwest::Client,
-    pub responses_url: String,
+    pub pool: Arc<Pool>,
     pub models: Models,
     pub config: GatewayConfig,
 }
@@ -40,25 +37,16 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         broker: Arc<Broker>,
-        codex_base_url: &str,
+        pool: Arc<Pool>,
         models: Models,
         config: GatewayConfig,
-    ) -> reqwest::Result<Arc<Self>> {
-        // No overall timeout: a streamed answer may run for minutes. A stalled one is cut by the
-        // read timeout.
-        let upstream = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(300))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Arc::new(Self {
+    ) -> Arc<Self> {
+        Arc::new(Self {
             broker,
-            upstream,
-            responses_url: backend::responses_url(codex_base_url),
+            pool,
             models,
             config,
-        }))
+        })
     }
 
     pub fn router(self: &Arc<Self>) -> Router {

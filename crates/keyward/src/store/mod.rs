@@ -5,6 +5,7 @@
 //! gateways on several machines sharing one ledger) can stand in for the embedded SQLite one; the
 //! ledger's uniqueness on a token fingerprint is what makes a second spender back off.
 
+mod pool;
 mod sqlite;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::credential::TokenAnswer;
 use crate::profile::ProfileId;
 use crate::secret::Fingerprint;
 
+pub use pool::{Cooldown, PoolStore, Usage, UsageWindow};
 pub use sqlite::SqliteStore;
 
 /// What the ledger knows of a refresh token. Every state means "never spend it again".

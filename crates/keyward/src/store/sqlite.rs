@@ -14,7 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::*;
 
 /// Migrations in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE spent_tokens (
     fingerprint TEXT PRIMARY KEY,
     profile     TEXT NOT NULL,
@@ -52,7 +53,20 @@ CREATE TABLE health_events (
     detail      TEXT NOT NULL
 );
 CREATE INDEX health_events_profile ON health_events (profile, id);
-"#];
+"#,
+    r#"
+CREATE TABLE cooldowns (
+    profile     TEXT PRIMARY KEY,
+    until       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    since       TEXT NOT NULL
+);
+CREATE TABLE usage_windows (
+    profile     TEXT PRIMARY KEY,
+    usage       TEXT NOT NULL
+);
+"#,
+];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;
 
@@ -126,11 +140,11 @@ impl SqliteStore {
         }
     }
 
-    fn err(&self, e: rusqlite::Error) -> StoreError {
+    pub(super) fn err(&self, e: rusqlite::Error) -> StoreError {
         db_error(&self.path, e)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the connection cannot leave a half-done transaction (rusqlite rolls
         // back on drop), so a poisoned lock is still a usable connection.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -11,8 +11,13 @@ use serde::Deserialize;
 
 use crate::codex;
 use crate::models::{Alias, Models, ServedModel};
+use crate::pool::RouteConfig;
 use crate::profile::{ProfileId, CODEX_PROVIDER};
 use crate::secret::Secret;
+
+mod keys;
+
+pub use keys::ApiKeyProfile;
 
 pub const HOME_ENV: &str = "KEYWARD_HOME";
 pub const CONFIG_ENV: &str = "KEYWARD_CONFIG";
@@ -52,6 +57,12 @@ struct FileConfig {
     models: ModelsFile,
     #[serde(default)]
     gateway: GatewayFile,
+    #[serde(default)]
+    openai: keys::ApiProviderFile,
+    #[serde(default)]
+    anthropic: keys::ApiProviderFile,
+    #[serde(default)]
+    routes: Vec<keys::RouteFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +145,14 @@ pub struct Config {
     pub codex_profiles: Vec<CodexProfileConfig>,
     pub models: Models,
     pub gateway: GatewayConfig,
+    /// OpenAI and Anthropic API-key profiles, in config order (OpenAI first).
+    pub api_profiles: Vec<ApiKeyProfile>,
+    pub routes: Vec<RouteConfig>,
+    /// Where OpenAI API requests go (API-key profiles, and a Codex `auth.json` in API-key mode).
+    pub openai_base_url: String,
+    pub anthropic_base_url: String,
+    /// Things worth telling the user that do not stop keyward.
+    pub warnings: Vec<String>,
     pub margin: Duration,
     pub jitter: Duration,
     pub min_validity: Duration,
@@ -270,6 +289,30 @@ impl Config {
 
         let models = models_config(&file.models).map_err(invalid)?;
         let gateway = gateway_config(env, &file.gateway).map_err(invalid)?;
+        let openai_base_url = env
+            .get(crate::openai::BASE_URL_ENV)
+            .or(file.openai.base_url.clone())
+            .unwrap_or_else(|| crate::openai::DEFAULT_BASE_URL.to_string());
+        let anthropic_base_url = env
+            .get(crate::anthropic::BASE_URL_ENV)
+            .or(file.anthropic.base_url.clone())
+            .unwrap_or_else(|| crate::anthropic::DEFAULT_BASE_URL.to_string());
+        let mut warnings = Vec::new();
+        let api_profiles = keys::api_profiles(
+            env,
+            &file.openai,
+            &file.anthropic,
+            (&openai_base_url, &anthropic_base_url),
+            &config_path,
+            &mut warnings,
+        )
+        .map_err(invalid)?;
+        let known: Vec<ProfileId> = codex_profiles
+            .iter()
+            .map(|p| p.id.clone())
+            .chain(api_profiles.iter().map(|p| p.id.clone()))
+            .collect();
+        let routes = keys::routes(&file.routes, &known).map_err(invalid)?;
         let refresh = &file.refresh;
         let bounded =
             |key: &str, value: Option<Duration>, default: Duration, range: (Duration, Duration)| {
@@ -295,6 +338,11 @@ impl Config {
             codex_profiles,
             models,
             gateway,
+            api_profiles,
+            routes,
+            openai_base_url,
+            anthropic_base_url,
+            warnings,
             margin: bounded(
                 "margin",
                 refresh.margin,

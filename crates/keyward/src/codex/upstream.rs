@@ -1,0 +1,362 @@
+//! A Codex login as an upstream: the ChatGPT Codex backend with the login's access token and
+//! account id, requests normalised for the backend ([`super::backend`]), one re-validation of the
+//! login on a 401; its usage limits and usage windows read from its answers. An `auth.json` in
+//! API-key mode is served through OpenAI's public API with that key instead.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::backend;
+use crate::broker::{Broker, Grant};
+use crate::models::Models;
+use crate::openai;
+use crate::profile::ProfileId;
+use crate::secret::Secret;
+use crate::store::{Usage, UsageWindow};
+use crate::upstream::{
+    header as header_text, retry_after, root_cause, seconds_from, Limit, Outgoing, SendError,
+    SendFuture, Sent, Upstream, Wire,
+};
+
+/// How long a profile rests after a 429 that names no reset.
+const DEFAULT_COOLDOWN_SECS: i64 = 60;
+
+pub struct CodexUpstream {
+    id: ProfileId,
+    broker: Arc<Broker>,
+    http: reqwest::Client,
+    responses_url: String,
+    /// Where an `auth.json` in API-key mode sends its requests.
+    openai_responses_url: String,
+    models: Arc<Models>,
+}
+
+impl CodexUpstream {
+    pub fn new(
+        id: ProfileId,
+        broker: Arc<Broker>,
+        http: reqwest::Client,
+        base_url: &str,
+        openai_base_url: &str,
+        models: Arc<Models>,
+    ) -> Self {
+        Self {
+            id,
+            broker,
+            http,
+            responses_url: backend::responses_url(base_url),
+            openai_responses_url: openai::responses_url(openai_base_url),
+            models,
+        }
+    }
+
+    /// The API key the login's `auth.json` holds instead of a ChatGPT login, if it does.
+    async fn api_key(&self) -> Option<Secret> {
+        let runtime = self.broker.profile(&self.id)?;
+        self.broker.current_view(runtime).await.api_key.clone()
+    }
+
+    async fn post(
+        &self,
+        grant: &Grant,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, SendError> {
+        let url = &self.responses_url;
+        let mut request = self.http.post(url);
+        for (name, value) in client_headers {
+            if forwardable(name) {
+                request = request.header(name, value);
+            }
+        }
+        if !client_headers.contains_key("originator") {
+            request = request.header("originator", backend::ORIGINATOR);
+        }
+        let credential = &grant.credential;
+        request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "text/event-stream")
+            .bearer_auth(credential.access_token.expose());
+        if let Some(account) = credential.account() {
+            request = request.header("chatgpt-account-id", account);
+        }
+        request.body(body).send().await.map_err(|e| {
+            SendError::Unreachable(format!(
+                "cannot reach the upstream {url}: {}",
+                root_cause(&e)
+            ))
+        })
+    }
+}
+
+/// Client headers passed to the backend: the Codex CLI's session and feature headers. Everything
+/// else (the client's credentials, cookies, `Origin`, `Referer`, its user agent) stays with
+/// keyward.
+fn forwardable(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    matches!(
+        name,
+        "originator"
+            | "session_id"
+            | "session-id"
+            | "thread-id"
+            | "conversation_id"
+            | "openai-beta"
+            | "version"
+            | "accept-language"
+            | "x-client-request-id"
+    ) || ["x-codex-", "x-openai-", "oai-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+impl Upstream for CodexUpstream {
+    fn profile(&self) -> &ProfileId {
+        &self.id
+    }
+
+    fn describe(&self) -> String {
+        self.broker
+            .profile(&self.id)
+            .map(|runtime| runtime.source.location().display().to_string())
+            .unwrap_or_default()
+    }
+
+    fn wire(&self) -> Wire {
+        Wire::Responses
+    }
+
+    fn model_for(&self, asked: &str) -> Option<String> {
+        self.models.resolve(asked)
+    }
+
+    fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            if let Some(key) = self.api_key().await {
+                let body = openai::encode(request)?;
+                let response =
+                    openai::post(&self.http, &self.openai_responses_url, &key, body).await?;
+                return Ok(Sent {
+                    response,
+                    dropped: Vec::new(),
+                });
+            }
+            let Outgoing {
+                mut body,
+                model,
+                original,
+                native,
+                client_headers,
+            } = request;
+            let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
+            let normalised = backend::normalise(&mut body).map_err(SendError::Invalid)?;
+            let bytes = match original {
+                // The Codex CLI's own requests need nothing: its bytes go as they came.
+                Some(original) if native && model_unchanged && !normalised.changed => {
+                    original.clone()
+                }
+                _ => {
+                    body.insert("model".into(), Value::String(model.to_string()));
+                    Bytes::from(serde_json::to_vec(&Value::Object(body)).map_err(|e| {
+                        SendError::Unreachable(format!("the request cannot be encoded: {e}"))
+                    })?)
+                }
+            };
+            let mut grant = self
+                .broker
+                .access(&self.id)
+                .await
+                .map_err(SendError::Access)?;
+            let mut response = self.post(&grant, client_headers, bytes.clone()).await?;
+            if response.status() == StatusCode::UNAUTHORIZED {
+                tracing::info!(profile = %self.id, "upstream answered 401; re-validating the login");
+                grant = self
+                    .broker
+                    .reauthorize(&self.id, &grant.credential)
+                    .await
+                    .map_err(SendError::Access)?;
+                response = self.post(&grant, client_headers, bytes).await?;
+            }
+            Ok(Sent {
+                response,
+                dropped: normalised.dropped,
+            })
+        })
+    }
+
+    fn limit(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Option<Limit> {
+        usage_limit(status, headers, body, now)
+    }
+
+    fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
+        usage_windows(headers, now)
+    }
+}
+
+/// A 429 from the backend: a ChatGPT usage limit (`usage_limit_reached`, with the reset in the
+/// body as `resets_at` or `resets_in_seconds`), or a plain rate limit; otherwise the reset is
+/// read from the `x-codex-*-reset-after-seconds` window that is full, then `retry-after`.
+pub(crate) fn usage_limit(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Option<Limit> {
+    if status != 429 {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = body.get("error").unwrap_or(&Value::Null);
+    let kind = error
+        .get("type")
+        .or_else(|| error.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("rate_limit_exceeded");
+    let from_body = error
+        .get("resets_at")
+        .and_then(Value::as_i64)
+        .and_then(|at| DateTime::from_timestamp(at, 0))
+        .filter(|at| *at > now)
+        .or_else(|| {
+            error
+                .get("resets_in_seconds")
+                .and_then(Value::as_f64)
+                .and_then(|secs| seconds_from(now, secs))
+        });
+    let full_window = ["primary", "secondary"].iter().find_map(|window| {
+        let used: f64 = header_text(headers, &format!("x-codex-{window}-used-percent"))?
+            .parse()
+            .ok()?;
+        (used >= 100.0).then_some(())?;
+        header_text(headers, &format!("x-codex-{window}-reset-after-seconds"))?
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| seconds_from(now, secs))
+    });
+    let until = from_body
+        .or(full_window)
+        .or_else(|| retry_after(headers, now))
+        .unwrap_or(now + chrono::Duration::seconds(DEFAULT_COOLDOWN_SECS));
+    let reason = match (kind, error.get("plan_type").and_then(Value::as_str)) {
+        ("usage_limit_reached", Some(plan)) => format!("ChatGPT usage limit reached ({plan} plan)"),
+        ("usage_limit_reached", None) => "ChatGPT usage limit reached".into(),
+        (other, _) => format!("rate limited ({other})"),
+    };
+    Some(Limit { until, reason })
+}
+
+/// The `x-codex-primary-*` and `x-codex-secondary-*` windows of an answer.
+pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
+    let window = |name: &str| {
+        let used_percent = header_text(headers, &format!("x-codex-{name}-used-percent"))?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite())?;
+        let window_minutes = header_text(headers, &format!("x-codex-{name}-window-minutes"))
+            .and_then(|v| v.trim().parse().ok());
+        let resets_at = header_text(headers, &format!("x-codex-{name}-reset-after-seconds"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .and_then(|secs| seconds_from(now, secs))
+            .or_else(|| {
+                header_text(headers, &format!("x-codex-{name}-reset-at"))
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .and_then(|at| DateTime::from_timestamp(at, 0))
+            });
+        Some(UsageWindow {
+            used_percent,
+            window_minutes,
+            resets_at,
+        })
+    };
+    let (primary, secondary) = (window("primary"), window("secondary"));
+    (primary.is_some() || secondary.is_some()).then_some(Usage {
+        primary,
+        secondary,
+        observed_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    /// The usage limit's reset comes from the body first, then the full window's header, then
+    /// `retry-after`; other statuses are no limit.
+    #[test]
+    fn usage_limits_rest_until_the_reset() {
+        let now = Utc::now();
+        let body = br#"{"error":{"type":"usage_limit_reached","plan_type":"plus","resets_in_seconds":3600}}"#;
+        let limit = usage_limit(429, &HeaderMap::new(), body, now);
+        assert_eq!(
+            limit.clone().map(|l| l.until),
+            Some(now + chrono::Duration::seconds(3600))
+        );
+        assert!(limit.is_some_and(|l| l.reason.contains("plus plan")));
+        let at = now.timestamp() + 120;
+        let body = format!(r#"{{"error":{{"type":"usage_limit_reached","resets_at":{at}}}}}"#);
+        assert_eq!(
+            usage_limit(429, &HeaderMap::new(), body.as_bytes(), now).map(|l| l.until.timestamp()),
+            Some(at)
+        );
+        let windows = headers(&[
+            ("x-codex-primary-used-percent", "100"),
+            ("x-codex-primary-reset-after-seconds", "90"),
+            ("retry-after", "5"),
+        ]);
+        assert_eq!(
+            usage_limit(429, &windows, b"{}", now).map(|l| l.until),
+            Some(now + chrono::Duration::seconds(90))
+        );
+        let retry = headers(&[("retry-after", "5")]);
+        assert_eq!(
+            usage_limit(429, &retry, b"not json", now).map(|l| l.until),
+            Some(now + chrono::Duration::seconds(5))
+        );
+        assert_eq!(usage_limit(400, &retry, b"{}", now), None);
+    }
+
+    /// Both windows are read from an answer's headers; an answer without them reports none.
+    #[test]
+    fn usage_windows_are_read() {
+        let now = Utc::now();
+        let usage = usage_windows(
+            &headers(&[
+                ("x-codex-primary-used-percent", "12.5"),
+                ("x-codex-primary-window-minutes", "300"),
+                ("x-codex-primary-reset-after-seconds", "600"),
+                ("x-codex-secondary-used-percent", "40"),
+            ]),
+            now,
+        );
+        let usage = usage.unwrap_or_else(|| panic!("no usage"));
+        let primary = usage.primary.unwrap_or_else(|| panic!("no primary"));
+        assert_eq!(primary.used_percent, 12.5);
+        assert_eq!(primary.window_minutes, Some(300));
+        assert_eq!(
+            primary.resets_at,
+            Some(now + chrono::Duration::seconds(600))
+        );
+        assert_eq!(usage.secondary.map(|w| w.used_percent), Some(40.0));
+        assert!(usage_windows(&HeaderMap::new(), now).is_none());
+    }
+}

@@ -1,0 +1,485 @@
+//! The pool of profiles: which ones may serve a request, in which order, and which are resting.
+//!
+//! A route maps a model name (exact or glob) to an ordered list of profiles; without a route, a
+//! model is served by every profile that can serve it, in config order. Failover tries them in
+//! order; round robin starts each request one further along. A conversation (its prompt cache
+//! key or session header) sticks to the profile that last served it while that one is healthy,
+//! since prompt caches and encrypted reasoning belong to one account. A profile that hit a usage
+//! limit rests until the reset its upstream named; cooldowns are kept in the store, so another
+//! process's `status` and a restarted `serve` see them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use globset::{Glob, GlobMatcher};
+
+use crate::dialect::Dialect;
+use crate::profile::ProfileId;
+use crate::store::{Cooldown, PoolStore, Usage};
+use crate::upstream::{Limit, Upstream};
+
+/// How often cooldowns other processes recorded are read back from the store.
+const COOLDOWN_SYNC: Duration = Duration::from_secs(5);
+/// A conversation stays with its profile this long after its last request.
+const STICKY_TTL: Duration = Duration::from_secs(3600);
+const STICKY_MAX: usize = 10_000;
+/// Usage windows are written to the store at most this often per profile (unless they change).
+const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The first profile that can serve, then the next.
+    #[default]
+    Failover,
+    /// Each request starts one profile further along.
+    RoundRobin,
+}
+
+impl Strategy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "failover" => Some(Self::Failover),
+            "round-robin" | "round_robin" => Some(Self::RoundRobin),
+            _ => None,
+        }
+    }
+}
+
+/// A configured route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub model: String,
+    pub profiles: Vec<ProfileId>,
+    pub strategy: Strategy,
+}
+
+struct Route {
+    matcher: GlobMatcher,
+    profiles: Vec<ProfileId>,
+    strategy: Strategy,
+    next: AtomicUsize,
+}
+
+/// A profile that may serve this request, and the model it is asked for.
+#[derive(Clone)]
+pub struct Candidate {
+    pub upstream: Arc<dyn Upstream>,
+    pub model: String,
+}
+
+/// Why no profile can take a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoCandidate {
+    /// The header named a profile keyward does not have.
+    UnknownProfile(String),
+    /// The named profile does not serve this model or dialect.
+    ProfileCannotServe { profile: ProfileId, model: String },
+    /// No profile serves this model (for this dialect).
+    UnknownModel(String),
+}
+
+#[derive(Default)]
+struct Cooldowns {
+    by_profile: HashMap<ProfileId, Cooldown>,
+    synced: Option<Instant>,
+}
+
+struct UsageState {
+    usage: Usage,
+    persisted: Option<Instant>,
+}
+
+pub struct Pool {
+    members: Vec<Arc<dyn Upstream>>,
+    routes: Vec<Route>,
+    store: Option<Arc<dyn PoolStore>>,
+    cooldowns: Mutex<Cooldowns>,
+    sticky: Mutex<HashMap<String, (ProfileId, Instant)>>,
+    usage: Mutex<HashMap<ProfileId, UsageState>>,
+    default_next: AtomicUsize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    /// Routes naming unknown profiles or bad patterns are refused by the config loader; here an
+    /// unusable pattern only makes its route match nothing.
+    pub fn new(
+        members: Vec<Arc<dyn Upstream>>,
+        routes: &[RouteConfig],
+        store: Option<Arc<dyn PoolStore>>,
+    ) -> Self {
+        let routes = routes
+            .iter()
+            .filter_map(|route| {
+                Some(Route {
+                    matcher: Glob::new(&route.model).ok()?.compile_matcher(),
+                    profiles: route.profiles.clone(),
+                    strategy: route.strategy,
+                    next: AtomicUsize::new(0),
+                })
+            })
+            .collect();
+        Self {
+            members,
+            routes,
+            store,
+            cooldowns: Mutex::new(Cooldowns::default()),
+            sticky: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
+            default_next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn members(&self) -> &[Arc<dyn Upstream>] {
+        &self.members
+    }
+
+    fn member(&self, id: &ProfileId) -> Option<&Arc<dyn Upstream>> {
+        self.members.iter().find(|m| m.profile() == id)
+    }
+
+    /// The profiles that may serve a request, in the order to try them.
+    pub fn candidates(
+        &self,
+        dialect: Dialect,
+        asked: &str,
+        session: Option<&str>,
+        forced: Option<&ProfileId>,
+    ) -> Result<Vec<Candidate>, NoCandidate> {
+        let can_serve = |member: &Arc<dyn Upstream>| {
+            member
+                .wire()
+                .serves(dialect)
+                .then(|| member.model_for(asked))
+                .flatten()
+                .map(|model| Candidate {
+                    upstream: member.clone(),
+                    model,
+                })
+        };
+        if let Some(id) = forced {
+            let member = self
+                .member(id)
+                .ok_or_else(|| NoCandidate::UnknownProfile(id.to_string()))?;
+            return can_serve(member).map(|c| vec![c]).ok_or_else(|| {
+                NoCandidate::ProfileCannotServe {
+                    profile: id.clone(),
+                    model: asked.to_string(),
+                }
+            });
+        }
+        let (mut list, strategy, next): (Vec<Candidate>, _, _) =
+            match self.routes.iter().find(|r| r.matcher.is_match(asked)) {
+                Some(route) => (
+                    route
+                        .profiles
+                        .iter()
+                        .filter_map(|id| self.member(id))
+                        .filter_map(can_serve)
+                        .collect(),
+                    route.strategy,
+                    &route.next,
+                ),
+                None => (
+                    self.members.iter().filter_map(can_serve).collect(),
+                    Strategy::Failover,
+                    &self.default_next,
+                ),
+            };
+        if list.is_empty() {
+            return Err(NoCandidate::UnknownModel(asked.to_string()));
+        }
+        if strategy == Strategy::RoundRobin {
+            let start = next.fetch_add(1, Ordering::Relaxed) % list.len();
+            list.rotate_left(start);
+        }
+        if let Some(stuck) = session.and_then(|s| self.sticky_profile(s)) {
+            if let Some(at) = list.iter().position(|c| c.upstream.profile() == &stuck) {
+                let candidate = list.remove(at);
+                list.insert(0, candidate);
+            }
+        }
+        Ok(list)
+    }
+
+    fn sticky_profile(&self, session: &str) -> Option<ProfileId> {
+        let sticky = lock(&self.sticky);
+        sticky
+            .get(session)
+            .filter(|(_, at)| at.elapsed() < STICKY_TTL)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// `profile` served `session`: the conversation stays with it while it is healthy.
+    pub fn served(&self, profile: &ProfileId, session: Option<&str>) {
+        let Some(session) = session else {
+            return;
+        };
+        let mut sticky = lock(&self.sticky);
+        if sticky.len() >= STICKY_MAX && !sticky.contains_key(session) {
+            sticky.retain(|_, (_, at)| at.elapsed() < STICKY_TTL);
+            if sticky.len() >= STICKY_MAX {
+                // Still full of live conversations: forget the older half.
+                let mut ages: Vec<Instant> = sticky.values().map(|(_, at)| *at).collect();
+                ages.sort();
+                let cutoff = ages[ages.len() / 2];
+                sticky.retain(|_, (_, at)| *at > cutoff);
+            }
+        }
+        sticky.insert(session.to_string(), (profile.clone(), Instant::now()));
+    }
+
+    /// The profile's cooldown, if it is resting now.
+    pub fn cooldown(&self, profile: &ProfileId, now: DateTime<Utc>) -> Option<Cooldown> {
+        let mut cooldowns = lock(&self.cooldowns);
+        let stale = cooldowns
+            .synced
+            .is_none_or(|at| at.elapsed() >= COOLDOWN_SYNC);
+        if stale {
+            if let Some(store) = &self.store {
+                match store.cooldowns() {
+                    Ok(all) => cooldowns.by_profile = all.into_iter().collect(),
+                    Err(e) => tracing::warn!(error = %e, "could not read cooldowns"),
+                }
+            }
+            cooldowns.synced = Some(Instant::now());
+        }
+        cooldowns
+            .by_profile
+            .get(profile)
+            .filter(|c| c.until > now)
+            .cloned()
+    }
+
+    /// Rests `profile` until the limit's reset, here and in the store.
+    pub fn cool(&self, profile: &ProfileId, limit: &Limit, now: DateTime<Utc>) {
+        let cooldown = Cooldown {
+            until: limit.until,
+            reason: limit.reason.clone(),
+            since: now,
+        };
+        tracing::warn!(profile = %profile, until = %limit.until.format("%Y-%m-%d %H:%M:%S UTC"), reason = %limit.reason, "profile cooling down; trying the next one");
+        if let Some(store) = &self.store {
+            if let Err(e) = store.set_cooldown(profile, &cooldown) {
+                tracing::warn!(profile = %profile, error = %e, "could not record the cooldown");
+            }
+        }
+        lock(&self.cooldowns)
+            .by_profile
+            .insert(profile.clone(), cooldown);
+        lock(&self.sticky).retain(|_, (id, _)| id != profile);
+    }
+
+    /// Keeps the usage windows an answer reported.
+    pub fn observe_usage(&self, profile: &ProfileId, usage: Usage) {
+        let persist = {
+            let mut all = lock(&self.usage);
+            let state = all.entry(profile.clone()).or_insert(UsageState {
+                usage: usage.clone(),
+                persisted: None,
+            });
+            let moved = percents(&state.usage) != percents(&usage);
+            state.usage = usage.clone();
+            let due = state
+                .persisted
+                .is_none_or(|at| at.elapsed() >= USAGE_PERSIST_EVERY);
+            if moved || due {
+                state.persisted = Some(Instant::now());
+            }
+            moved || due
+        };
+        if persist {
+            if let Some(store) = &self.store {
+                if let Err(e) = store.set_usage(profile, &usage) {
+                    tracing::warn!(profile = %profile, error = %e, "could not record usage windows");
+                }
+            }
+        }
+    }
+
+    /// The latest usage windows of `profile` this process saw, else the store's.
+    pub fn usage(&self, profile: &ProfileId) -> Option<Usage> {
+        if let Some(state) = lock(&self.usage).get(profile) {
+            return Some(state.usage.clone());
+        }
+        let stored = self.store.as_ref()?.usage().ok()?;
+        stored
+            .into_iter()
+            .find(|(id, _)| id == profile)
+            .map(|(_, usage)| usage)
+    }
+}
+
+fn percents(usage: &Usage) -> (Option<u64>, Option<u64>) {
+    let whole = |w: &Option<crate::store::UsageWindow>| w.as_ref().map(|w| w.used_percent as u64);
+    (whole(&usage.primary), whole(&usage.secondary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Usage;
+    use crate::upstream::{Outgoing, SendFuture, Wire};
+    use axum::http::HeaderMap;
+
+    struct Fake {
+        id: ProfileId,
+        wire: Wire,
+        prefix: &'static str,
+    }
+
+    impl Upstream for Fake {
+        fn profile(&self) -> &ProfileId {
+            &self.id
+        }
+        fn describe(&self) -> String {
+            String::new()
+        }
+        fn wire(&self) -> Wire {
+            self.wire
+        }
+        fn model_for(&self, asked: &str) -> Option<String> {
+            asked.starts_with(self.prefix).then(|| asked.to_string())
+        }
+        fn send<'a>(&'a self, _request: Outgoing<'a>) -> SendFuture<'a> {
+            Box::pin(async { Err(crate::upstream::SendError::Unreachable("fake".into())) })
+        }
+        fn limit(&self, _: u16, _: &HeaderMap, _: &[u8], _: DateTime<Utc>) -> Option<Limit> {
+            None
+        }
+        fn usage(&self, _: &HeaderMap, _: DateTime<Utc>) -> Option<Usage> {
+            None
+        }
+    }
+
+    fn id(text: &str) -> ProfileId {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pool(routes: &[RouteConfig]) -> Pool {
+        let member = |name: &str, wire, prefix| -> Arc<dyn Upstream> {
+            Arc::new(Fake {
+                id: id(name),
+                wire,
+                prefix,
+            })
+        };
+        Pool::new(
+            vec![
+                member("openai-codex:default", Wire::Responses, ""),
+                member("openai-codex:work", Wire::Responses, ""),
+                member("anthropic:default", Wire::Messages, "claude-"),
+            ],
+            routes,
+            None,
+        )
+    }
+
+    fn order(pool: &Pool, dialect: Dialect, model: &str, session: Option<&str>) -> Vec<String> {
+        pool.candidates(dialect, model, session, None)
+            .map(|list| {
+                list.iter()
+                    .map(|c| c.upstream.profile().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Without routes every capable profile serves in config order; a Messages-only upstream
+    /// serves only Messages callers.
+    #[test]
+    fn default_order_follows_the_config_and_the_dialect() {
+        let pool = pool(&[]);
+        assert_eq!(
+            order(&pool, Dialect::Chat, "claude-x", None),
+            ["openai-codex:default", "openai-codex:work"]
+        );
+        assert_eq!(
+            order(&pool, Dialect::Messages, "claude-x", None),
+            [
+                "openai-codex:default",
+                "openai-codex:work",
+                "anthropic:default"
+            ]
+        );
+    }
+
+    /// A route picks and orders its profiles; round robin starts one further each time.
+    #[test]
+    fn routes_and_round_robin() {
+        let pool = pool(&[RouteConfig {
+            model: "claude-*".into(),
+            profiles: vec![id("anthropic:default"), id("openai-codex:work")],
+            strategy: Strategy::RoundRobin,
+        }]);
+        assert_eq!(
+            order(&pool, Dialect::Messages, "claude-x", None),
+            ["anthropic:default", "openai-codex:work"]
+        );
+        assert_eq!(
+            order(&pool, Dialect::Messages, "claude-x", None),
+            ["openai-codex:work", "anthropic:default"]
+        );
+        assert_eq!(
+            order(&pool, Dialect::Chat, "claude-x", None),
+            ["openai-codex:work"],
+            "a chat caller cannot be passed to the Messages upstream"
+        );
+    }
+
+    /// A conversation sticks to the profile that served it, until that profile cools down.
+    #[test]
+    fn conversations_stick_until_a_cooldown() {
+        let pool = pool(&[]);
+        let work = id("openai-codex:work");
+        pool.served(&work, Some("conv-1"));
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv-1")),
+            ["openai-codex:work", "openai-codex:default"]
+        );
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv-2")),
+            ["openai-codex:default", "openai-codex:work"]
+        );
+        let now = Utc::now();
+        let limit = Limit {
+            until: now + chrono::Duration::seconds(60),
+            reason: "usage limit".into(),
+        };
+        pool.cool(&work, &limit, now);
+        assert!(pool.cooldown(&work, now).is_some());
+        assert!(
+            pool.cooldown(&work, limit.until).is_none(),
+            "rests until the reset only"
+        );
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv-1")),
+            ["openai-codex:default", "openai-codex:work"]
+        );
+    }
+
+    /// A named profile is the only candidate; one that cannot serve the model says so.
+    #[test]
+    fn forced_profiles() {
+        let pool = pool(&[]);
+        let forced = |name: &str, model: &str| {
+            pool.candidates(Dialect::Messages, model, None, Some(&id(name)))
+                .map(|list| list.len())
+        };
+        assert_eq!(forced("anthropic:default", "claude-x"), Ok(1));
+        assert!(matches!(
+            forced("anthropic:default", "gpt-x"),
+            Err(NoCandidate::ProfileCannotServe { .. })
+        ));
+        assert!(matches!(
+            forced("openai:nope", "gpt-x"),
+            Err(NoCandidate::UnknownProfile(_))
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! What every upstream offers the gateway, whatever its provider: the API it speaks natively, the
+//! models it serves, how it sends a request with its profile's credentials (making the request
+//! one it accepts on the way), and what its answers mean for the pool: a refusal that puts the
+//! profile in cooldown until a reset, and the usage windows it reports.
+//!
+//! Provider knowledge lives in each implementation (`codex::upstream`, `openai`, `anthropic`);
+//! the gateway and the pool name no provider.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::broker::AccessError;
+use crate::dialect::{Dialect, Invalid};
+use crate::profile::ProfileId;
+use crate::store::Usage;
+
+/// The API an upstream speaks natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI Responses: every client dialect reaches it, translated.
+    Responses,
+    /// Anthropic Messages: only Messages clients, passed through.
+    Messages,
+}
+
+impl Wire {
+    /// Whether a client speaking `dialect` can be served by this API.
+    pub fn serves(self, dialect: Dialect) -> bool {
+        match self {
+            Self::Responses => true,
+            Self::Messages => dialect == Dialect::Messages,
+        }
+    }
+
+    /// Whether `dialect` is this API itself (its requests and answers pass through).
+    pub fn is_native(self, dialect: Dialect) -> bool {
+        matches!(
+            (self, dialect),
+            (Self::Responses, Dialect::Responses) | (Self::Messages, Dialect::Messages)
+        )
+    }
+}
+
+/// One request on its way to an upstream.
+pub struct Outgoing<'a> {
+    /// The request in the upstream's API: a public Responses request for a Responses upstream
+    /// (translated from the caller's dialect, or the caller's own), the caller's Messages request
+    /// for a Messages upstream.
+    pub body: Map<String, Value>,
+    /// The model to ask the upstream for.
+    pub model: &'a str,
+    /// The caller's own bytes when it speaks the upstream's API: sent untouched if nothing in
+    /// the request needs to change.
+    pub original: Option<&'a Bytes>,
+    /// Whether the caller speaks the upstream's API (its answer is passed through untouched).
+    pub native: bool,
+    pub client_headers: &'a HeaderMap,
+}
+
+/// An upstream's answer headers and body stream, once sent.
+pub struct Sent {
+    pub response: reqwest::Response,
+    /// Request fields the upstream cannot honour that were dropped (upstream API names).
+    pub dropped: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum SendError {
+    /// The profile cannot be served now (needs a login, refreshing failed, ...).
+    Access(AccessError),
+    /// The request is one this upstream refuses before anything is sent.
+    Invalid(Invalid),
+    /// The upstream could not be reached.
+    Unreachable(String),
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
+
+/// A refusal that keeps the profile out of rotation until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
+pub trait Upstream: Send + Sync {
+    fn profile(&self) -> &ProfileId;
+
+    /// Where this profile's credential comes from, for `status` (never the credential).
+    fn describe(&self) -> String;
+
+    fn wire(&self) -> Wire;
+
+    /// The upstream model for a requested name, or `None` when this profile does not serve it.
+    fn model_for(&self, asked: &str) -> Option<String>;
+
+    /// Makes `request` one the upstream accepts and sends it with the profile's credentials.
+    fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a>;
+
+    /// What a refusal means for the pool: `Some` when the profile should rest until a reset.
+    fn limit(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Option<Limit>;
+
+    /// The usage windows an answer reports, if this upstream reports any.
+    fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage>;
+}
+
+/// `Retry-After` as a time: seconds, or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(now + chrono::Duration::seconds(secs.min(MAX_COOLDOWN_SECS) as i64));
+    }
+    DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A reset an upstream names further out than this is taken as this: a week is longer than any
+/// subscription window, and a garbled value must not park a profile for years.
+pub const MAX_COOLDOWN_SECS: u64 = 7 * 86_400;
+
+/// A number of seconds from an upstream, bounded.
+pub fn seconds_from(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
+    (secs.is_finite() && secs >= 0.0).then(|| {
+        let secs = secs.min(MAX_COOLDOWN_SECS as f64);
+        now + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+    })
+}
+
+/// A header's value as text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The root cause of an error chain, for "cannot reach" messages.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    /// Retry-After is read as seconds or as a date, and an absurd one is capped.
+    #[test]
+    fn retry_after_forms() {
+        let now = Utc::now();
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("30"));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(now + chrono::Duration::seconds(30))
+        );
+        headers.insert("retry-after", HeaderValue::from_static("99999999999"));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(now + chrono::Duration::seconds(MAX_COOLDOWN_SECS as i64))
+        );
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"),
+        );
+        assert!(retry_after(&headers, now).is_some());
+        headers.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+        assert_eq!(seconds_from(now, -1.0), None);
+        assert_eq!(seconds_from(now, f64::NAN), None);
+    }
+}
