@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod failpoint;
 pub mod gateway;
 pub mod host;
+pub mod metrics;
 pub mod models;
 pub mod openai;
 pub mod pool;

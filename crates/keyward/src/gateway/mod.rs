@@ -6,6 +6,7 @@ mod error;
 mod front_door;
 mod health;
 mod models;
+mod observe;
 mod pipeline;
 pub mod server;
 
@@ -14,13 +15,14 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::broker::Broker;
 use crate::config::GatewayConfig;
 use crate::dialect::Dialect;
+use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pool::Pool;
 
@@ -32,6 +34,7 @@ pub struct Gateway {
     pub pool: Arc<Pool>,
     pub models: Models,
     pub config: GatewayConfig,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -41,11 +44,13 @@ impl Gateway {
         models: Models,
         config: GatewayConfig,
     ) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
         Arc::new(Self {
             broker,
             pool,
             models,
             config,
+            metrics,
         })
     }
 
@@ -59,6 +64,7 @@ impl Gateway {
             .route("/v1/models", get(models::list))
             .route("/v1/models/{id}", get(models::one))
             .route("/healthz", get(health::handle))
+            .route("/metrics", get(metrics))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             // The front door has read the body within its own limit already.
@@ -68,6 +74,10 @@ impl Gateway {
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(front_door::FrontDoor::new(&self.config)),
                 front_door::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.metrics.clone(),
+                observe::observe,
             ))
             .with_state(self.clone())
     }
@@ -87,6 +97,18 @@ async fn completions(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: By
 
 async fn messages(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     pipeline::serve(&g, Dialect::Messages, &headers, body).await
+}
+
+/// `GET /metrics`: Prometheus' text format (behind the gateway keys when they are set).
+async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        g.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -116,7 +116,12 @@ async fn run(
             native,
             client_headers: headers,
         };
-        let sent = match upstream.send(outgoing).await {
+        let started = std::time::Instant::now();
+        let sent = upstream.send(outgoing).await;
+        gateway
+            .metrics
+            .upstream(&profile.to_string(), started.elapsed().as_secs_f64());
+        let sent = match sent {
             Ok(sent) => sent,
             Err(SendError::Invalid(invalid)) => return Err(invalid.into()),
             Err(SendError::Access(error)) => {

@@ -1,0 +1,259 @@
+//! `GET /metrics` in Prometheus' text format: requests by route, dialect, status and profile;
+//! the upstream's time to answer and the time to a stream's first byte, as histograms; and, read
+//! at each scrape so they always agree with `status` and `/healthz`, the refresh counters, each
+//! profile's health, cooldown and usage windows. Labels carry route names and profile ids, never
+//! a token or a key.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::broker::Broker;
+use crate::pool::Pool;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub dialect: &'static str,
+    pub status: u16,
+    pub profile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProfileLabels {
+    profile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_seconds: Family<ProfileLabels, Histogram>,
+    first_byte_seconds: Family<RouteLabels, Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn new(broker: Arc<Broker>, pool: Arc<Pool>) -> Self {
+        let mut registry = Registry::with_prefix("keyward");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route, dialect, status and serving profile",
+            requests.clone(),
+        );
+        let upstream_seconds =
+            Family::<ProfileLabels, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_seconds",
+            "Time from sending a request upstream to its answer's headers",
+            upstream_seconds.clone(),
+        );
+        let first_byte_seconds =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "first_byte_seconds",
+            "Time from a request's arrival to the first byte of its answer's body",
+            first_byte_seconds.clone(),
+        );
+        registry.register_collector(Box::new(StateCollector { broker, pool }));
+        Self {
+            registry,
+            requests,
+            upstream_seconds,
+            first_byte_seconds,
+        }
+    }
+
+    pub fn request(&self, labels: RequestLabels) {
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    pub fn upstream(&self, profile: &str, seconds: f64) {
+        self.upstream_seconds
+            .get_or_create(&ProfileLabels {
+                profile: profile.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn first_byte(&self, route: &'static str, seconds: f64) {
+        self.first_byte_seconds
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "could not encode the metrics");
+        }
+        out
+    }
+}
+
+/// What is read from the broker and the pool at each scrape.
+struct StateCollector {
+    broker: Arc<Broker>,
+    pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for StateCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateCollector")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HealthLabels {
+    profile: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabels {
+    profile: String,
+    window: &'static str,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = self.broker.counters().snapshot();
+        counter(
+            &mut encoder,
+            "token_requests",
+            "Refresh requests sent to a token endpoint",
+            counters.token_requests,
+        )?;
+        {
+            let outcomes = [
+                ("refreshed", counters.refreshed),
+                ("adopted", counters.adopted),
+                ("rejected", counters.rejected),
+                ("outcome_unknown", counters.outcome_unknown),
+                ("transient_failure", counters.transient_failures),
+            ];
+            let probe = ConstCounter::new(0u64);
+            let mut family = encoder.encode_descriptor(
+                "refresh_outcomes",
+                "Refresh decisions by outcome (adopted: a newer lineage was taken, nothing spent)",
+                None,
+                probe.metric_type(),
+            )?;
+            for (outcome, value) in outcomes {
+                ConstCounter::new(value)
+                    .encode(family.encode_family(&OutcomeLabels { outcome })?)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "stale_spends_prevented",
+            "Spends of a refresh token the ledger already held, refused",
+            counters.stale_spends_prevented,
+        )?;
+        counter(
+            &mut encoder,
+            "journal_recovered",
+            "Refreshes a crash cut short, finished from the journal",
+            counters.journal_recovered,
+        )?;
+        counter(
+            &mut encoder,
+            "write_back_failures",
+            "Refresh answers that could not be written back to the source at once",
+            counters.write_back_failures,
+        )?;
+
+        let now = chrono::Utc::now();
+        let probe = ConstGauge::new(0.0f64);
+        let mut cooldowns = Vec::new();
+        let mut usage = Vec::new();
+        for member in self.pool.members() {
+            let id = member.profile();
+            let remaining = self.pool.cooldown(id, now).map_or(0.0, |c| {
+                (c.until - now).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            cooldowns.push((id.to_string(), remaining));
+            if let Some(windows) = self.pool.usage(id) {
+                for (name, window) in [
+                    ("primary", windows.primary),
+                    ("secondary", windows.secondary),
+                ] {
+                    if let Some(window) = window {
+                        usage.push((id.to_string(), name, window.used_percent));
+                    }
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "profile_cooldown_seconds",
+                "Seconds until a resting profile serves again (0: not resting)",
+                None,
+                probe.metric_type(),
+            )?;
+            for (profile, remaining) in cooldowns {
+                ConstGauge::new(remaining)
+                    .encode(family.encode_family(&ProfileLabels { profile })?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "profile_usage_percent",
+                "Used share of a profile's usage window, as its upstream last reported it",
+                None,
+                probe.metric_type(),
+            )?;
+            for (profile, window, percent) in usage {
+                ConstGauge::new(percent)
+                    .encode(family.encode_family(&WindowLabels { profile, window })?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "profile_health",
+                "1 for each Codex login's current health state",
+                None,
+                probe.metric_type(),
+            )?;
+            for runtime in self.broker.profiles() {
+                let health = self.broker.health(runtime, &runtime.view());
+                ConstGauge::new(1.0f64).encode(family.encode_family(&HealthLabels {
+                    profile: runtime.id.to_string(),
+                    state: health.state.as_str(),
+                })?)?;
+            }
+        }
+        Ok(())
+    }
+}
