@@ -34,8 +34,17 @@ pub struct Cli {
     /// Configuration file (default: $KEYWARD_HOME/config.toml, if it exists).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(long, global = true, value_enum, env = "KEYWARD_LOG_FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

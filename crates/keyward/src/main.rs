@@ -18,10 +18,12 @@ fn main() -> ExitCode {
     } else {
         filter
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        keyward::cli::LogFormat::Json => logs.json().init(),
+        keyward::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     ExitCode::from(keyward::cli::run(cli))
 }
