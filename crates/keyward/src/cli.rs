@@ -35,7 +35,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Log lines as human-readable text or as JSON objects (one per line).
-    #[arg(long, global = true, value_enum, env = "KEYWARD_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KEYWARD_LOG_FORMAT",
+        default_value = "human"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,

@@ -8,6 +8,7 @@ mod gateway;
 mod host;
 mod lineage;
 mod openai_sdk;
+mod pool;
 mod processes;
 mod secrets;
 mod sources;

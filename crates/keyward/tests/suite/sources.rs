@@ -347,61 +347,6 @@ async fn garbage_auth_json_at_start_is_a_source_error_not_a_crash() -> Result<()
     mock.assert_no_reuse().await
 }
 
-/// An API-key `auth.json` is recognised as such (health `api-key`, status says so), requests are
-/// refused with a message that says why and what to do, and the key itself never appears in
-/// keyward's log, its status output, `/healthz` or an error body.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_key_auth_json_is_recognised_not_mistaken_for_a_login() -> Result<()> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_config(&timing_config("30s"))?;
-    let key = "sk-test-123";
-    let bytes = serde_json::to_vec_pretty(&json!({"OPENAI_API_KEY": key, "tokens": null}))?;
-    home.write_auth_bytes(&bytes)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
-    let mut seen = String::new();
-
-    let health = keyward.healthz().await?;
-    seen.push_str(&health.to_string());
-    let profile = &health["profiles"][0];
-    assert_eq!(profile["health"]["state"], "api-key", "{health}");
-    assert_eq!(profile["source_kind"], "api-key", "{health}");
-    assert!(
-        text_of(&profile["health"]["detail"]).contains("API key"),
-        "{health}"
-    );
-    assert!(
-        text_of(&profile["health"]["remedy"]).contains("codex login"),
-        "{health}"
-    );
-
-    let (status, body) = keyward.respond(true).await?;
-    seen.push_str(&body);
-    assert_eq!(status, 401, "{body}");
-    let error: Value = serde_json::from_str(&body)?;
-    assert_eq!(error["error"]["code"], "needs_login", "{body}");
-    let message = text_of(&error["error"]["message"]);
-    assert!(message.contains("API key"), "{body}");
-    assert!(message.contains("ChatGPT"), "{body}");
-
-    let (out, text) = keyward_cmd(&home, &mock, &["status"])?;
-    seen.push_str(&text);
-    assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(text.contains("holds an API key"), "{text}");
-    let (_, text) = keyward_cmd(&home, &mock, &["status", "--json"])?;
-    seen.push_str(&text);
-    let (out, text) = keyward_cmd(&home, &mock, &["token"])?;
-    seen.push_str(&text);
-    assert_eq!(out.status.code(), Some(3), "{text}");
-
-    seen.push_str(&keyward.log());
-    assert!(!seen.contains(key), "the API key leaked: {seen}");
-    assert!(!seen.contains("sk-test"), "part of the API key leaked");
-    assert_eq!(std::fs::read(home.auth_path())?, bytes, "file untouched");
-    assert_eq!(mock.stat("token_calls").await?, 0);
-    Ok(())
-}
-
 /// A symlinked `auth.json` (dotfile managers do this) is read through, and keyward's write-back
 /// replaces the link's target, never the link: the link survives, its target holds the new live
 /// login with mode 0600, and status warns about the link.

@@ -113,6 +113,41 @@ impl Mock {
         Ok(response.json().await?)
     }
 
+    /// A new token family of another ChatGPT account (a second login).
+    pub async fn login_as(&self, account: &str) -> Result<Value> {
+        self.admin(
+            "login",
+            json!({"account_id": account, "email": format!("{account}@example.com"), "plan": "plus"}),
+        )
+        .await
+    }
+
+    /// Makes the Codex backend answer `account`'s requests with a usage limit for `secs` seconds
+    /// (0 lifts it).
+    pub async fn usage_limit(&self, account: &str, secs: u64) -> Result<()> {
+        self.admin(
+            "usage_limit",
+            json!({"account_id": account, "resets_in_seconds": secs}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Makes the public API answer `key`'s requests with a rate limit for `secs` seconds.
+    pub async fn api_key_limit(&self, key: &str, secs: u64) -> Result<()> {
+        self.admin(
+            "api_key_limit",
+            json!({"api_key": key, "retry_after_seconds": secs}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The public OpenAI API's base URL on this mock.
+    pub fn openai_base_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
     /// A new token family; `ttl` seconds of access-token life (negative: already expired).
     pub async fn login(&self, ttl: Option<i64>) -> Result<Value> {
         let body = match ttl {
@@ -245,6 +280,22 @@ impl Home {
 
     pub fn auth_path(&self) -> PathBuf {
         self.codex_home().join("auth.json")
+    }
+
+    /// Another Codex home beside the default one (for a second login), created.
+    pub fn other_codex_home(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.dir.path().join(format!("codex-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Writes a login into another Codex home, as the CLI does.
+    pub fn write_login_at(&self, codex_home: &Path, login: &Value) -> Result<()> {
+        let temp = codex_home.join(".auth-test");
+        std::fs::write(&temp, serde_json::to_string_pretty(&auth_document(login))?)?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temp, codex_home.join("auth.json"))?;
+        Ok(())
     }
 
     /// Writes `auth.json` as the Codex CLI does: pretty JSON, temp file + rename, mode 0600.
@@ -416,6 +467,24 @@ impl Keyward {
         let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.text().await?))
+    }
+
+    /// POST a JSON body to `path`; the status, the serving profile and the body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, String, String)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let profile = response
+            .headers()
+            .get("x-keyward-profile")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok((status, profile, response.text().await?))
     }
 
     pub async fn healthz(&self) -> Result<Value> {
