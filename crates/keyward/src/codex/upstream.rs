@@ -54,10 +54,20 @@ impl CodexUpstream {
         }
     }
 
-    /// The API key the login's `auth.json` holds instead of a ChatGPT login, if it does.
-    async fn api_key(&self) -> Option<Secret> {
-        let runtime = self.broker.profile(&self.id)?;
-        self.broker.current_view(runtime).await.api_key.clone()
+    /// The API key the login's `auth.json` holds instead of a ChatGPT login, as of the snapshot
+    /// the last access read.
+    fn api_key(&self) -> Option<Secret> {
+        self.broker.profile(&self.id)?.view().api_key.clone()
+    }
+
+    /// An `auth.json` in API-key mode: the public OpenAI API with that key.
+    async fn send_with_key(&self, request: Outgoing<'_>, key: &Secret) -> Result<Sent, SendError> {
+        let body = openai::encode(request)?;
+        let response = openai::post(&self.http, &self.openai_responses_url, key, body).await?;
+        Ok(Sent {
+            response,
+            dropped: Vec::new(),
+        })
     }
 
     async fn post(
@@ -136,15 +146,16 @@ impl Upstream for CodexUpstream {
 
     fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            if let Some(key) = self.api_key().await {
-                let body = openai::encode(request)?;
-                let response =
-                    openai::post(&self.http, &self.openai_responses_url, &key, body).await?;
-                return Ok(Sent {
-                    response,
-                    dropped: Vec::new(),
-                });
-            }
+            // The login first: one freshness check of the source per request.
+            let mut grant = match self.broker.access(&self.id).await {
+                Ok(grant) => grant,
+                Err(refused) => {
+                    return match self.api_key() {
+                        Some(key) => self.send_with_key(request, &key).await,
+                        None => Err(SendError::Access(refused)),
+                    }
+                }
+            };
             let Outgoing {
                 mut body,
                 model,
@@ -166,11 +177,6 @@ impl Upstream for CodexUpstream {
                     })?)
                 }
             };
-            let mut grant = self
-                .broker
-                .access(&self.id)
-                .await
-                .map_err(SendError::Access)?;
             let mut response = self.post(&grant, client_headers, bytes.clone()).await?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 tracing::info!(profile = %self.id, "upstream answered 401; re-validating the login");
