@@ -1,6 +1,21 @@
 //! Test-control endpoints. Bodies are parsed by hand rather than with `Json`
 //! so `curl -d` works without a content-type header and an empty body means
-//! "all defaults".
+//! "all defaults". A body that does not parse, or a setting that cannot be
+//! applied, is answered `400 {"error": "bad request body: …"}`.
+//!
+//! The limits failover tests set (real time; a window of N seconds lifts N
+//! seconds later):
+//! - `POST /admin/usage_limit {"account_id", "resets_in_seconds"?,
+//!   "primary_used_percent"?, "secondary_used_percent"?}`: the ChatGPT account
+//!   gets the Codex usage-limit 429 until its window resets (0 lifts it at
+//!   once), and its served answers report the percentages (default 10 and 5;
+//!   0..=100). Absent fields keep their setting. Answers
+//!   `{"account_id", "limited", "resets_at", "resets_in_seconds",
+//!   "primary_used_percent", "secondary_used_percent"}` (the reset fields
+//!   `null` when not limited).
+//! - `POST /admin/api_key_limit {"api_key", "retry_after_seconds"}`: the OpenAI
+//!   or Anthropic key gets its API's rate-limit 429 for that long (0 lifts it).
+//!   Answers `{"api_key_last4", "limited", "resets_at", "retry_after_seconds"}`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

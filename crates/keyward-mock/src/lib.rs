@@ -3,6 +3,15 @@
 //! (the upstreams of keyward's API-key profiles), plus helpers that touch
 //! `auth.json` the way the Codex CLI does.
 //!
+//! Endpoints of `keyward-mock serve`: `POST /oauth/token`,
+//! `POST /backend-api/codex/responses` (the Codex backend, with per-account
+//! usage limits), `POST /v1/responses` (the public OpenAI Responses API, keys
+//! `sk-mock-…`), `POST /v1/messages` (the Anthropic Messages API, keys
+//! `sk-ant-mock-…`), and the `/admin/*` test controls (`admin`). The model
+//! endpoints share one scenario engine driven by markers in the prompt
+//! (`responses_endpoint::scenario`) and one request journal
+//! (`GET /admin/requests`).
+//!
 //! The library exists so keyward's tests can apply the backend's request
 //! rules ([`codex_rules`]) without a running server; everything else is
 //! reached through the `keyward-mock` binary.

@@ -433,6 +433,28 @@ mod tests {
         assert_eq!(s.stats.rejected.get("refresh_token_invalidated"), Some(&1));
     }
 
+    /// An accepted token names its family's account and plan; a token with
+    /// another account's header is refused.
+    #[test]
+    fn access_names_the_account() {
+        let mut s = ProviderState::new(3600);
+        let (issued, account_id) = s.login(LoginRequest {
+            account_id: Some("acct-1".into()),
+            plan: Some("pro".into()),
+            ..LoginRequest::default()
+        });
+        let holder = s.check_access(Some(&issued.access_token), Some("acct-1"), now_secs());
+        assert_eq!(
+            holder.ok(),
+            Some(Holder {
+                account_id,
+                plan: "pro".into(),
+            })
+        );
+        let other = s.check_access(Some(&issued.access_token), Some("acct-2"), now_secs());
+        assert!(matches!(other, Err(AccessDenied::AccountMismatch)));
+    }
+
     #[test]
     fn ttl_queue_takes_precedence() {
         let mut s = ProviderState::new(3600);

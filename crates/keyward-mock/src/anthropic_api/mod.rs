@@ -2,7 +2,8 @@
 //! Anthropic API-key profiles.
 //!
 //! A request goes through the API's phases: the key (`x-api-key:
-//! sk-ant-mock-…`, else a 401 `authentication_error`), the `anthropic-version`
+//! sk-ant-mock-…`, or `Authorization: Bearer sk-ant-mock-…` as the pinned
+//! anthropic SDKs send it; else a 401 `authentication_error`), the `anthropic-version`
 //! header (else a 400), the key's rate limit (`POST /admin/api_key_limit`: a
 //! 429 `rate_limit_error` with `retry-after` and
 //! `anthropic-ratelimit-requests-reset`), the API's rules ([`rules`]), then
@@ -192,14 +193,21 @@ async fn answer(
     (response, outcome)
 }
 
-/// The key of `x-api-key`, if it is a mock Anthropic key.
+/// The key of `x-api-key`, else of `Authorization: Bearer` (the way the
+/// anthropic SDKs of this project's pinned version send an `api_key`), if it
+/// is a mock Anthropic key.
 fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     let unauthenticated = |message: &str| ApiError {
         status: 401,
         kind: "authentication_error",
         message: message.to_owned(),
     };
+    let bearer = || {
+        header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|value| value.strip_prefix("Bearer "))
+    };
     let Some(key) = header_str(headers, "x-api-key")
+        .or_else(bearer)
         .map(str::trim)
         .filter(|key| !key.is_empty())
     else {
@@ -419,7 +427,7 @@ mod tests {
         Ok(())
     }
 
-    /// Keys and the version header are checked first, with Anthropic's errors.
+    /// Keys (in `x-api-key` or as a Bearer token) and the version header are checked first, with Anthropic's errors.
     #[tokio::test]
     async fn keys_and_versions_are_checked() -> anyhow::Result<()> {
         let mock = TestMock::start().await?;
@@ -431,6 +439,14 @@ mod tests {
             wrong.json::<Value>().await?,
             json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
         );
+        let bearer = mock
+            .post("/v1/messages")
+            .bearer_auth(KEY)
+            .header("anthropic-version", VERSION)
+            .json(&ask("ping"))
+            .send()
+            .await?;
+        assert_eq!(bearer.status(), 200, "the SDKs' Bearer spelling of the key");
         let missing = mock
             .post("/v1/messages")
             .header("anthropic-version", VERSION)
@@ -465,10 +481,10 @@ mod tests {
                 stats["anthropic_ok"].clone(),
                 stats["anthropic_rejected"].clone()
             ),
-            (json!(0), json!(4))
+            (json!(1), json!(4))
         );
         let journal = mock.requests().await?;
-        assert_eq!(journal.len(), 4);
+        assert_eq!(journal.len(), 5);
         assert!(!Value::from(journal).to_string().contains("real-looking"));
         Ok(())
     }
