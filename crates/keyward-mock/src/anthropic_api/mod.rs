@@ -102,9 +102,10 @@ async fn answer(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> (Response, Outcome) {
-    let key = match presented_key(headers) {
+    let presented = presented_key(headers);
+    let key = match check_key(presented) {
         Ok(key) => key,
-        Err(error) => return refuse(app, &error, None),
+        Err(error) => return refuse(app, &error, presented.map(api_key::last4)),
     };
     let last4 = api_key::last4(key);
     if header_str(headers, "anthropic-version").is_none_or(|version| version.trim().is_empty()) {
@@ -194,29 +195,29 @@ async fn answer(
 }
 
 /// The key of `x-api-key`, else of `Authorization: Bearer` (the way the
-/// anthropic SDKs of this project's pinned version send an `api_key`), if it
-/// is a mock Anthropic key.
-fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+/// anthropic SDKs of this project's pinned version send an `api_key`), if any.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = || {
+        header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|value| value.strip_prefix("Bearer "))
+    };
+    header_str(headers, "x-api-key")
+        .or_else(bearer)
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
+/// The presented key, if it is a mock Anthropic key; else Anthropic's 401.
+fn check_key(presented: Option<&str>) -> Result<&str, ApiError> {
     let unauthenticated = |message: &str| ApiError {
         status: 401,
         kind: "authentication_error",
         message: message.to_owned(),
     };
-    let bearer = || {
-        header_str(headers, header::AUTHORIZATION.as_str())
-            .and_then(|value| value.strip_prefix("Bearer "))
-    };
-    let Some(key) = header_str(headers, "x-api-key")
-        .or_else(bearer)
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-    else {
-        return Err(unauthenticated("x-api-key header is required"));
-    };
-    if key.len() > KEY_PREFIX.len() && key.starts_with(KEY_PREFIX) {
-        Ok(key)
-    } else {
-        Err(unauthenticated("invalid x-api-key"))
+    match presented {
+        None => Err(unauthenticated("x-api-key header is required")),
+        Some(key) if key.len() > KEY_PREFIX.len() && key.starts_with(KEY_PREFIX) => Ok(key),
+        Some(_) => Err(unauthenticated("invalid x-api-key")),
     }
 }
 

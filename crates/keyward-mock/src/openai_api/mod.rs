@@ -81,9 +81,10 @@ async fn answer(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> (Response, Outcome) {
-    let key = match presented_key(headers) {
+    let presented = presented_key(headers);
+    let key = match check_key(presented) {
         Ok(key) => key,
-        Err(rejection) => return refuse(app, &rejection, None),
+        Err(rejection) => return refuse(app, &rejection, presented.map(api_key::last4)),
     };
     let last4 = api_key::last4(key);
     let limited = app.limits().api_key(key, now_ms());
@@ -152,13 +153,17 @@ async fn answer(
     (response, outcome)
 }
 
-/// The key of `Authorization: Bearer <key>`, if it is a mock OpenAI key.
-fn presented_key(headers: &HeaderMap) -> Result<&str, Rejection> {
-    let Some(key) = header_str(headers, header::AUTHORIZATION.as_str())
+/// The key of `Authorization: Bearer <key>`, if any.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, header::AUTHORIZATION.as_str())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|key| !key.is_empty())
-    else {
+}
+
+/// The presented key, if it is a mock OpenAI key; else OpenAI's 401.
+fn check_key(presented: Option<&str>) -> Result<&str, Rejection> {
+    let Some(key) = presented else {
         return Err(Rejection::invalid(
             401,
             "You didn't provide an API key. You need to provide your API key in an Authorization \
@@ -563,6 +568,13 @@ mod tests {
             }})
         );
         assert_eq!(mock.stats().await?["openai_rejected"], 2);
+        let tails: Vec<Value> = mock
+            .requests()
+            .await?
+            .iter()
+            .map(|entry| entry["api_key_last4"].clone())
+            .collect();
+        assert_eq!(tails, [Value::Null, json!("wxyz")]);
         Ok(())
     }
 
