@@ -1,6 +1,21 @@
 //! Test-control endpoints. Bodies are parsed by hand rather than with `Json`
 //! so `curl -d` works without a content-type header and an empty body means
-//! "all defaults".
+//! "all defaults". A body that does not parse, or a setting that cannot be
+//! applied, is answered `400 {"error": "bad request body: …"}`.
+//!
+//! The limits failover tests set (real time; a window of N seconds lifts N
+//! seconds later):
+//! - `POST /admin/usage_limit {"account_id", "resets_in_seconds"?,
+//!   "primary_used_percent"?, "secondary_used_percent"?}`: the ChatGPT account
+//!   gets the Codex usage-limit 429 until its window resets (0 lifts it at
+//!   once), and its served answers report the percentages (default 10 and 5;
+//!   0..=100). Absent fields keep their setting. Answers
+//!   `{"account_id", "limited", "resets_at", "resets_in_seconds",
+//!   "primary_used_percent", "secondary_used_percent"}` (the reset fields
+//!   `null` when not limited).
+//! - `POST /admin/api_key_limit {"api_key", "retry_after_seconds"}`: the OpenAI
+//!   or Anthropic key gets its API's rate-limit 429 for that long (0 lifts it).
+//!   Answers `{"api_key_last4", "limited", "resets_at", "retry_after_seconds"}`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,8 +26,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api_key;
 use crate::faults::{ResponseFault, TokenFault};
-use crate::provider_state::LoginRequest;
+use crate::limits::{AccountUsage, KeySetting, Remaining, UsageSetting};
+use crate::provider_state::{now_ms, LoginRequest};
 use crate::server::Shared;
 
 /// A body that did not parse; kept small so `Result`s carrying it stay cheap.
@@ -131,4 +148,54 @@ pub(crate) async fn log(State(app): State<Shared>) -> Response {
 /// The last requests the responses endpoint received, oldest first.
 pub(crate) async fn requests(State(app): State<Shared>) -> Response {
     Json(app.journal().recent()).into_response()
+}
+
+/// `POST /admin/usage_limit`: limits a ChatGPT account until its window resets
+/// (`resets_in_seconds`, 0 lifts it) and sets the usage percentages its answers
+/// report; answers the account's usage as it now stands.
+pub(crate) async fn usage_limit(State(app): State<Shared>, body: Bytes) -> Response {
+    let setting: UsageSetting = match parse(&body) {
+        Ok(setting) => setting,
+        Err(bad) => return bad.into_response(),
+    };
+    let usage = app.limits().set_account(&setting, now_ms());
+    match usage {
+        Ok(usage) => Json(usage_report(&setting.account_id, &usage)).into_response(),
+        Err(bad) => BadBody(bad.0).into_response(),
+    }
+}
+
+fn usage_report(account_id: &str, usage: &AccountUsage) -> serde_json::Value {
+    json!({
+        "account_id": account_id,
+        "limited": usage.limited.is_some(),
+        "resets_at": usage.limited.map(|r| r.resets_at),
+        "resets_in_seconds": usage.limited.map(|r| r.secs),
+        "primary_used_percent": usage.primary_used_percent,
+        "secondary_used_percent": usage.secondary_used_percent,
+    })
+}
+
+/// `POST /admin/api_key_limit`: rate limits an OpenAI or Anthropic API key for
+/// `retry_after_seconds` (0 lifts it); the key is named by its last four
+/// characters only in the answer.
+pub(crate) async fn api_key_limit(State(app): State<Shared>, body: Bytes) -> Response {
+    let setting: KeySetting = match parse(&body) {
+        Ok(setting) => setting,
+        Err(bad) => return bad.into_response(),
+    };
+    let limited = app.limits().set_api_key(&setting, now_ms());
+    match limited {
+        Ok(limited) => Json(key_report(&setting.api_key, limited)).into_response(),
+        Err(bad) => BadBody(bad.0).into_response(),
+    }
+}
+
+fn key_report(api_key: &str, limited: Option<Remaining>) -> serde_json::Value {
+    json!({
+        "api_key_last4": api_key::last4(api_key),
+        "limited": limited.is_some(),
+        "resets_at": limited.map(|r| r.resets_at),
+        "retry_after_seconds": limited.map(|r| r.secs),
+    })
 }

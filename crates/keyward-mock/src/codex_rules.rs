@@ -82,7 +82,12 @@ impl Rejection {
     }
 
     /// A refusal by the Responses engine behind it, in the OpenAI error shape.
-    fn invalid(status: u16, message: String, param: Option<&str>, code: Option<&str>) -> Self {
+    pub(crate) fn invalid(
+        status: u16,
+        message: String,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Self {
         Self {
             status,
             body: json!({"error": {
@@ -129,18 +134,18 @@ pub(crate) const ALLOWED_KEYS: &[&str] = &[
 /// The roles the Responses engine knows; `system` never reaches it (the front
 /// door refuses it first), but it is still named in the engine's list.
 const ROLES: &[&str] = &["assistant", "system", "developer", "user"];
-const ASSISTANT_PARTS: &[&str] = &["output_text", "refusal"];
-const INPUT_PARTS: &[&str] = &["input_text", "input_image", "input_file"];
+pub(crate) const ASSISTANT_PARTS: &[&str] = &["output_text", "refusal"];
+pub(crate) const INPUT_PARTS: &[&str] = &["input_text", "input_image", "input_file"];
 const TOOL_CHOICES: &[&str] = &["none", "auto", "required"];
-const EFFORTS: &[&str] = &[
+pub(crate) const EFFORTS: &[&str] = &[
     "none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra",
 ];
-const SUMMARIES: &[&str] = &["auto", "concise", "detailed", "none"];
+pub(crate) const SUMMARIES: &[&str] = &["auto", "concise", "detailed", "none"];
 const SERVED_MODEL_PREFIXES: &[&str] = &["gpt-", "codex-"];
 const TOOL_NAME_PATTERN: &str = "^[a-zA-Z0-9_-]{1,64}$";
 const TOOL_NAME_MAX: usize = 64;
 
-type Checked = Result<(), Rejection>;
+pub(crate) type Checked = Result<(), Rejection>;
 
 /// Applies the backend's rules to a request body; `Err` is the answer the
 /// backend would give instead of a stream.
@@ -254,7 +259,10 @@ fn check_input(request: &Map<String, Value>) -> Checked {
 }
 
 /// An item's type; a typeless item with a role is a message (the easy-input shape).
-fn item_kind<'a>(item: &'a Map<String, Value>, path: &str) -> Result<&'a str, Rejection> {
+pub(crate) fn item_kind<'a>(
+    item: &'a Map<String, Value>,
+    path: &str,
+) -> Result<&'a str, Rejection> {
     match item.get("type") {
         Some(Value::String(kind)) => Ok(kind),
         None | Some(Value::Null) if item.contains_key("role") => Ok("message"),
@@ -314,7 +322,7 @@ fn check_message(item: &Map<String, Value>, path: &str) -> Checked {
     Ok(())
 }
 
-fn check_part(part: &Map<String, Value>, kind: &str, path: &str) -> Checked {
+pub(crate) fn check_part(part: &Map<String, Value>, kind: &str, path: &str) -> Checked {
     match kind {
         "input_text" | "output_text" => {
             require_string(part, "text", &format!("{path}.text"))?;
@@ -338,7 +346,11 @@ fn check_part(part: &Map<String, Value>, kind: &str, path: &str) -> Checked {
     Ok(())
 }
 
-fn check_call_output(item: &Map<String, Value>, path: &str, calls: &HashSet<&str>) -> Checked {
+pub(crate) fn check_call_output(
+    item: &Map<String, Value>,
+    path: &str,
+    calls: &HashSet<&str>,
+) -> Checked {
     let call_id = require_string(item, "call_id", &format!("{path}.call_id"))?;
     let output_path = format!("{path}.output");
     match item.get("output") {
@@ -388,7 +400,7 @@ fn check_reasoning(item: &Map<String, Value>, path: &str) -> Checked {
     }
 }
 
-fn unverified(item: &str) -> Rejection {
+pub(crate) fn unverified(item: &str) -> Rejection {
     Rejection::invalid(
         400,
         format!(
@@ -400,7 +412,7 @@ fn unverified(item: &str) -> Rejection {
     )
 }
 
-fn check_tools(request: &Map<String, Value>) -> Checked {
+pub(crate) fn check_tools(request: &Map<String, Value>) -> Checked {
     let Some(tools) = optional(request, "tools") else {
         return Ok(());
     };
@@ -480,7 +492,7 @@ fn check_tool_name(name: &str, path: &str) -> Checked {
     Err(Rejection::invalid(400, message, Some(path), Some(code)))
 }
 
-fn check_tool_choice(request: &Map<String, Value>) -> Checked {
+pub(crate) fn check_tool_choice(request: &Map<String, Value>) -> Checked {
     match optional(request, "tool_choice") {
         None => Ok(()),
         Some(Value::String(choice)) if TOOL_CHOICES.contains(&choice.as_str()) => Ok(()),
@@ -540,7 +552,12 @@ fn check_options(request: &Map<String, Value>) -> Checked {
     Ok(())
 }
 
-fn check_enum(object: &Map<String, Value>, key: &str, path: &str, allowed: &[&str]) -> Checked {
+pub(crate) fn check_enum(
+    object: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    allowed: &[&str],
+) -> Checked {
     match optional(object, key) {
         None => Ok(()),
         Some(Value::String(value)) if allowed.contains(&value.as_str()) => Ok(()),
@@ -550,11 +567,11 @@ fn check_enum(object: &Map<String, Value>, key: &str, path: &str, allowed: &[&st
 }
 
 /// A parameter's value unless absent or `null`.
-fn optional<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn optional<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
 }
 
-fn require_string<'a>(
+pub(crate) fn require_string<'a>(
     object: &'a Map<String, Value>,
     key: &str,
     path: &str,
@@ -566,7 +583,7 @@ fn require_string<'a>(
     }
 }
 
-fn expect_string(value: &Value, path: &str) -> Checked {
+pub(crate) fn expect_string(value: &Value, path: &str) -> Checked {
     if value.is_string() {
         Ok(())
     } else {
@@ -574,7 +591,7 @@ fn expect_string(value: &Value, path: &str) -> Checked {
     }
 }
 
-fn missing(path: &str) -> Rejection {
+pub(crate) fn missing(path: &str) -> Rejection {
     Rejection::invalid(
         400,
         format!("Missing required parameter: '{path}'."),
@@ -583,7 +600,7 @@ fn missing(path: &str) -> Rejection {
     )
 }
 
-fn invalid_type(path: &str, expected: &str, got: &Value) -> Rejection {
+pub(crate) fn invalid_type(path: &str, expected: &str, got: &Value) -> Rejection {
     Rejection::invalid(
         400,
         format!(
@@ -595,7 +612,7 @@ fn invalid_type(path: &str, expected: &str, got: &Value) -> Rejection {
     )
 }
 
-fn invalid_value(path: &str, value: &str, supported: &[&str]) -> Rejection {
+pub(crate) fn invalid_value(path: &str, value: &str, supported: &[&str]) -> Rejection {
     Rejection::invalid(
         400,
         format!(
@@ -619,7 +636,7 @@ fn quoted_list(values: &[&str]) -> String {
 }
 
 /// A JSON value's kind as the API names it in type errors.
-fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -1,11 +1,24 @@
 //! keyward-mock: a stand-in for OpenAI's auth server and the ChatGPT Codex
-//! backend, plus helpers that touch `auth.json` the way the Codex CLI does.
+//! backend, for the public OpenAI Responses API and the Anthropic Messages API
+//! (the upstreams of keyward's API-key profiles), plus helpers that touch
+//! `auth.json` the way the Codex CLI does.
+//!
+//! Endpoints of `keyward-mock serve`: `POST /oauth/token`,
+//! `POST /backend-api/codex/responses` (the Codex backend, with per-account
+//! usage limits), `POST /v1/responses` (the public OpenAI Responses API, keys
+//! `sk-mock-…`), `POST /v1/messages` (the Anthropic Messages API, keys
+//! `sk-ant-mock-…`), and the `/admin/*` test controls (`admin`). The model
+//! endpoints share one scenario engine driven by markers in the prompt
+//! (`responses_endpoint::scenario`) and one request journal
+//! (`GET /admin/requests`).
 //!
 //! The library exists so keyward's tests can apply the backend's request
 //! rules ([`codex_rules`]) without a running server; everything else is
 //! reached through the `keyward-mock` binary.
 
 mod admin;
+mod anthropic_api;
+mod api_key;
 mod auth_file;
 mod cli;
 mod cli_refresh;
@@ -14,10 +27,14 @@ mod conn_kill;
 mod faults;
 mod hold;
 mod jwt;
+mod limits;
+mod openai_api;
 mod provider_state;
 mod reasoning_blob;
 mod responses_endpoint;
 mod server;
+#[cfg(test)]
+mod test_support;
 mod token_endpoint;
 mod write_login;
 

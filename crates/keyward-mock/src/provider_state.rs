@@ -68,9 +68,31 @@ pub(crate) struct Stats {
     pub(crate) responses_unauthorized: u64,
     /// Requests the backend's rules refused (`codex_rules`).
     pub(crate) responses_rejected: u64,
-    /// Requests answered with the usage-limit 429 (`[[usage_limit]]`).
+    /// Requests answered with the usage-limit 429 (`[[usage_limit]]` or an
+    /// account limited through `POST /admin/usage_limit`).
     pub(crate) responses_usage_limited: u64,
     pub(crate) responses_faulted: u64,
+    /// Usage-limit 429s by ChatGPT account.
+    pub(crate) usage_limited: BTreeMap<String, u64>,
+    /// Codex answers served (200) by ChatGPT account.
+    pub(crate) served_by_account: BTreeMap<String, u64>,
+    /// `POST /v1/responses` answers served (200).
+    pub(crate) openai_ok: u64,
+    /// `POST /v1/responses` answers refused, whatever the reason (key, rate limit, rules, quota).
+    pub(crate) openai_rejected: u64,
+    /// `POST /v1/messages` answers served (200).
+    pub(crate) anthropic_ok: u64,
+    /// `POST /v1/messages` answers refused, whatever the reason (key, version, rate limit, rules).
+    pub(crate) anthropic_rejected: u64,
+    /// API-key answers served (200), by the key's last four characters.
+    pub(crate) served_by_api_key: BTreeMap<String, u64>,
+    /// Rate-limit 429s from `POST /admin/api_key_limit`, by the key's last four characters.
+    pub(crate) rate_limited_by_api_key: BTreeMap<String, u64>,
+}
+
+/// Adds one to `key`'s count in `counts`.
+pub(crate) fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    *counts.entry(key.to_owned()).or_default() += 1;
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -97,6 +119,14 @@ pub(crate) struct Inspection {
     pub(crate) current: bool,
     pub(crate) family_revoked: bool,
     pub(crate) generation: u64,
+}
+
+/// The ChatGPT account a bearer token speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) account_id: String,
+    /// The plan type the account's tokens carry (`plus`, `pro`, ...).
+    pub(crate) plan: String,
 }
 
 /// Why a bearer token was refused by the Codex backend; the variant names
@@ -146,6 +176,10 @@ pub(crate) struct ProviderState {
 
 pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn new_refresh_token() -> String {
@@ -260,7 +294,7 @@ impl ProviderState {
     }
 
     pub(crate) fn count_rejection(&mut self, code: &str) {
-        *self.stats.rejected.entry(code.to_owned()).or_default() += 1;
+        bump(&mut self.stats.rejected, code);
     }
 
     /// Revokes the family of `token`; `None` if the token is unknown, else
@@ -302,7 +336,7 @@ impl ProviderState {
         token: Option<&str>,
         account_header: Option<&str>,
         now: i64,
-    ) -> Result<(), AccessDenied> {
+    ) -> Result<Holder, AccessDenied> {
         let record = token
             .and_then(|t| self.access_index.get(t))
             .ok_or(AccessDenied::InvalidToken)?;
@@ -319,7 +353,10 @@ impl ProviderState {
         if account_header != Some(family.identity.account_id.as_str()) {
             return Err(AccessDenied::AccountMismatch);
         }
-        Ok(())
+        Ok(Holder {
+            account_id: family.identity.account_id.clone(),
+            plan: family.identity.plan.clone(),
+        })
     }
 
     pub(crate) fn push_token_faults(&mut self, faults: Vec<TokenFault>) {
@@ -394,6 +431,28 @@ mod tests {
         assert_eq!(s.stats.families_revoked, 1);
         assert_eq!(s.stats.refresh_ok, 1);
         assert_eq!(s.stats.rejected.get("refresh_token_invalidated"), Some(&1));
+    }
+
+    /// An accepted token names its family's account and plan; a token with
+    /// another account's header is refused.
+    #[test]
+    fn access_names_the_account() {
+        let mut s = ProviderState::new(3600);
+        let (issued, account_id) = s.login(LoginRequest {
+            account_id: Some("acct-1".into()),
+            plan: Some("pro".into()),
+            ..LoginRequest::default()
+        });
+        let holder = s.check_access(Some(&issued.access_token), Some("acct-1"), now_secs());
+        assert_eq!(
+            holder.ok(),
+            Some(Holder {
+                account_id,
+                plan: "pro".into(),
+            })
+        );
+        let other = s.check_access(Some(&issued.access_token), Some("acct-2"), now_secs());
+        assert!(matches!(other, Err(AccessDenied::AccountMismatch)));
     }
 
     #[test]

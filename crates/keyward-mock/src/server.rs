@@ -10,9 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::conn_kill::{ConnHandle, KillableListener};
 use crate::hold::Gates;
+use crate::limits::Limits;
 use crate::provider_state::ProviderState;
 use crate::responses_endpoint::{self, Journal};
-use crate::{admin, token_endpoint};
+use crate::{admin, anthropic_api, openai_api, token_endpoint};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ServeConfig {
@@ -25,6 +26,7 @@ pub(crate) struct ServeConfig {
 pub(crate) struct AppState {
     provider: Mutex<ProviderState>,
     journal: Mutex<Journal>,
+    limits: Mutex<Limits>,
     pub(crate) gates: Gates,
     pub(crate) config: ServeConfig,
 }
@@ -36,6 +38,7 @@ impl AppState {
         Arc::new(AppState {
             provider: Mutex::new(ProviderState::new(config.access_ttl)),
             journal: Mutex::new(Journal::default()),
+            limits: Mutex::new(Limits::default()),
             gates: Gates::default(),
             config,
         })
@@ -51,6 +54,11 @@ impl AppState {
     pub(crate) fn journal(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The accounts' and API keys' limits; poisoning is survived as for `provider`.
+    pub(crate) fn limits(&self) -> MutexGuard<'_, Limits> {
+        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 pub(crate) fn router(state: Shared) -> Router {
@@ -60,6 +68,8 @@ pub(crate) fn router(state: Shared) -> Router {
             "/backend-api/codex/responses",
             post(responses_endpoint::responses),
         )
+        .route("/v1/responses", post(openai_api::responses))
+        .route("/v1/messages", post(anthropic_api::messages))
         .route("/admin/login", post(admin::login))
         .route("/admin/stats", get(admin::stats))
         .route("/admin/token_faults", post(admin::token_faults))
@@ -70,6 +80,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/admin/release/{key}", post(admin::release))
         .route("/admin/log", get(admin::log))
         .route("/admin/requests", get(admin::requests))
+        .route("/admin/usage_limit", post(admin::usage_limit))
+        .route("/admin/api_key_limit", post(admin::api_key_limit))
         .with_state(state)
 }
 

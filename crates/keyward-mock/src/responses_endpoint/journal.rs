@@ -1,6 +1,7 @@
-//! What the responses endpoint remembers between requests: the last requests
-//! it received (for `GET /admin/requests`, so tests can assert what keyward
-//! sent upstream) and the prompt cache keys it has seen (for `cached_tokens`).
+//! What the model endpoints remember between requests: the last requests they
+//! received (for `GET /admin/requests`, so tests can assert what keyward sent
+//! upstream, and to which upstream) and the prompt cache keys seen (for
+//! `cached_tokens`).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -10,16 +11,54 @@ use serde_json::{json, Map, Value};
 /// How many requests the journal keeps, newest last.
 const KEPT: usize = 50;
 
-/// The request headers worth asserting on. Never `authorization`: the journal
-/// is served to anyone who asks. The Codex CLI 0.169 sends `session-id`; the
-/// underscore spelling is what older clients send.
-const RECORDED_HEADERS: &[&str] = &[
+/// The Codex request headers worth asserting on. Never `authorization`: the
+/// journal is served to anyone who asks. The Codex CLI 0.169 sends
+/// `session-id`; the underscore spelling is what older clients send.
+const CODEX_HEADERS: &[&str] = &[
     "originator",
     "session_id",
     "session-id",
     "user-agent",
     "chatgpt-account-id",
 ];
+/// The OpenAI API's request headers worth asserting on (never `authorization`).
+const OPENAI_HEADERS: &[&str] = &[
+    "user-agent",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+];
+/// The Anthropic API's request headers worth asserting on (never `x-api-key`).
+const ANTHROPIC_HEADERS: &[&str] = &["user-agent", "anthropic-version", "anthropic-beta"];
+
+/// Which upstream a request went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `POST /backend-api/codex/responses`
+    Codex,
+    /// `POST /v1/responses`
+    OpenAi,
+    /// `POST /v1/messages`
+    Anthropic,
+}
+
+impl Endpoint {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Codex => "codex",
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
+    fn recorded_headers(self) -> &'static [&'static str] {
+        match self {
+            Self::Codex => CODEX_HEADERS,
+            Self::OpenAi => OPENAI_HEADERS,
+            Self::Anthropic => ANTHROPIC_HEADERS,
+        }
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Journal {
@@ -47,21 +86,42 @@ impl Journal {
     }
 }
 
-/// How the endpoint answered a request.
+/// How an endpoint answered a request.
+#[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) status: u16,
-    /// The rules' refusal message, when they refused it.
+    /// The refusal's message, when the request was refused.
     pub(crate) rejection: Option<String>,
     /// The scenario answered, when the request was accepted.
     pub(crate) scenario: Option<&'static str>,
+    /// The ChatGPT account whose token was accepted (Codex).
+    pub(crate) account_id: Option<String>,
+    /// The last four characters of the API key presented (OpenAI, Anthropic).
+    pub(crate) api_key_last4: Option<String>,
 }
 
-/// A journal entry: the body (parsed when it is JSON, else as text), the
-/// recorded headers and the outcome.
-pub(crate) fn entry(headers: &HeaderMap, body: &[u8], outcome: &Outcome) -> Value {
+impl Outcome {
+    /// An answer with `status` and nothing else known.
+    pub(crate) fn status(status: u16) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+}
+
+/// A journal entry: the endpoint, the body (parsed when it is JSON, else as
+/// text), the endpoint's recorded headers and the outcome.
+pub(crate) fn entry(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &[u8],
+    outcome: &Outcome,
+) -> Value {
     let body = serde_json::from_slice(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-    let recorded: Map<String, Value> = RECORDED_HEADERS
+    let recorded: Map<String, Value> = endpoint
+        .recorded_headers()
         .iter()
         .map(|name| {
             let value = headers
@@ -73,9 +133,12 @@ pub(crate) fn entry(headers: &HeaderMap, body: &[u8], outcome: &Outcome) -> Valu
         .collect();
     json!({
         "at_ms": chrono::Utc::now().timestamp_millis(),
+        "endpoint": endpoint.name(),
         "status": outcome.status,
         "rejection": outcome.rejection,
         "scenario": outcome.scenario,
+        "account_id": outcome.account_id,
+        "api_key_last4": outcome.api_key_last4,
         "headers": recorded,
         "body": body,
     })
@@ -111,11 +174,11 @@ mod tests {
         headers.insert("originator", HeaderValue::from_static("codex_exec"));
         headers.insert("session-id", HeaderValue::from_static("s-1"));
         let outcome = Outcome {
-            status: 400,
             rejection: Some("Input must be a list".into()),
-            scenario: None,
+            ..Outcome::status(400)
         };
-        let entry = entry(&headers, b"{not json", &outcome);
+        let entry = entry(Endpoint::Codex, &headers, b"{not json", &outcome);
+        assert_eq!(entry["endpoint"], "codex");
         assert_eq!(
             entry["headers"],
             json!({
@@ -128,6 +191,31 @@ mod tests {
         );
         assert_eq!(entry["body"], "{not json");
         assert_eq!(entry["rejection"], "Input must be a list");
+        assert!(!entry.to_string().contains("secret"));
+    }
+
+    /// API endpoints record their own headers, the key's last four characters
+    /// and never the key itself.
+    #[test]
+    fn api_entries_name_the_key_by_its_tail() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-api-key",
+            HeaderValue::from_static("sk-ant-mock-secret-9f3a"),
+        );
+        headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let outcome = Outcome {
+            scenario: Some("text"),
+            api_key_last4: Some("9f3a".into()),
+            ..Outcome::status(200)
+        };
+        let entry = entry(Endpoint::Anthropic, &headers, b"{}", &outcome);
+        assert_eq!(entry["endpoint"], "anthropic");
+        assert_eq!(entry["api_key_last4"], "9f3a");
+        assert_eq!(
+            entry["headers"],
+            json!({"user-agent": null, "anthropic-version": "2023-06-01", "anthropic-beta": null})
+        );
         assert!(!entry.to_string().contains("secret"));
     }
 }

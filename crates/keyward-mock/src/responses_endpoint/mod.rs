@@ -1,15 +1,21 @@
-//! `POST /backend-api/codex/responses`: a streaming-only Codex backend.
+//! `POST /backend-api/codex/responses`: a streaming-only Codex backend, and
+//! the pieces the other model endpoints (`openai_api`, `anthropic_api`) share.
 //!
 //! A request goes through the phases the real backend has: injected faults,
-//! the bearer token (checked against the provider's tables), the request rules
-//! ([`crate::codex_rules`]), then an answer chosen from the request
-//! ([`scenario`]), written out as events ([`script`]) and streamed as it is sent
-//! ([`play`]). Every request, whatever its fate, lands in the [`journal`].
+//! the bearer token (checked against the provider's tables, which names the
+//! ChatGPT account), the account's plan usage (an account limited through
+//! `POST /admin/usage_limit` gets the usage-limit 429 whatever it sends,
+//! [`plan_usage`]), the request rules ([`crate::codex_rules`]), then an answer
+//! chosen from the request ([`scenario`]), written out as events ([`script`])
+//! and streamed as it is sent ([`play`]). Served answers carry the account's
+//! `x-codex-*` usage headers. Every request, whatever its fate, lands in the
+//! [`journal`].
 
-mod journal;
-mod play;
-mod scenario;
-mod script;
+pub(crate) mod journal;
+mod plan_usage;
+pub(crate) mod play;
+pub(crate) mod scenario;
+pub(crate) mod script;
 
 use std::time::Duration;
 
@@ -24,17 +30,38 @@ pub(crate) use journal::Journal;
 
 use crate::codex_rules::{self, Rejection};
 use crate::faults::ResponseFault;
-use crate::provider_state::now_secs;
+use crate::limits::Remaining;
+use crate::provider_state::{bump, now_ms, now_secs, Holder};
 use crate::server::Shared;
-use journal::Outcome;
+use journal::{Endpoint, Outcome};
 use scenario::Selection;
 
-/// How long a ChatGPT plan's usage window has left when the mock says it is used up.
-const USAGE_LIMIT_RESETS_IN_SECS: i64 = 3600;
-const USAGE_WINDOW_MINUTES: &str = "300";
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Text deltas per message: the `x-mock-chunks` header, else `--chunks`.
+pub(crate) fn chunks(app: &Shared, headers: &HeaderMap) -> usize {
+    header_str(headers, "x-mock-chunks")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(app.config.chunks)
+        .max(1)
+}
+
+/// The request's pacing: `x-mock-chunk-delay-ms` (else `--chunk-delay-ms`)
+/// between deltas, and the hold gate of `x-mock-hold`, else of the prompt's
+/// `[[hold:KEY]]`.
+pub(crate) fn pace(app: &Shared, headers: &HeaderMap, prompt_hold: Option<String>) -> play::Pace {
+    play::Pace {
+        chunk_delay: Duration::from_millis(
+            header_str(headers, "x-mock-chunk-delay-ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(app.config.chunk_delay_ms),
+        ),
+        hold: header_str(headers, "x-mock-hold")
+            .map(str::to_owned)
+            .or(prompt_hold),
+    }
 }
 
 pub(crate) async fn responses(
@@ -44,7 +71,7 @@ pub(crate) async fn responses(
 ) -> Response {
     let (response, outcome) = answer(&app, &headers, &body).await;
     app.journal()
-        .record(journal::entry(&headers, &body, &outcome));
+        .record(journal::entry(Endpoint::Codex, &headers, &body, &outcome));
     response
 }
 
@@ -52,7 +79,7 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
     let fault = app.provider().pop_response_fault();
     match fault {
         Some(ResponseFault::Status { code }) => {
-            return (injected_status(code), status_only(code));
+            return (injected_status(code), Outcome::status(code));
         }
         Some(ResponseFault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         None => {}
@@ -61,21 +88,42 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
     let bearer =
         header_str(headers, header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer "));
     let account = header_str(headers, "chatgpt-account-id");
-    {
+    let holder = {
         let mut provider = app.provider();
-        if let Err(denied) = provider.check_access(bearer, account, now_secs()) {
-            provider.stats.responses_unauthorized += 1;
-            let response = (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"error": {
-                    "message": denied.message(),
-                    "type": "invalid_request_error",
-                    "code": denied.code(),
-                }})),
-            )
-                .into_response();
-            return (response, status_only(401));
+        match provider.check_access(bearer, account, now_secs()) {
+            Ok(holder) => holder,
+            Err(denied) => {
+                provider.stats.responses_unauthorized += 1;
+                let response = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"error": {
+                        "message": denied.message(),
+                        "type": "invalid_request_error",
+                        "code": denied.code(),
+                    }})),
+                )
+                    .into_response();
+                return (response, Outcome::status(401));
+            }
         }
+    };
+    let served = |status: u16| Outcome {
+        account_id: Some(holder.account_id.clone()),
+        ..Outcome::status(status)
+    };
+
+    // The plan's limit is the backend's first concern once it knows the
+    // account: a used-up plan is refused whatever the request says.
+    let usage = app.limits().account(&holder.account_id, now_ms());
+    if let Some(left) = usage.limited {
+        let response = usage_limited(app, &holder, left);
+        return (
+            response,
+            Outcome {
+                scenario: Some("usage_limit"),
+                ..served(429)
+            },
+        );
     }
 
     let checked = serde_json::from_slice::<Value>(body)
@@ -85,19 +133,32 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
         Ok(request) => request,
         Err(rejection) => {
             app.provider().stats.responses_rejected += 1;
-            return rejected(&rejection);
+            let (response, outcome) = rejected(&rejection);
+            return (
+                response,
+                Outcome {
+                    account_id: Some(holder.account_id.clone()),
+                    ..outcome
+                },
+            );
         }
     };
 
     let scenario = match scenario::select(&request) {
         Selection::UsageLimit => {
-            app.provider().stats.responses_usage_limited += 1;
-            let outcome = Outcome {
-                status: 429,
-                rejection: None,
-                scenario: Some("usage_limit"),
+            let now = now_secs();
+            let left = Remaining {
+                secs: plan_usage::MARKER_RESETS_IN_SECS,
+                resets_at: now + plan_usage::MARKER_RESETS_IN_SECS,
             };
-            return (usage_limit(now_secs()), outcome);
+            let response = usage_limited(app, &holder, left);
+            return (
+                response,
+                Outcome {
+                    scenario: Some("usage_limit"),
+                    ..served(429)
+                },
+            );
         }
         Selection::Stream(scenario) => scenario,
     };
@@ -106,78 +167,50 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
         .and_then(Value::as_str)
         .is_some_and(|key| app.journal().cache_hit(key));
     let setting = script::Setting {
-        chunks: header_str(headers, "x-mock-chunks")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(app.config.chunks)
-            .max(1),
+        chunks: chunks(app, headers),
         body_bytes: body.len(),
         cached,
         now: now_secs(),
     };
     let script = script::script(&request, &scenario, setting);
-    let pace = play::Pace {
-        chunk_delay: Duration::from_millis(
-            header_str(headers, "x-mock-chunk-delay-ms")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(app.config.chunk_delay_ms),
-        ),
-        hold: header_str(headers, "x-mock-hold")
-            .map(str::to_owned)
-            .or_else(|| scenario::hold_key(&request)),
-    };
-    app.provider().stats.responses_ok += 1;
-    let outcome = Outcome {
-        status: 200,
-        rejection: None,
-        scenario: Some(scenario.name()),
-    };
-    (play::stream(app.clone(), script, pace), outcome)
+    let pace = pace(app, headers, scenario::hold_key(&request));
+    {
+        let mut provider = app.provider();
+        provider.stats.responses_ok += 1;
+        bump(&mut provider.stats.served_by_account, &holder.account_id);
+    }
+    let mut response = play::stream(app.clone(), script, pace);
+    plan_usage::add_usage_headers(response.headers_mut(), &usage);
+    (
+        response,
+        Outcome {
+            scenario: Some(scenario.name()),
+            ..served(200)
+        },
+    )
 }
 
-fn status_only(status: u16) -> Outcome {
-    Outcome {
-        status,
-        rejection: None,
-        scenario: None,
+/// The usage-limit 429 for `holder`, counted.
+fn usage_limited(app: &Shared, holder: &Holder, left: Remaining) -> Response {
+    {
+        let mut provider = app.provider();
+        provider.stats.responses_usage_limited += 1;
+        bump(&mut provider.stats.usage_limited, &holder.account_id);
     }
+    let usage = app.limits().account(&holder.account_id, now_ms());
+    plan_usage::usage_limit_reached(&holder.plan, &usage, left)
 }
 
 fn rejected(rejection: &Rejection) -> (Response, Outcome) {
     let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
     let outcome = Outcome {
-        status: status.as_u16(),
         rejection: Some(rejection.message().to_owned()),
-        scenario: None,
+        ..Outcome::status(status.as_u16())
     };
     (
         (status, Json(rejection.body.clone())).into_response(),
         outcome,
     )
-}
-
-/// The real backend's answer once a ChatGPT plan's usage window is used up:
-/// a 429 whose body says when it resets, with the window in `x-codex-*` headers.
-fn usage_limit(now: i64) -> Response {
-    let body = json!({"error": {
-        "type": "usage_limit_reached",
-        "message": "The usage limit has been reached",
-        "plan_type": "plus",
-        "resets_at": now + USAGE_LIMIT_RESETS_IN_SECS,
-        "resets_in_seconds": USAGE_LIMIT_RESETS_IN_SECS,
-    }});
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-    let resets = HeaderValue::from(USAGE_LIMIT_RESETS_IN_SECS);
-    let headers = response.headers_mut();
-    headers.insert(
-        "x-codex-primary-used-percent",
-        HeaderValue::from_static("100"),
-    );
-    headers.insert(
-        "x-codex-primary-window-minutes",
-        HeaderValue::from_static(USAGE_WINDOW_MINUTES),
-    );
-    headers.insert("x-codex-primary-reset-after-seconds", resets);
-    response
 }
 
 fn injected_status(code: u16) -> Response {
@@ -209,6 +242,7 @@ mod tests {
     use super::*;
     use crate::provider_state::LoginRequest;
     use crate::server::{self, AppState, ServeConfig};
+    use crate::test_support::{header, TestMock};
 
     /// A mock serving on a loopback port, and a login of its own.
     struct Backend {
@@ -369,12 +403,160 @@ mod tests {
             header("x-codex-primary-reset-after-seconds").as_deref(),
             Some("3600")
         );
+        assert_eq!(header("retry-after").as_deref(), Some("3600"));
         let body: Value = response.json().await?;
+        assert_eq!(body["error"]["plan_type"], "plus");
         assert_eq!(body["error"]["type"], "usage_limit_reached");
         assert_eq!(body["error"]["resets_in_seconds"], 3600);
         assert!(body["error"]["resets_at"]
             .as_i64()
             .is_some_and(|at| at > now_secs()));
+        let stats = backend.app.provider().stats.clone();
+        assert_eq!(stats.usage_limited.get(&backend.account_id), Some(&1));
+        assert_eq!(stats.responses_usage_limited, 1);
+        Ok(())
+    }
+
+    /// An account limited through `POST /admin/usage_limit` gets the real backend's
+    /// 429 whatever it sends, counting down; other accounts are served with their
+    /// usage headers; `resets_in_seconds: 0` serves it again with its percentage;
+    /// stats and the journal name the account.
+    #[tokio::test]
+    async fn admin_usage_limits_are_per_account() -> anyhow::Result<()> {
+        let mock = TestMock::start().await?;
+        let (token_a, a) = mock.login("acct-a", "pro");
+        let (token_b, b) = mock.login("acct-b", "plus");
+        let (status, report) = mock
+            .admin(
+                "usage_limit",
+                json!({"account_id": a, "resets_in_seconds": 120, "primary_used_percent": 40}),
+            )
+            .await?;
+        assert_eq!(status, 200);
+        assert_eq!(report["limited"], true);
+        assert_eq!(report["resets_in_seconds"], 120);
+        assert_eq!(report["primary_used_percent"], 40.0);
+        assert_eq!(report["secondary_used_percent"], 5.0);
+        let codex = |token: &str, account: &str, body: Value| {
+            mock.post("/backend-api/codex/responses")
+                .bearer_auth(token)
+                .header("chatgpt-account-id", account)
+                .json(&body)
+                .send()
+        };
+
+        let limited = codex(&token_a, &a, json!({"not": "a valid request"})).await?;
+        assert_eq!(limited.status(), 429);
+        let left = header(&limited, "retry-after");
+        assert!(
+            left.parse::<i64>()
+                .is_ok_and(|secs| (1..=120).contains(&secs)),
+            "{left}"
+        );
+        assert_eq!(
+            header(&limited, "x-codex-primary-reset-after-seconds"),
+            left
+        );
+        assert_eq!(header(&limited, "x-codex-primary-used-percent"), "100");
+        assert_eq!(header(&limited, "x-codex-primary-window-minutes"), "300");
+        let body: Value = limited.json().await?;
+        assert_eq!(body["error"]["type"], "usage_limit_reached");
+        assert_eq!(body["error"]["message"], "The usage limit has been reached");
+        assert_eq!(body["error"]["plan_type"], "pro");
+        assert_eq!(body["error"]["resets_in_seconds"].to_string(), left);
+        assert!(body["error"]["resets_at"]
+            .as_i64()
+            .is_some_and(|at| at >= now_secs() + 119));
+
+        let served = codex(&token_b, &b, request("ping")).await?;
+        assert_eq!(served.status(), 200);
+        for (name, value) in [
+            ("x-codex-primary-used-percent", "10"),
+            ("x-codex-primary-window-minutes", "300"),
+            ("x-codex-secondary-used-percent", "5"),
+            ("x-codex-secondary-window-minutes", "10080"),
+        ] {
+            assert_eq!(header(&served, name), value, "{name}");
+        }
+        assert!(!header(&served, "x-codex-primary-reset-after-seconds").is_empty());
+        assert!(!header(&served, "x-codex-secondary-reset-after-seconds").is_empty());
+        served.text().await?;
+
+        let (_, report) = mock
+            .admin(
+                "usage_limit",
+                json!({"account_id": a, "resets_in_seconds": 0}),
+            )
+            .await?;
+        assert_eq!(report["limited"], false);
+        assert_eq!(report["resets_in_seconds"], Value::Null);
+        let again = codex(&token_a, &a, request("ping")).await?;
+        assert_eq!(again.status(), 200);
+        assert_eq!(header(&again, "x-codex-primary-used-percent"), "40");
+        again.text().await?;
+
+        let stats = mock.stats().await?;
+        assert_eq!(stats["usage_limited"], json!({"acct-a": 1}));
+        assert_eq!(
+            stats["served_by_account"],
+            json!({"acct-a": 1, "acct-b": 1})
+        );
+        assert_eq!(stats["responses_usage_limited"], 1);
+        let journal = mock.requests().await?;
+        let seen: Vec<(Value, Value, Value)> = journal
+            .iter()
+            .map(|e| {
+                (
+                    e["endpoint"].clone(),
+                    e["status"].clone(),
+                    e["account_id"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (json!("codex"), json!(429), json!("acct-a")),
+                (json!("codex"), json!(200), json!("acct-b")),
+                (json!("codex"), json!(200), json!("acct-a")),
+            ]
+        );
+        Ok(())
+    }
+
+    /// The admin call refuses what it cannot apply, saying why.
+    #[tokio::test]
+    async fn admin_limits_refuse_bad_settings() -> anyhow::Result<()> {
+        let mock = TestMock::start().await?;
+        let (status, body) = mock
+            .admin(
+                "usage_limit",
+                json!({"account_id": "a", "resets_in_seconds": -5}),
+            )
+            .await?;
+        assert_eq!(status, 400);
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("resets_in_seconds")));
+        let (status, _) = mock
+            .admin(
+                "usage_limit",
+                json!({"account": "a", "resets_in_seconds": 5}),
+            )
+            .await?;
+        assert_eq!(status, 400);
+        let (status, body) = mock
+            .admin(
+                "api_key_limit",
+                json!({"api_key": "sk-mock-secret-1234", "retry_after_seconds": 30}),
+            )
+            .await?;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"api_key_last4": "1234", "limited": true, "resets_at": body["resets_at"], "retry_after_seconds": 30})
+        );
+        assert!(!body.to_string().contains("secret"));
         Ok(())
     }
 

@@ -1,31 +1,44 @@
 //! What the mock answers, chosen from the request itself so any client (an SDK,
-//! Claude Code, the Codex CLI) can ask for each shape through its prompt.
+//! Claude Code, the Codex CLI) can ask for each shape through its prompt. The
+//! three model endpoints share this engine: the Codex backend
+//! (`POST /backend-api/codex/responses`), the public OpenAI Responses API
+//! (`POST /v1/responses`, a string `input` counting as one user message) and
+//! the Anthropic Messages API (`POST /v1/messages`, read through
+//! `anthropic_api::conversation`: `tool_use` blocks are calls, `tool_result`
+//! blocks their outputs, custom tools function tools).
 //!
-//! The last input item decides first: a `function_call_output` there is
-//! acknowledged with `tool said: <output>` (200 characters at most), which ends
-//! a tool loop. Otherwise a marker in the last user message picks the shape
-//! (ASCII case ignored; the first in this list wins):
+//! The last input item decides first: a tool's output there is acknowledged
+//! with `tool said: <output>` (200 characters at most), which ends a tool loop.
+//! Otherwise a marker in the last user message picks the shape (ASCII case
+//! ignored; the first in this list wins). "Streamed" is every Codex answer;
+//! the two APIs stream when the request says `stream: true`.
 //!
-//! | marker            | answer                                                         |
-//! |-------------------|----------------------------------------------------------------|
-//! | `[[usage_limit]]` | HTTP 429 `usage_limit_reached`, with the `x-codex-primary-*` headers |
-//! | `[[cut]]`         | some text deltas, then the stream ends with no terminal event   |
-//! | `[[fail]]`        | some text deltas, then `response.failed` (`server_error`)       |
-//! | `[[length]]`      | text, then `response.incomplete` (`max_output_tokens`)          |
-//! | `[[tools]]`       | a short message, then two parallel calls of the first two function tools (or the first twice) |
-//! | `[[tool]]`        | a call of the first function tool, arguments made from its schema |
-//! | `[[tool:NAME]]`   | a call of the function tool NAME, arguments made from its schema |
-//! | `[[words]]`       | `one two three STOP four five`, one word per delta              |
-//! | `[[json]]`        | `{"answer":"pong"}`                                            |
-//! | `[[echo]]`        | the user's text without the marker                              |
-//! | none              | `pong`                                                          |
+//! | marker            | Codex backend, OpenAI API                                    | Anthropic API |
+//! |-------------------|--------------------------------------------------------------|---------------|
+//! | `[[usage_limit]]` | Codex: HTTP 429 `usage_limit_reached` with the `x-codex-*` headers and `retry-after` (resets in 3600 s). OpenAI: 429 `insufficient_quota` | 400: credit balance too low |
+//! | `[[cut]]`         | some text deltas, then the stream ends with no terminal event; OpenAI unstreamed: the connection closes with no answer | the same (no `message_stop`) |
+//! | `[[fail]]`        | some text deltas, then `response.failed` (`server_error`); OpenAI unstreamed: 500 `server_error` | an `error` event (`overloaded_error`); unstreamed: 529 |
+//! | `[[length]]`      | text, then `response.incomplete` (`max_output_tokens`)        | `stop_reason: max_tokens` |
+//! | `[[tools]]`       | a short message, then two parallel calls of the first two function tools (or the first twice) | a text block and two `tool_use` blocks |
+//! | `[[tool]]`        | a call of the first function tool, arguments made from its schema | a `tool_use` block, input made from its `input_schema` |
+//! | `[[tool:NAME]]`   | a call of the function tool NAME, arguments made from its schema | the same, as `tool_use` |
+//! | `[[words]]`       | `one two three STOP four five`, one word per delta            | the same (`stop_sequences` apply) |
+//! | `[[json]]`        | `{"answer":"pong"}`                                           | the same |
+//! | `[[echo]]`        | the user's text without the marker                            | the same |
+//! | none              | `pong`                                                        | `pong` |
 //!
-//! A request with `reasoning` (unless its summary is `none`) gets a reasoning
-//! item first, whatever the answer (see `script`). `[[hold:KEY]]` anywhere in
-//! the last user message holds the stream after `response.created` until
+//! A Codex or OpenAI request with `reasoning` (unless its summary is `none`)
+//! gets a reasoning item first, whatever the answer (see `script`).
+//! `[[hold:KEY]]` anywhere in the last user message holds the stream after its
+//! first event (`response.created`, `message_start`) until
 //! `POST /admin/release/KEY` (as the `x-mock-hold` header does), so a test can
 //! prove a proxy forwards the first event before the rest exists, whatever
-//! dialect the proxy's client speaks.
+//! dialect the proxy's client speaks; an unstreamed answer is held whole.
+//!
+//! Limits set through the admin API come before any of this: an account
+//! limited by `POST /admin/usage_limit` gets the Codex usage-limit 429, and a
+//! key limited by `POST /admin/api_key_limit` its API's rate-limit 429,
+//! whatever the prompt says.
 
 use serde_json::{Map, Value};
 

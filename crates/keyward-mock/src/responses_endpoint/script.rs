@@ -131,7 +131,7 @@ pub(crate) fn split_text(text: &str, n: usize) -> Vec<String> {
 
 /// One delta per word; the spaces ride at the front of the word after them,
 /// as a tokenizer splits them.
-fn split_words(text: &str) -> Vec<String> {
+pub(crate) fn split_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for (index, word) in text.split(' ').enumerate() {
         if index == 0 {
