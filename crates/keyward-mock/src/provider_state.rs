@@ -72,6 +72,9 @@ pub(crate) struct Stats {
     /// account limited through `POST /admin/usage_limit`).
     pub(crate) responses_usage_limited: u64,
     pub(crate) responses_faulted: u64,
+    /// Streams whose client went away before the stream ended (a proxy that cancels upstream
+    /// when its own client disconnects makes this count).
+    pub(crate) streams_abandoned: u64,
     /// Usage-limit 429s by ChatGPT account.
     pub(crate) usage_limited: BTreeMap<String, u64>,
     /// Codex answers served (200) by ChatGPT account.

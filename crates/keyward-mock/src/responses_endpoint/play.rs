@@ -28,7 +28,9 @@ pub(crate) fn stream(app: Shared, script: Script, pace: Pace) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let cut = script.cut;
     tokio::spawn(async move {
-        let _ = play(&app, script, pace, tx).await;
+        if play(&app, script, pace, tx).await.is_err() {
+            app.provider().stats.streams_abandoned += 1;
+        }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()

@@ -220,3 +220,48 @@ async fn refuses_to_listen_beyond_loopback() -> Result<()> {
     assert!(stderr.contains("loopback"), "{stderr}");
     Ok(())
 }
+
+/// A client that goes away cancels its upstream request, streamed (after its first event) or
+/// not (while keyward assembles the answer): the upstream sees its own client leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_disconnect_cancels_the_upstream_request() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    let client = reqwest::Client::new();
+
+    let mut streamed = client
+        .post(format!("{}/v1/chat/completions", keyward.url))
+        .json(&json!({"model": "gpt-5-codex", "messages": [{"role": "user", "content": "ping [[hold:never-1]]"}], "stream": true}))
+        .send()
+        .await?;
+    assert_eq!(streamed.status(), 200);
+    streamed.chunk().await?;
+    drop(streamed);
+    wait_until("the upstream stream abandoned", || async {
+        mock.stat("streams_abandoned").await.is_ok_and(|n| n == 1)
+    })
+    .await?;
+
+    let served = mock.stat("responses_ok").await?;
+    let url = format!("{}/v1/messages", keyward.url);
+    let waiting = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "ping [[hold:never-2]]"}]}))
+            .send()
+            .await
+    });
+    wait_until("the upstream request under way", || async {
+        mock.stat("responses_ok").await.is_ok_and(|n| n > served)
+    })
+    .await?;
+    waiting.abort();
+    let _ = waiting.await;
+    wait_until("the assembling request abandoned upstream", || async {
+        mock.stat("streams_abandoned").await.is_ok_and(|n| n == 2)
+    })
+    .await?;
+    Ok(())
+}
