@@ -265,3 +265,60 @@ async fn a_client_disconnect_cancels_the_upstream_request() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Bad input on every endpoint gets the right status and a clear error in that endpoint's
+/// dialect (malformed JSON, wrong types, an unknown model, an oversized body, a model the
+/// upstream refuses), and nothing else is affected: the next good request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_answered_in_each_dialect() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    home.write_config("[gateway]\nmax_body_bytes = 65536\n")?;
+    let keyward = Keyward::serve(&home, &mock).await?;
+    let client = reqwest::Client::new();
+    let send = |path: &str, body: String| {
+        client
+            .post(format!("{}{path}", keyward.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let anthropic = |body: &Value| body["type"] == "error" && body["error"]["type"].is_string();
+    let openai =
+        |body: &Value| body["error"]["message"].is_string() && body["error"]["type"].is_string();
+    let huge = format!(
+        "{{\"model\":\"gpt-5-codex\",\"input\":\"{}\"}}",
+        "x".repeat(100_000)
+    );
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("/v1/chat/completions", "{not json".into(), 400),
+        ("/v1/chat/completions", r#"{"model":"gpt-5-codex","messages":"hi"}"#.into(), 400),
+        ("/v1/chat/completions", r#"{"model":7,"messages":[]}"#.into(), 400),
+        ("/v1/chat/completions", r#"{"model":"llama-3","messages":[{"role":"user","content":"hi"}]}"#.into(), 404),
+        ("/v1/chat/completions", r#"{"model":"o4-mini","messages":[{"role":"user","content":"hi"}]}"#.into(), 400),
+        ("/v1/completions", r#"{"model":"gpt-5-codex","prompt":["a","b"]}"#.into(), 400),
+        ("/v1/responses", r#"{"model":"gpt-5-codex","input":"hi","previous_response_id":"resp_1"}"#.into(), 400),
+        ("/v1/responses", huge.clone(), 413),
+        ("/v1/messages", "[]".into(), 400),
+        ("/v1/messages", r#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"robot","content":"hi"}]}"#.into(), 400),
+        ("/v1/messages", r#"{"model":"gemini-3","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.into(), 404),
+        ("/v1/messages", r#"{"model":"o4-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.into(), 400),
+        ("/v1/messages/count_tokens", r#"{"model":"claude-sonnet-4-5"}"#.into(), 400),
+        ("/v1/messages", huge, 413),
+    ];
+    for (path, body, expected) in cases {
+        let response = send(path, body).await?;
+        let status = response.status().as_u16();
+        let json: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{path}: {json}");
+        if path.starts_with("/v1/messages") {
+            assert!(anthropic(&json), "{path}: Anthropic's error shape: {json}");
+        } else {
+            assert!(openai(&json), "{path}: OpenAI's error shape: {json}");
+        }
+    }
+    let (status, body) = keyward.respond(true).await?;
+    assert_eq!(status, 200, "still serving: {body}");
+    mock.assert_no_reuse().await
+}
