@@ -115,6 +115,33 @@ pub trait Upstream: Send + Sync {
     fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage>;
 }
 
+/// An upstream URL, parsed once (not on every request).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    text: String,
+    url: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    pub fn new(text: String) -> Self {
+        let url = reqwest::Url::parse(&text).ok();
+        Self { text, url }
+    }
+
+    /// The URL to send to; an unparsable one (the config loader refuses them) cannot be reached.
+    pub fn url(&self) -> Result<reqwest::Url, SendError> {
+        self.url
+            .clone()
+            .ok_or_else(|| SendError::Unreachable(format!("{} is not a URL", self.text)))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// `Retry-After` as a time: seconds, or an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();

@@ -11,8 +11,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::Usage;
 use crate::upstream::{
-    header as header_text, retry_after, root_cause, Limit, Outgoing, SendError, SendFuture, Sent,
-    Upstream, Wire,
+    header as header_text, retry_after, root_cause, Endpoint, Limit, Outgoing, SendError,
+    SendFuture, Sent, Upstream, Wire,
 };
 
 pub const PROVIDER: &str = "anthropic";
@@ -37,7 +37,7 @@ pub struct AnthropicUpstream {
     key: Secret,
     /// Where the key came from (a variable's name, or the config file).
     origin: String,
-    messages_url: String,
+    messages_url: Endpoint,
     http: reqwest::Client,
 }
 
@@ -47,7 +47,10 @@ impl AnthropicUpstream {
             id: profile.id.clone(),
             key: profile.key.clone(),
             origin: profile.origin.clone(),
-            messages_url: format!("{}/v1/messages", profile.base_url.trim_end_matches('/')),
+            messages_url: Endpoint::new(format!(
+                "{}/v1/messages",
+                profile.base_url.trim_end_matches('/')
+            )),
             http,
         }
     }
@@ -98,7 +101,7 @@ impl Upstream for AnthropicUpstream {
             let url = &self.messages_url;
             let mut request = self
                 .http
-                .post(url)
+                .post(url.url()?)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header("x-api-key", self.key.expose())
                 .header(

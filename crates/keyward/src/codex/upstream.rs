@@ -18,8 +18,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::{Usage, UsageWindow};
 use crate::upstream::{
-    header as header_text, retry_after, root_cause, seconds_from, Limit, Outgoing, SendError,
-    SendFuture, Sent, Upstream, Wire,
+    header as header_text, retry_after, root_cause, seconds_from, Endpoint, Limit, Outgoing,
+    SendError, SendFuture, Sent, Upstream, Wire,
 };
 
 /// How long a profile rests after a 429 that names no reset.
@@ -29,9 +29,9 @@ pub struct CodexUpstream {
     id: ProfileId,
     broker: Arc<Broker>,
     http: reqwest::Client,
-    responses_url: String,
+    responses_url: Endpoint,
     /// Where an `auth.json` in API-key mode sends its requests.
-    openai_responses_url: String,
+    openai_responses_url: Endpoint,
     models: Arc<Models>,
 }
 
@@ -48,8 +48,8 @@ impl CodexUpstream {
             id,
             broker,
             http,
-            responses_url: backend::responses_url(base_url),
-            openai_responses_url: openai::responses_url(openai_base_url),
+            responses_url: Endpoint::new(backend::responses_url(base_url)),
+            openai_responses_url: Endpoint::new(openai::responses_url(openai_base_url)),
             models,
         }
     }
@@ -77,7 +77,7 @@ impl CodexUpstream {
         body: Bytes,
     ) -> Result<reqwest::Response, SendError> {
         let url = &self.responses_url;
-        let mut request = self.http.post(url);
+        let mut request = self.http.post(url.url()?);
         for (name, value) in client_headers {
             if forwardable(name) {
                 request = request.header(name, value);

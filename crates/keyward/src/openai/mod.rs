@@ -13,8 +13,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::Usage;
 use crate::upstream::{
-    header as header_text, retry_after, root_cause, Limit, Outgoing, SendError, SendFuture, Sent,
-    Upstream, Wire,
+    header as header_text, retry_after, root_cause, Endpoint, Limit, Outgoing, SendError,
+    SendFuture, Sent, Upstream, Wire,
 };
 
 pub const PROVIDER: &str = "openai";
@@ -34,7 +34,7 @@ pub struct OpenAiUpstream {
     key: Secret,
     /// Where the key came from (a variable's name, or the config file).
     origin: String,
-    responses_url: String,
+    responses_url: Endpoint,
     http: reqwest::Client,
     models: Arc<Models>,
 }
@@ -45,7 +45,7 @@ impl OpenAiUpstream {
             id: profile.id.clone(),
             key: profile.key.clone(),
             origin: profile.origin.clone(),
-            responses_url: responses_url(&profile.base_url),
+            responses_url: Endpoint::new(responses_url(&profile.base_url)),
             http,
             models,
         }
@@ -84,11 +84,11 @@ pub(crate) fn encode(request: Outgoing<'_>) -> Result<Bytes, SendError> {
 /// `POST` to the public API with `key`.
 pub(crate) async fn post(
     http: &reqwest::Client,
-    url: &str,
+    url: &Endpoint,
     key: &Secret,
     body: Bytes,
 ) -> Result<reqwest::Response, SendError> {
-    http.post(url)
+    http.post(url.url()?)
         .header(header::CONTENT_TYPE, "application/json")
         .bearer_auth(key.expose())
         .body(body)
