@@ -4,10 +4,15 @@
 //! The request path is a `stat` and two atomic loads when nothing changed: the snapshot is only
 //! re-read when the watcher bumped the profile's epoch or the file's identity moved.
 
+pub mod clock;
 pub mod health;
 mod protocol;
 mod recovery;
 mod scheduler;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 pub mod timing;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +33,7 @@ use crate::secret::{Fingerprint, Secret};
 use crate::store::{Lineage, LineageAuthor, SpendRecord, Store};
 use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
 
+pub use clock::{Clock, SystemClock};
 pub use health::{Health, HealthState};
 pub use timing::RefreshTiming;
 
@@ -144,7 +150,8 @@ struct RefreshState {
 
 #[derive(Debug, Clone, Copy)]
 struct RecentRefresh {
-    at: tokio::time::Instant,
+    /// On the broker's monotonic clock.
+    at: Duration,
     trigger: RefreshTrigger,
     access: Fingerprint,
     /// Already due for refresh when it arrived (a token endpoint or local clock that is off).
@@ -154,15 +161,17 @@ struct RecentRefresh {
 #[derive(Debug, Clone)]
 struct Backoff {
     token: Fingerprint,
-    until: tokio::time::Instant,
+    /// On the broker's monotonic clock.
+    until: Duration,
     retry_at: DateTime<Utc>,
     failures: u32,
     reason: String,
 }
 
 impl Backoff {
-    /// The error a caller gets while this backoff lasts; `what` says what failed.
-    fn unavailable(&self, profile: &ProfileId, what: &str) -> AccessError {
+    /// The error a caller gets while this backoff lasts (`now` on the monotonic clock); `what`
+    /// says what failed.
+    fn unavailable(&self, profile: &ProfileId, what: &str, now: Duration) -> AccessError {
         AccessError::Unavailable {
             profile: profile.clone(),
             detail: format!(
@@ -170,10 +179,7 @@ impl Backoff {
                 self.retry_at.format("%H:%M:%S UTC")
             ),
             remedy: None,
-            retry_after: Some(
-                self.until
-                    .saturating_duration_since(tokio::time::Instant::now()),
-            ),
+            retry_after: Some(self.until.saturating_sub(now)),
         }
     }
 }
@@ -244,6 +250,13 @@ impl ProfileRuntime {
     fn is_current(&self, view: &View) -> bool {
         view.epoch == self.epoch.load(Ordering::Acquire) && view.identity == self.source.identity()
     }
+
+    /// When the scheduler should refresh `credential`: by its access token's expiry, or by the
+    /// source's own rule for a login whose access token carries none.
+    fn refresh_at(&self, timing: &RefreshTiming, credential: &Credential) -> Option<DateTime<Utc>> {
+        let undated = self.source.undated_expiry(credential);
+        timing.refresh_at(credential, undated, self.jitter_seed)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +291,7 @@ pub struct Broker {
     profiles: Vec<Arc<ProfileRuntime>>,
     store: Arc<dyn Store>,
     settings: BrokerSettings,
+    clock: Arc<dyn Clock>,
     counters: Counters,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -289,14 +303,29 @@ impl Broker {
         store: Arc<dyn Store>,
         settings: BrokerSettings,
     ) -> Arc<Self> {
+        Self::with_clock(profiles, store, settings, Arc::new(SystemClock::new()))
+    }
+
+    /// A broker whose every time-based decision reads `clock`.
+    pub fn with_clock(
+        profiles: Vec<Arc<ProfileRuntime>>,
+        store: Arc<dyn Store>,
+        settings: BrokerSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             profiles,
             store,
             settings,
+            clock,
             counters: Counters::default(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn profiles(&self) -> &[Arc<ProfileRuntime>] {
@@ -342,7 +371,7 @@ impl Broker {
         let Some(credential) = view.credential.clone() else {
             return Err(self.unavailable(&runtime, &view));
         };
-        if self.settings.timing.usable(&credential, Utc::now()) {
+        if self.settings.timing.usable(&credential, self.clock.now()) {
             return Ok(Grant {
                 profile: runtime.id.clone(),
                 credential,
@@ -415,11 +444,11 @@ impl Broker {
         let usable = view
             .credential
             .as_ref()
-            .is_some_and(|c| self.settings.timing.usable(c, Utc::now()));
+            .is_some_and(|c| self.settings.timing.usable(c, self.clock.now()));
         health::assess(
             view,
             &health::RefreshStatus { backoff },
-            &runtime.source.login_command(),
+            &runtime.source.vocabulary(),
             &runtime.source.location().display().to_string(),
             usable,
         )

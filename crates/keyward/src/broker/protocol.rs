@@ -15,8 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::{
     reload, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime, RecentRefresh,
     View,
@@ -26,6 +24,9 @@ use crate::failpoint::crash_point;
 use crate::secret::Fingerprint;
 use crate::store::{JournalId, JournalState, SpendPermit, SpendRecord, SpendState};
 use crate::token_endpoint::{RefreshFailure, RefreshTrigger};
+
+/// How often the source is re-read while waiting for a concurrent writer after a rejection.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
 
 /// What the locked pre-spend step decided.
 enum Prepared {
@@ -87,7 +88,8 @@ impl Broker {
             }
             let recent = runtime.state().recent_refresh.filter(|r| {
                 r.access == current.access_fingerprint()
-                    && r.at.elapsed() < self.settings.min_refresh_interval
+                    && self.clock.monotonic().saturating_sub(r.at)
+                        < self.settings.min_refresh_interval
             });
             match (recent, trigger) {
                 (None, _) | (Some(_), RefreshTrigger::Command) => {}
@@ -160,16 +162,14 @@ impl Broker {
                         .as_ref()
                         .filter(|c| c.refresh_fingerprint() != spent)
                     {
-                        let born_due = self
-                            .settings
-                            .timing
-                            .refresh_at(obtained, runtime.jitter_seed)
-                            .is_some_and(|at| at <= Utc::now());
+                        let born_due = runtime
+                            .refresh_at(&self.settings.timing, obtained)
+                            .is_some_and(|at| at <= self.clock.now());
                         if born_due {
                             tracing::warn!(profile = %runtime.id, "the token endpoint issued an access token that is already due for refresh; is this machine's clock right?");
                         }
                         state.recent_refresh = Some(RecentRefresh {
-                            at: tokio::time::Instant::now(),
+                            at: self.clock.monotonic(),
                             trigger,
                             access: obtained.access_fingerprint(),
                             born_due,
@@ -202,12 +202,12 @@ impl Broker {
         token: Fingerprint,
     ) -> Option<AccessError> {
         let backoff = runtime.state().backoff.clone();
-        if let Some(backoff) =
-            backoff.filter(|b| b.token == token && b.until > tokio::time::Instant::now())
-        {
+        let now = self.clock.monotonic();
+        if let Some(backoff) = backoff.filter(|b| b.token == token && b.until > now) {
             return Some(backoff.unavailable(
                 &runtime.id,
                 &format!("the last refresh failed ({})", backoff.reason),
+                now,
             ));
         }
         let dead = view
@@ -245,7 +245,7 @@ impl Broker {
                 remedy: Some(format!(
                     "repair {} or run `{}`",
                     runtime.source.location().display(),
-                    runtime.source.login_command()
+                    runtime.source.vocabulary().login_command
                 )),
                 retry_after: None,
             });
@@ -253,7 +253,7 @@ impl Broker {
         let token = credential.refresh_fingerprint();
         // A newer token whose access token is used up too is still the live lineage: it is the
         // one to refresh (if the ledger allows, just below).
-        if token != seen && self.settings.timing.usable(&credential, Utc::now()) {
+        if token != seen && self.settings.timing.usable(&credential, self.clock.now()) {
             Counters::bump(&self.counters.adopted);
             tracing::info!(profile = %runtime.id, adopted = %token, instead_of = %seen, generation = view.lineage.generation, "adopted a newer lineage from the source; spent nothing");
             self.note_outcome(runtime, "adopted a newer lineage from the source");
@@ -312,7 +312,7 @@ impl Broker {
         let successor = answer.refresh_token.as_ref().map(|t| t.fingerprint());
         match runtime
             .source
-            .write_back(guard.as_ref(), spent, &answer, Utc::now())
+            .write_back(guard.as_ref(), spent, &answer, self.clock.now())
         {
             Ok(()) => {
                 crash_point("after-write-back");
@@ -414,8 +414,9 @@ impl Broker {
                     let wait = timing::backoff(failures, retry_after);
                     let backoff = Backoff {
                         token: spent,
-                        until: tokio::time::Instant::now() + wait,
-                        retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                        until: self.clock.monotonic() + wait,
+                        retry_at: self.clock.now()
+                            + chrono::Duration::from_std(wait).unwrap_or_default(),
                         failures,
                         reason: failure.to_string(),
                     };
@@ -423,10 +424,11 @@ impl Broker {
                     backoff
                 };
                 self.note_outcome(runtime, &format!("transient failure: {failure}"));
-                Finished::Failed(
-                    backoff
-                        .unavailable(&runtime.id, &format!("{failure}; the token was not spent")),
-                )
+                Finished::Failed(backoff.unavailable(
+                    &runtime.id,
+                    &format!("{failure}; the token was not spent"),
+                    self.clock.monotonic(),
+                ))
             }
         }
     }
@@ -439,7 +441,7 @@ impl Broker {
         spent: Fingerprint,
         code: &str,
     ) -> Result<Arc<Credential>, AccessError> {
-        let deadline = tokio::time::Instant::now() + self.settings.settle_window;
+        let deadline = self.clock.monotonic() + self.settings.settle_window;
         loop {
             let view = self.current_view(runtime).await;
             if let Some(credential) = &view.credential {
@@ -450,11 +452,11 @@ impl Broker {
                     return Ok(credential.clone());
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock.monotonic() >= deadline {
                 tracing::error!(profile = %runtime.id, code, "the refresh token was rejected and no newer lineage appeared: the profile needs a new login");
                 return Err(self.unavailable(runtime, &view));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.clock.sleep(SETTLE_POLL).await;
         }
     }
 
@@ -466,13 +468,16 @@ impl Broker {
         AccessError::Unavailable {
             profile: runtime.id.clone(),
             detail: error.to_string(),
-            remedy: Some("if a codex process is stuck holding its lock, stop it".into()),
+            remedy: Some(format!(
+                "if {} is stuck holding its lock, stop it",
+                runtime.source.vocabulary().lock_holder
+            )),
             retry_after: Some(Duration::from_secs(1)),
         }
     }
 
     pub(super) fn note_outcome(&self, runtime: &ProfileRuntime, outcome: &str) {
-        runtime.state().last_outcome = Some((Utc::now(), outcome.to_string()));
+        runtime.state().last_outcome = Some((self.clock.now(), outcome.to_string()));
     }
 }
 

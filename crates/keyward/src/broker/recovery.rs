@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::{AccessError, Broker, Counters, ProfileRuntime};
 use crate::credential::{SourceContents, SourceGuard};
 use crate::store::JournalState;
@@ -45,7 +43,7 @@ impl Broker {
             let state = if holds == Some(entry.spent) {
                 match runtime
                     .source
-                    .write_back(guard, entry.spent, &answer, Utc::now())
+                    .write_back(guard, entry.spent, &answer, self.clock.now())
                 {
                     Ok(()) => {
                         tracing::info!(profile = %runtime.id, spent = %entry.spent, successor = ?successor, "journal: wrote a kept token answer back to the source");
