@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod health;
+#[cfg(test)]
+mod proptests;
 mod protocol;
 mod recovery;
 mod scheduler;

@@ -482,3 +482,35 @@ async fn health_and_errors_name_the_sources_login_and_commands() -> TestResult {
     }
     Ok(())
 }
+
+/// Regression, found by the property test: a write-back that finds the file damaged keeps the
+/// answer in the journal; recovery while the file was still unreadable took that for "the
+/// source moved to another lineage" and erased the answer, losing the newest refresh token for
+/// good. Recovery now waits until the file can be read, then writes the answer back.
+#[tokio::test]
+async fn an_unreadable_source_never_supersedes_the_kept_answer() -> TestResult {
+    let world = World::new(true);
+    let family = family(&world);
+    let broker = world.broker();
+    world.source.push_write_fault(WriteFault::FindsGarbage);
+    world.expire();
+
+    let grant = access(&broker).await?;
+    assert_eq!(Some(refresh_of(&grant)), world.provider.current(family));
+    tick(&broker).await;
+    let restarted = world.broker();
+    tick(&restarted).await;
+    assert_eq!(
+        world.store.kept_answers().len(),
+        1,
+        "the kept answer was dropped"
+    );
+    world.source.repair();
+    tick(&restarted).await;
+
+    assert_eq!(world.source_refresh(), world.provider.current(family));
+    assert!(world.store.kept_answers().is_empty());
+    access(&restarted).await?;
+    assert_eq!(world.provider.keyward_calls(), 1);
+    Ok(())
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub(crate) use clock::ManualClock;
-pub(crate) use provider::{FakeEndpoint, FakeProvider, Revoked, Script, Spender};
+pub(crate) use provider::{FakeEndpoint, FakeProvider, Script, Spender};
 pub(crate) use source::{CliRun, Doc, FakeCli, FakeSource, Tokens, WriteFault};
 
 use super::{Broker, BrokerSettings, Clock, ProfileRuntime, RefreshTiming};

@@ -103,7 +103,8 @@ struct State {
     script: VecDeque<Script>,
     keyward_calls: u64,
     cli_calls: u64,
-    reuse: Vec<Spender>,
+    /// Who presented a spent token of a live family, and the family.
+    reuse: Vec<(Spender, usize)>,
     serial: u64,
     ttl: i64,
     held: bool,
@@ -204,7 +205,7 @@ impl FakeProvider {
         }
         if f.current != token {
             f.revoked = Some(Revoked::Reuse(by));
-            state.reuse.push(by);
+            state.reuse.push((by, family));
             return Spend::Rejected("refresh_token_reused");
         }
         if rotate {
@@ -247,8 +248,8 @@ impl FakeProvider {
         self.state().cli_calls
     }
 
-    /// Who presented a spent token of a live family, in order.
-    pub(crate) fn reuse(&self) -> Vec<Spender> {
+    /// Who presented a spent token of a live family (revoking it), and which family, in order.
+    pub(crate) fn reuse(&self) -> Vec<(Spender, usize)> {
         self.state().reuse.clone()
     }
 

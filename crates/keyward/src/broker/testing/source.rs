@@ -51,17 +51,28 @@ type Hook = Box<dyn FnOnce() + Send>;
 
 struct State {
     doc: Doc,
+    /// What the file held before garbage replaced it, for [`FakeSource::repair`].
+    before_garbage: Option<Doc>,
     /// Bumped by every write: the file's identity.
     generation: u64,
     write_faults: VecDeque<WriteFault>,
-    /// Run when someone next asks for the lock, before it is granted: a writer that got there
-    /// first.
+    /// Run when someone next asks for the lock, holding it before the asker gets it: a writer
+    /// that held the lock when the asker came, so the asker waited for it.
     lock_hooks: Vec<Hook>,
     /// A process is stuck holding the lock.
     stuck: bool,
     /// Writes made without the lock held: must stay zero.
     unlocked_writes: u64,
     keyward_writes: u64,
+}
+
+impl State {
+    fn corrupt(&mut self) {
+        if self.doc != Doc::Garbage {
+            self.before_garbage = Some(std::mem::replace(&mut self.doc, Doc::Garbage));
+            self.generation += 1;
+        }
+    }
 }
 
 struct Lock {
@@ -94,6 +105,7 @@ impl FakeSource {
             path: PathBuf::from("/fake/acme/auth.json"),
             state: Mutex::new(State {
                 doc,
+                before_garbage: None,
                 generation: 1,
                 write_faults: VecDeque::new(),
                 lock_hooks: Vec::new(),
@@ -128,7 +140,22 @@ impl FakeSource {
             state.unlocked_writes += 1;
         }
         state.doc = doc;
+        state.before_garbage = None;
         state.generation += 1;
+    }
+
+    /// A writer that ignores the locks leaves garbage in the file.
+    pub(crate) fn corrupt(&self) {
+        self.state().corrupt();
+    }
+
+    /// The user puts back what the file held before it turned to garbage.
+    pub(crate) fn repair(&self) {
+        let mut state = self.state();
+        if let Some(doc) = state.before_garbage.take() {
+            state.doc = doc;
+            state.generation += 1;
+        }
     }
 
     /// A writer that takes no lock (a user's editor, a backup restore).
@@ -140,6 +167,10 @@ impl FakeSource {
 
     pub(crate) fn push_write_fault(&self, fault: WriteFault) {
         self.state().write_faults.push_back(fault);
+    }
+
+    pub(crate) fn clear_write_faults(&self) {
+        self.state().write_faults.clear();
     }
 
     pub(crate) fn clear_faults(&self) {
@@ -244,14 +275,15 @@ impl CredentialSource for FakeSource {
     }
 
     fn lock(&self, timeout: Duration) -> Result<Box<dyn SourceGuard>, SourceError> {
+        if self.state().stuck {
+            return Err(self.timeout(timeout));
+        }
+        let guard = self.acquire(timeout)?;
         let hooks = std::mem::take(&mut self.state().lock_hooks);
         for hook in hooks {
             hook();
         }
-        if self.state().stuck {
-            return Err(self.timeout(timeout));
-        }
-        self.acquire(timeout)
+        Ok(guard)
     }
 
     fn write_back(
@@ -272,10 +304,7 @@ impl CredentialSource for FakeSource {
                         detail: "no space left on device".into(),
                     })
                 }
-                Some(WriteFault::FindsGarbage) => {
-                    state.doc = Doc::Garbage;
-                    state.generation += 1;
-                }
+                Some(WriteFault::FindsGarbage) => state.corrupt(),
                 _ => {}
             }
             let held = match &state.doc {
@@ -353,23 +382,28 @@ pub(crate) enum CliRun {
 
 impl FakeCli {
     pub(crate) fn rotate(&self) -> CliRun {
+        self.run(|issued| {
+            if let Ok(_guard) = self.source.acquire(Duration::from_secs(5)) {
+                self.persist(issued);
+            }
+        })
+    }
+
+    fn run(&self, persist: impl FnOnce(&Issued)) -> CliRun {
         let Doc::Login(tokens) = self.source.doc() else {
             return CliRun::NothingToRefresh;
         };
         match self.provider.spend(&tokens.refresh, Spender::Cli) {
             Spend::Rejected(code) => CliRun::Failed(code),
             Spend::Rotated(issued) => {
-                self.persist(&issued);
+                persist(&issued);
                 CliRun::Refreshed
             }
         }
     }
 
-    /// The CLI's write-back: under the lock, the returned tokens replace the file's.
+    /// The CLI's write-back, the lock held: the returned tokens replace the file's.
     fn persist(&self, issued: &Issued) {
-        let Ok(_guard) = self.source.acquire(Duration::from_secs(5)) else {
-            return;
-        };
         let refresh = match (&issued.refresh, self.source.doc()) {
             (Some(refresh), _) => refresh.clone(),
             (None, Doc::Login(tokens)) => tokens.refresh,
@@ -382,13 +416,27 @@ impl FakeCli {
         }));
     }
 
-    /// The CLI rotates the file at the moment the next locker (keyward) asks for the lock: it
-    /// spent and took the lock first.
+    /// The CLI holds the lock, writing the token it just spent, when the next locker (keyward)
+    /// asks for it: the locker gets the lock once the CLI's write has landed. (Asking between
+    /// the CLI's spend and its lock is the race no peer can close: the CLI spends holding no
+    /// lock. keyward avoids it by refreshing before the CLI's window, not by locking.)
     pub(crate) fn rotate_at_next_lock(&self) {
         let cli = self.clone();
         self.source.on_next_lock(Box::new(move || {
-            cli.rotate();
+            cli.rotate_holding_the_lock();
         }));
+    }
+
+    /// A rotation whose write-back happens under a lock already held for the CLI.
+    pub(crate) fn rotate_holding_the_lock(&self) -> CliRun {
+        self.run(|issued| self.persist(issued))
+    }
+
+    /// `acme logout`: the file is removed, under the lock.
+    pub(crate) fn logout(&self) {
+        if let Ok(_guard) = self.source.acquire(Duration::from_secs(5)) {
+            self.source.write(Doc::Missing);
+        }
     }
 
     /// A new login, written under the lock as `acme login` does.
