@@ -125,6 +125,18 @@ pub fn assess(
             Some(format!("repair {path} or run `{login_command}`")),
         );
     }
+    if view.awaiting_write_back {
+        let (state, consequence) = if usable {
+            (HealthState::Degraded, "serves them meanwhile")
+        } else {
+            (HealthState::SourceError, "their access token has expired, and keyward will not refresh again before they are written")
+        };
+        return health(
+            state,
+            format!("keyward holds newer tokens than {path} but could not write them there yet; it {consequence}"),
+            Some(format!("make sure {path} can be written (disk space, permissions); keyward retries at every attempt and tick")),
+        );
+    }
     if let Some(spend) = &view.spend {
         let when = spend.at.format("%Y-%m-%d %H:%M:%S UTC");
         let reason = spend.detail.clone().unwrap_or_default();

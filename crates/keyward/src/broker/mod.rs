@@ -28,11 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::credential::{
-    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem,
+    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, TokenAnswer,
 };
 use crate::profile::ProfileId;
 use crate::secret::{Fingerprint, Secret};
-use crate::store::{Lineage, LineageAuthor, SpendRecord, Store};
+use crate::store::{JournalState, Lineage, LineageAuthor, SpendRecord, Store};
 use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
 
 pub use clock::{Clock, SystemClock};
@@ -91,6 +91,9 @@ pub struct View {
     pub warnings: Vec<String>,
     /// The API key the source holds instead of a login.
     pub api_key: Option<Secret>,
+    /// `credential` is newer than the source: a token answer keyward keeps in its journal
+    /// because writing it back failed. Served, never spent, until the write lands.
+    pub awaiting_write_back: bool,
 }
 
 /// Per-process counters, reported by `/healthz`.
@@ -215,6 +218,7 @@ impl ProfileRuntime {
             lineage: Lineage::default(),
             warnings: Vec::new(),
             api_key: None,
+            awaiting_write_back: false,
         };
         Self {
             id,
@@ -544,6 +548,13 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         // serving its access token; the protocol refuses to refresh until the file is readable.
         Err(problem) => (SourceStatus::Problem(problem), previous.credential.clone()),
     };
+    let (credential, awaiting_write_back) = match credential {
+        Some(credential) => {
+            let (credential, awaiting) = with_kept_answers(runtime, store, credential);
+            (Some(credential), awaiting)
+        }
+        None => (None, false),
+    };
     let mut spend = None;
     let mut lineage = previous.lineage.clone();
     if let Some(credential) = &credential {
@@ -579,12 +590,64 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         lineage,
         warnings: read.warnings,
         api_key,
+        awaiting_write_back,
     });
     if let Some(change) = describe_change(&previous, &view) {
         tracing::info!(profile = %runtime.id, generation = view.lineage.generation, "{change}");
     }
     runtime.view.store(view.clone());
     view
+}
+
+/// The source's login as it will be once the journal's kept answers for it are written back:
+/// until then they are the newest lineage, and keyward alone holds it. Serving the file's older
+/// token instead would meet the ledger's record of it and send the user to log in again.
+fn with_kept_answers(
+    runtime: &ProfileRuntime,
+    store: &dyn Store,
+    credential: Arc<Credential>,
+) -> (Arc<Credential>, bool) {
+    let kept = match store.unsettled(&runtime.id) {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(profile = %runtime.id, error = %e, "journal lookup failed");
+            return (credential, false);
+        }
+    };
+    let mut current = credential;
+    let mut awaiting = false;
+    // In journal order, so a chain of answers applies in the order it was obtained.
+    for entry in &kept {
+        if entry.state != JournalState::Answered || entry.spent != current.refresh_fingerprint() {
+            continue;
+        }
+        if let Some(answer) = &entry.answer {
+            current = Arc::new(with_answer(&current, answer));
+            awaiting = true;
+        }
+    }
+    (current, awaiting)
+}
+
+/// `base` as it will be once `answer` lands in the source.
+pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential {
+    let mut next = base.clone();
+    next.access_token = answer.access_token.clone();
+    if let Some(refresh) = &answer.refresh_token {
+        next.refresh_token = refresh.clone();
+    }
+    if let Some(id) = &answer.id_token {
+        next.id_token = Some(id.clone());
+    }
+    let id_claims = next
+        .id_token
+        .as_ref()
+        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
+        .unwrap_or_default();
+    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
+        .unwrap_or_default()
+        .or(id_claims);
+    next
 }
 
 fn describe_change(previous: &View, next: &View) -> Option<String> {

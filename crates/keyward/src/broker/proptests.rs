@@ -16,7 +16,8 @@
 //!   the access token issued with it); unless an answer was lost, in which case keyward's ledger
 //!   knows the source's token as an unknown outcome and says so;
 //! - keyward is live: a current token it has not tried is served; a failed request is never
-//!   reported as a healthy profile; the journal is empty.
+//!   reported as a healthy profile; the journal is empty; and at no point of the interleaving
+//!   did keyward tell a caller to log in again while its own journal held the live login.
 //!
 //! The modelling assumption: the CLI does not spend a token whose successor keyward holds but
 //! has not yet written back (the CLI spends only inside its window before expiry, and keyward
@@ -36,17 +37,18 @@ use crate::secret::Fingerprint;
 use crate::store::{JournalState, SpendState, Store};
 
 #[derive(Debug, Clone, Copy)]
-enum CrashPoint {
+/// Where a crash cuts a refresh.
+enum CrashAfter {
     /// The intent is journaled; nothing was sent.
-    AfterIntent,
+    Intent,
     /// The provider rotated; the answer was never read.
-    AfterSend,
+    Send,
     /// The answer is journaled; not written back.
-    AfterAnswer,
+    Answer,
     /// Written back; not settled.
-    AfterWriteBack,
+    WriteBack,
     /// Settled; before the snapshot was updated.
-    AfterSettle,
+    Settle,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +65,7 @@ enum Op {
     Fault(Script),
     WriteFault(WriteFault),
     /// Arm a crash point, force a refresh, then restart that keyward whether or not it crashed.
-    Crash(usize, CrashPoint),
+    Crash(usize, CrashAfter),
     Restart(usize),
     Login,
     /// `acme logout`: the file is removed.
@@ -83,7 +85,7 @@ impl Op {
             self,
             Op::Fault(Script::AnswerLost | Script::CrashAfterSend)
                 | Op::WriteFault(_)
-                | Op::Crash(_, CrashPoint::AfterSend)
+                | Op::Crash(_, CrashAfter::Send)
         )
     }
 }
@@ -108,13 +110,13 @@ fn script() -> impl Strategy<Value = Script> {
     ]
 }
 
-fn crash_point() -> impl Strategy<Value = CrashPoint> {
+fn crash_point() -> impl Strategy<Value = CrashAfter> {
     prop_oneof![
-        Just(CrashPoint::AfterIntent),
-        Just(CrashPoint::AfterSend),
-        Just(CrashPoint::AfterAnswer),
-        Just(CrashPoint::AfterWriteBack),
-        Just(CrashPoint::AfterSettle),
+        Just(CrashAfter::Intent),
+        Just(CrashAfter::Send),
+        Just(CrashAfter::Answer),
+        Just(CrashAfter::WriteBack),
+        Just(CrashAfter::Settle),
     ]
 }
 
@@ -179,6 +181,8 @@ struct Sim {
     /// What each keyward served last, for a 401.
     served: Vec<Option<Arc<Credential>>>,
     log: Vec<String>,
+    /// The first time a keyward said needs-login while holding the live lineage itself.
+    false_needs_login: Option<String>,
 }
 
 impl Sim {
@@ -200,7 +204,26 @@ impl Sim {
             homes,
             brokers,
             log: Vec::new(),
+            false_needs_login: None,
         }
+    }
+
+    /// A token answer keyward `i`'s journal keeps for the token the source holds, whose refresh
+    /// token is its family's current, live one: keyward holds the file's working login.
+    fn live_kept_answer(&self, i: usize) -> Option<Fingerprint> {
+        let provider = &self.world.provider;
+        let held = Fingerprint::of(&self.world.source_refresh()?);
+        let kept = self.homes[i].unsettled(&profile()).ok()?;
+        kept.into_iter().find_map(|entry| {
+            let refresh = entry
+                .answer
+                .filter(|_| entry.spent == held)?
+                .refresh_token?;
+            let family = provider.family_of(refresh.expose())?;
+            let live = provider.revoked(family).is_none()
+                && provider.current(family).as_deref() == Some(refresh.expose());
+            live.then(|| refresh.fingerprint())
+        })
     }
 
     fn broker(&self, i: usize) -> Arc<Broker> {
@@ -209,6 +232,12 @@ impl Sim {
 
     fn note(&mut self, i: usize, what: &str, result: &Result<Grant, AccessError>) {
         let i = i % self.brokers.len();
+        if let Err(AccessError::NeedsLogin { detail, .. }) = result {
+            if let Some(live) = self.live_kept_answer(i) {
+                self.false_needs_login
+                    .get_or_insert(format!("keyward {i} {what}: needs-login ({detail}) while its journal holds the live token {live}"));
+            }
+        }
         let outcome = match result {
             Ok(grant) => {
                 self.served[i] = Some(grant.credential.clone());
@@ -274,13 +303,11 @@ impl Sim {
                 world.provider.clear_script();
                 world.source.clear_write_faults();
                 match point {
-                    CrashPoint::AfterIntent => home.crash_after(Some(StoreStep::BeginSpend)),
-                    CrashPoint::AfterSend => world.provider.push_script(Script::CrashAfterSend),
-                    CrashPoint::AfterAnswer => home.crash_after(Some(StoreStep::RecordAnswer)),
-                    CrashPoint::AfterWriteBack => {
-                        world.source.push_write_fault(WriteFault::CrashAfter)
-                    }
-                    CrashPoint::AfterSettle => home.crash_after(Some(StoreStep::Settle)),
+                    CrashAfter::Intent => home.crash_after(Some(StoreStep::BeginSpend)),
+                    CrashAfter::Send => world.provider.push_script(Script::CrashAfterSend),
+                    CrashAfter::Answer => home.crash_after(Some(StoreStep::RecordAnswer)),
+                    CrashAfter::WriteBack => world.source.push_write_fault(WriteFault::CrashAfter),
+                    CrashAfter::Settle => home.crash_after(Some(StoreStep::Settle)),
                 }
                 let result = self.broker(i).force_refresh(&profile()).await;
                 home.crash_after(None);
@@ -363,6 +390,9 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
             provider.lost_answer(*family),
             "{who:?} reused a token of family {family} with no lost answer to explain it\n{trace}"
         );
+    }
+    if let Some(lie) = &sim.false_needs_login {
+        return Err(TestCaseError::fail(format!("{lie}\n{trace}")));
     }
     prop_assert_eq!(
         world.source.unlocked_writes(),

@@ -259,6 +259,16 @@ impl Broker {
             self.note_outcome(runtime, "adopted a newer lineage from the source");
             return Prepared::Adopted(view);
         }
+        if view.awaiting_write_back {
+            // Spending the kept token would let the file fall further behind the lineage.
+            let path = runtime.source.location().display().to_string();
+            return Prepared::Refused(AccessError::Unavailable {
+                profile: runtime.id.clone(),
+                detail: format!("keyward holds newer tokens than {path} but could not write them there yet, and will not refresh again before they are written"),
+                remedy: Some(format!("make sure {path} can be written (disk space, permissions); keyward retries at every attempt")),
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
         match self.store.begin_spend(&runtime.id, token, trigger.as_str()) {
             Ok(SpendPermit::Granted(journal)) => Prepared::Spend {
                 guard,
@@ -310,33 +320,41 @@ impl Broker {
         }
         crash_point("after-answer");
         let successor = answer.refresh_token.as_ref().map(|t| t.fingerprint());
-        match runtime
-            .source
-            .write_back(guard.as_ref(), spent, &answer, self.clock.now())
-        {
+        let written = match runtime.source.write_back(
+            guard.as_ref(),
+            spent,
+            &answer,
+            self.clock.now(),
+        ) {
             Ok(()) => {
                 crash_point("after-write-back");
                 if let Err(e) = store.settle(journal, JournalState::Settled) {
                     tracing::warn!(profile = %runtime.id, error = %e, "could not settle the journal entry; it settles at the next refresh");
                 }
+                true
             }
             Err(e) => {
                 Counters::bump(&self.counters.write_back_failures);
-                tracing::error!(profile = %runtime.id, error = %e, "could not write the new tokens back to the source; they stay in keyward's journal and are written at the next attempt");
+                tracing::error!(profile = %runtime.id, error = %e, "could not write the new tokens back to the source; they stay in keyward's journal, are served from there, and are written at the next attempt");
+                false
             }
-        }
+        };
         drop(guard);
         Counters::bump(&self.counters.refreshed);
+        // A journaled answer that did not land is part of the snapshot (see `reload`).
         let view = reload(runtime, store);
-        let landed = view.credential.as_ref().map(|c| c.refresh_fingerprint()) == successor;
-        tracing::info!(profile = %runtime.id, spent = %spent, successor = ?successor, generation = view.lineage.generation, written_back = landed, "refreshed");
+        tracing::info!(profile = %runtime.id, spent = %spent, successor = ?successor, generation = view.lineage.generation, written_back = written, "refreshed");
         self.note_outcome(runtime, "refreshed by keyward");
-        if !landed && successor.is_some() {
-            // Serve the new lineage from memory until the write lands (recovery retries it).
-            let credential = overlay(&view, &answer);
+        let served = view.credential.as_ref().map(|c| c.access_fingerprint());
+        if !written && served != Some(answer.access_token.fingerprint()) {
+            // Neither in the source nor in the journal: serve it from memory, the last copy.
             let mut patched = (*view).clone();
-            patched.credential = credential;
+            patched.credential = view
+                .credential
+                .as_ref()
+                .map(|base| Arc::new(super::with_answer(base, &answer)));
             patched.spend = None;
+            patched.awaiting_write_back = true;
             let patched = Arc::new(patched);
             runtime.view.store(patched.clone());
             return Finished::Done(patched);
@@ -485,26 +503,4 @@ pub(super) enum Finished {
     Done(Arc<View>),
     Rejected(String),
     Failed(AccessError),
-}
-
-/// The credential as it will be once `answer` lands in the source.
-pub(super) fn overlay(view: &View, answer: &TokenAnswer) -> Option<Arc<Credential>> {
-    let base = view.credential.as_ref()?;
-    let mut next = (**base).clone();
-    next.access_token = answer.access_token.clone();
-    if let Some(refresh) = &answer.refresh_token {
-        next.refresh_token = refresh.clone();
-    }
-    if let Some(id) = &answer.id_token {
-        next.id_token = Some(id.clone());
-    }
-    let id_claims = next
-        .id_token
-        .as_ref()
-        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
-        .unwrap_or_default();
-    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
-        .unwrap_or_default()
-        .or(id_claims);
-    Some(Arc::new(next))
 }

@@ -514,3 +514,61 @@ async fn an_unreadable_source_never_supersedes_the_kept_answer() -> TestResult {
     assert_eq!(world.provider.keyward_calls(), 1);
     Ok(())
 }
+
+/// Regression, found by the property test: after a write-back failed, any change of the file
+/// (here the user repairing it) dropped the new login keyward had served from memory, and the
+/// next request, meeting the file's older token in the ledger, was told to log in again ("an
+/// old copy of the file?") although the journal held the live login. The journal's kept answer
+/// is now part of the snapshot, across restarts too: served, never spent before it is written,
+/// and written at the next attempt.
+#[tokio::test]
+async fn a_failed_write_back_serves_the_journaled_login_instead_of_asking_to_log_in() -> TestResult
+{
+    let world = World::new(true);
+    let family = family(&world);
+    let broker = world.broker();
+    world.source.push_write_fault(WriteFault::FindsGarbage);
+    world.expire();
+    let refreshed = refresh_of(&access(&broker).await?);
+
+    world.source.repair();
+    assert_eq!(refresh_of(&access(&broker).await?), refreshed);
+    let degraded = health(&broker).await;
+    assert_eq!(degraded.state, HealthState::Degraded, "{degraded:?}");
+    assert!(
+        degraded.detail.contains("could not write them there yet"),
+        "{degraded:?}"
+    );
+    world.source.push_write_fault(WriteFault::Fails);
+    let restarted = world.broker();
+    tick(&restarted).await;
+    assert_eq!(refresh_of(&access(&restarted).await?), refreshed);
+
+    world.source.push_write_fault(WriteFault::Fails);
+    world.expire();
+    match access(&restarted).await {
+        Err(AccessError::Unavailable { detail, .. }) => {
+            assert!(
+                detail.contains("could not write them there yet"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected the unwritten tokens to be explained, got {other:?}"),
+    }
+    assert_eq!(
+        world.provider.keyward_calls(),
+        1,
+        "spent an unwritten token"
+    );
+
+    tick(&restarted).await;
+    assert_eq!(
+        world.source_refresh(),
+        world.provider.current(family),
+        "the kept answer was not written, or the refresh after it not either"
+    );
+    assert_eq!(world.provider.keyward_calls(), 2);
+    assert_eq!(world.provider.reuse(), vec![]);
+    assert_eq!(health(&restarted).await.state, HealthState::Ok);
+    Ok(())
+}

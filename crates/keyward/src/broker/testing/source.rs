@@ -63,7 +63,6 @@ struct State {
     stuck: bool,
     /// Writes made without the lock held: must stay zero.
     unlocked_writes: u64,
-    keyward_writes: u64,
 }
 
 impl State {
@@ -111,7 +110,6 @@ impl FakeSource {
                 lock_hooks: Vec::new(),
                 stuck: false,
                 unlocked_writes: 0,
-                keyward_writes: 0,
             }),
             lock: Arc::new(Lock {
                 held: Mutex::new(false),
@@ -190,10 +188,6 @@ impl FakeSource {
 
     pub(crate) fn unlocked_writes(&self) -> u64 {
         self.state().unlocked_writes
-    }
-
-    pub(crate) fn keyward_writes(&self) -> u64 {
-        self.state().keyward_writes
     }
 
     /// The lock, for writers other than keyward (the CLI, a login).
@@ -338,7 +332,6 @@ impl CredentialSource for FakeSource {
             };
             state.doc = Doc::Login(written);
             state.generation += 1;
-            state.keyward_writes += 1;
             if !locked {
                 state.unlocked_writes += 1;
             }
