@@ -3,6 +3,10 @@
 //!
 //! The request path is a `stat` and two atomic loads when nothing changed: the snapshot is only
 //! re-read when the watcher bumped the profile's epoch or the file's identity moved.
+//!
+//! Every time-based decision reads the broker's [`Clock`], and every provider-specific word or
+//! rule comes from the profile's source and token endpoint, so the protocol is tested in-process
+//! against fakes and a manual clock (`tests.rs`, `proptests.rs`, `testing/`).
 
 pub mod clock;
 pub mod health;

@@ -7,7 +7,9 @@
 //!    journaled refresh first, then re-read the source. A refresh token other than the one we were
 //!    about to spend is a newer lineage: adopt it. A token the ledger knows is never spent.
 //! 3. Ledger + journal intent, durably; send; journal the answer durably; write it back to the
-//!    source; settle. A crash between any two steps is finished by [`super::recovery`].
+//!    source; settle. A crash between any two steps is finished by [`super::recovery`]. An answer
+//!    that could not be written back stays in the journal and in the snapshot (served, never
+//!    spent) until a later attempt writes it.
 //! 4. A rejected token is never retried: watch the source briefly for a concurrent writer, else
 //!    `needs-login`. An unknown outcome is never retried either: re-read, adopt if newer, else
 //!    serve the current access token while it lasts. Transient failures back off with jitter.
