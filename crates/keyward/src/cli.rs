@@ -232,9 +232,12 @@ async fn status(config: Config, json: bool) -> u8 {
             let _ = write!(out, "{}", human(report));
         }
     }
-    let all_ok = reports
-        .iter()
-        .all(|r| matches!(r.health.state, HealthState::Ok | HealthState::Expired));
+    let all_ok = reports.iter().all(|r| {
+        matches!(
+            r.health.state,
+            HealthState::Ok | HealthState::Expired | HealthState::ApiKey
+        )
+    });
     if all_ok {
         exit::OK
     } else {

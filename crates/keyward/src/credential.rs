@@ -1,5 +1,6 @@
 //! What keyward knows of one login, whatever CLI it was borrowed from, and the trait every
-//! credential source (the Codex CLI's `auth.json` first) implements.
+//! credential source implements. The broker names no provider: a source supplies the words its
+//! users know ([`SourceVocabulary`]) and its CLI's rules, the provider's module implements them.
 
 use std::fmt;
 use std::path::Path;
@@ -115,8 +116,7 @@ impl SourceIdentity {
 pub enum SourceContents {
     /// An OAuth login keyward can serve and refresh.
     Login(Box<Credential>),
-    /// An API-key login (`OPENAI_API_KEY` set, no OAuth tokens): served with the key, never
-    /// refreshed.
+    /// An API key instead of OAuth tokens: never refreshed, not served as a login.
     ApiKey(Secret),
     /// The file exists but holds no login (e.g. tokens null after a logout).
     NoLogin,
@@ -150,8 +150,13 @@ pub struct SourceRead {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("timed out after {waited:?} waiting for the lock {path} (held by a Codex CLI or another keyward?)")]
-    LockTimeout { path: String, waited: Duration },
+    #[error("timed out after {waited:?} waiting for the lock {path} (held by {holder}?)")]
+    LockTimeout {
+        path: String,
+        waited: Duration,
+        /// Who usually holds this lock, in the source's words.
+        holder: &'static str,
+    },
     #[error("{path}: {detail}")]
     Io { path: String, detail: String },
     #[error("{0}")]
@@ -186,6 +191,31 @@ pub trait CredentialSource: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), SourceError>;
 
-    /// What the user runs to log in again.
-    fn login_command(&self) -> String;
+    /// The words this source's users know its login and its CLI by.
+    fn vocabulary(&self) -> SourceVocabulary;
+
+    /// When a login whose access token carries no expiry is due for refresh anyway, by the owning
+    /// CLI's own rule; `None` leaves it until the upstream refuses it.
+    fn undated_expiry(&self, _credential: &Credential) -> Option<DateTime<Utc>> {
+        None
+    }
+}
+
+/// How the user knows a source's login, so that the broker's health and errors say what to run
+/// without naming any provider itself. Each text is a fragment the broker builds sentences with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceVocabulary {
+    /// The product whose profiles these are: "Codex" ("keyward serves a Codex profile ...").
+    pub provider: &'static str,
+    /// The kind of login keyward serves: "ChatGPT login" ("... holds no ChatGPT login").
+    pub login: &'static str,
+    /// What the user runs to log in again: "codex login", with the source's home when it is
+    /// not the CLI's default.
+    pub login_command: String,
+    /// How to choose the right kind of login in `login_command`: "sign in with ChatGPT".
+    pub sign_in: &'static str,
+    /// The owning CLI's command, any run of which refreshes the login the CLI's way: "codex".
+    pub cli: &'static str,
+    /// Who may be holding the source's locks when they are not released: "a codex process".
+    pub lock_holder: &'static str,
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::View;
+use crate::credential::SourceVocabulary;
 use crate::store::SpendState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,13 +51,17 @@ pub struct RefreshStatus {
     pub backoff: Option<(String, DateTime<Utc>)>,
 }
 
+/// The profile's health; `words` are the source's, so every remedy names the command its users
+/// know.
 pub fn assess(
     view: &View,
     refresh: &RefreshStatus,
-    login_command: &str,
+    words: &SourceVocabulary,
     path: &str,
     usable: bool,
 ) -> Health {
+    let login_command = &words.login_command;
+    let cli = words.cli;
     let login = Some(format!("run `{login_command}`"));
     let health = |state, detail: String, remedy: Option<String>| Health {
         state,
@@ -75,16 +80,21 @@ pub fn assess(
         S::NoLogin => {
             return health(
                 HealthState::NeedsLogin,
-                format!("{path} holds no ChatGPT login"),
+                format!("{path} holds no {}", words.login),
                 login,
             )
         }
         S::ApiKey => {
+            // Served with the key (the provider's upstream knows how); nothing to fix.
             return health(
                 HealthState::ApiKey,
-                format!("{path} holds an API key, not a ChatGPT login; keyward's Codex profiles serve ChatGPT logins"),
-                Some(format!("run `{login_command}` and sign in with ChatGPT")),
-            )
+                format!(
+                    "{path} holds an API key instead of a {login}; requests are served with the key (to serve a {login} instead, run `{login_command}` and {})",
+                    words.sign_in,
+                    login = words.login,
+                ),
+                None,
+            );
         }
         S::Login | S::Problem(_) => {}
     }
@@ -116,6 +126,18 @@ pub fn assess(
             Some(format!("repair {path} or run `{login_command}`")),
         );
     }
+    if view.awaiting_write_back {
+        let (state, consequence) = if usable {
+            (HealthState::Degraded, "serves them meanwhile")
+        } else {
+            (HealthState::SourceError, "their access token has expired, and keyward will not refresh again before they are written")
+        };
+        return health(
+            state,
+            format!("keyward holds newer tokens than {path} but could not write them there yet; it {consequence}"),
+            Some(format!("make sure {path} can be written (disk space, permissions); keyward retries at every attempt and tick")),
+        );
+    }
     if let Some(spend) = &view.spend {
         let when = spend.at.format("%Y-%m-%d %H:%M:%S UTC");
         let reason = spend.detail.clone().unwrap_or_default();
@@ -133,12 +155,12 @@ pub fn assess(
             SpendState::Unknown if usable => health(
                 HealthState::Degraded,
                 format!("a refresh at {when} got no answer ({reason}), so its refresh token may be spent; keyward will not send it again and serves the current access token while it lasts"),
-                Some(format!("nothing yet; if this persists, run `{login_command}` (or any codex command, whose refresh keyward adopts)")),
+                Some(format!("nothing yet; if this persists, run `{login_command}` (or any {cli} command, whose refresh keyward adopts)")),
             ),
             SpendState::Unknown => health(
                 HealthState::NeedsLogin,
                 format!("the access token expired and the last refresh at {when} got no answer ({reason}); keyward will not resend a refresh token that may be spent"),
-                Some(format!("run `{login_command}` (or any codex command: if the token was not spent, codex refreshes it and keyward adopts the result)")),
+                Some(format!("run `{login_command}` (or any {cli} command: if the token was not spent, {cli} refreshes it and keyward adopts the result)")),
             ),
             SpendState::Spending => health(
                 HealthState::Ok,

@@ -3,11 +3,22 @@
 //!
 //! The request path is a `stat` and two atomic loads when nothing changed: the snapshot is only
 //! re-read when the watcher bumped the profile's epoch or the file's identity moved.
+//!
+//! Every time-based decision reads the broker's [`Clock`], and every provider-specific word or
+//! rule comes from the profile's source and token endpoint, so the protocol is tested in-process
+//! against fakes and a manual clock (`tests.rs`, `proptests.rs`, `testing/`).
 
+pub mod clock;
 pub mod health;
+#[cfg(test)]
+mod proptests;
 mod protocol;
 mod recovery;
 mod scheduler;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 pub mod timing;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,13 +32,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::credential::{
-    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem,
+    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, TokenAnswer,
 };
 use crate::profile::ProfileId;
 use crate::secret::{Fingerprint, Secret};
-use crate::store::{Lineage, LineageAuthor, SpendRecord, Store};
+use crate::store::{JournalState, Lineage, LineageAuthor, SpendRecord, Store};
 use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
 
+pub use clock::{Clock, SystemClock};
 pub use health::{Health, HealthState};
 pub use timing::RefreshTiming;
 
@@ -83,6 +95,9 @@ pub struct View {
     pub warnings: Vec<String>,
     /// The API key the source holds instead of a login.
     pub api_key: Option<Secret>,
+    /// `credential` is newer than the source: a token answer keyward keeps in its journal
+    /// because writing it back failed. Served, never spent, until the write lands.
+    pub awaiting_write_back: bool,
 }
 
 /// Per-process counters, reported by `/healthz`.
@@ -144,7 +159,8 @@ struct RefreshState {
 
 #[derive(Debug, Clone, Copy)]
 struct RecentRefresh {
-    at: tokio::time::Instant,
+    /// On the broker's monotonic clock.
+    at: Duration,
     trigger: RefreshTrigger,
     access: Fingerprint,
     /// Already due for refresh when it arrived (a token endpoint or local clock that is off).
@@ -154,15 +170,17 @@ struct RecentRefresh {
 #[derive(Debug, Clone)]
 struct Backoff {
     token: Fingerprint,
-    until: tokio::time::Instant,
+    /// On the broker's monotonic clock.
+    until: Duration,
     retry_at: DateTime<Utc>,
     failures: u32,
     reason: String,
 }
 
 impl Backoff {
-    /// The error a caller gets while this backoff lasts; `what` says what failed.
-    fn unavailable(&self, profile: &ProfileId, what: &str) -> AccessError {
+    /// The error a caller gets while this backoff lasts (`now` on the monotonic clock); `what`
+    /// says what failed.
+    fn unavailable(&self, profile: &ProfileId, what: &str, now: Duration) -> AccessError {
         AccessError::Unavailable {
             profile: profile.clone(),
             detail: format!(
@@ -170,10 +188,7 @@ impl Backoff {
                 self.retry_at.format("%H:%M:%S UTC")
             ),
             remedy: None,
-            retry_after: Some(
-                self.until
-                    .saturating_duration_since(tokio::time::Instant::now()),
-            ),
+            retry_after: Some(self.until.saturating_sub(now)),
         }
     }
 }
@@ -207,6 +222,7 @@ impl ProfileRuntime {
             lineage: Lineage::default(),
             warnings: Vec::new(),
             api_key: None,
+            awaiting_write_back: false,
         };
         Self {
             id,
@@ -244,6 +260,13 @@ impl ProfileRuntime {
     fn is_current(&self, view: &View) -> bool {
         view.epoch == self.epoch.load(Ordering::Acquire) && view.identity == self.source.identity()
     }
+
+    /// When the scheduler should refresh `credential`: by its access token's expiry, or by the
+    /// source's own rule for a login whose access token carries none.
+    fn refresh_at(&self, timing: &RefreshTiming, credential: &Credential) -> Option<DateTime<Utc>> {
+        let undated = self.source.undated_expiry(credential);
+        timing.refresh_at(credential, undated, self.jitter_seed)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +301,7 @@ pub struct Broker {
     profiles: Vec<Arc<ProfileRuntime>>,
     store: Arc<dyn Store>,
     settings: BrokerSettings,
+    clock: Arc<dyn Clock>,
     counters: Counters,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -289,14 +313,29 @@ impl Broker {
         store: Arc<dyn Store>,
         settings: BrokerSettings,
     ) -> Arc<Self> {
+        Self::with_clock(profiles, store, settings, Arc::new(SystemClock::new()))
+    }
+
+    /// A broker whose every time-based decision reads `clock`.
+    pub fn with_clock(
+        profiles: Vec<Arc<ProfileRuntime>>,
+        store: Arc<dyn Store>,
+        settings: BrokerSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             profiles,
             store,
             settings,
+            clock,
             counters: Counters::default(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn profiles(&self) -> &[Arc<ProfileRuntime>] {
@@ -342,7 +381,7 @@ impl Broker {
         let Some(credential) = view.credential.clone() else {
             return Err(self.unavailable(&runtime, &view));
         };
-        if self.settings.timing.usable(&credential, Utc::now()) {
+        if self.settings.timing.usable(&credential, self.clock.now()) {
             return Ok(Grant {
                 profile: runtime.id.clone(),
                 credential,
@@ -415,11 +454,11 @@ impl Broker {
         let usable = view
             .credential
             .as_ref()
-            .is_some_and(|c| self.settings.timing.usable(c, Utc::now()));
+            .is_some_and(|c| self.settings.timing.usable(c, self.clock.now()));
         health::assess(
             view,
             &health::RefreshStatus { backoff },
-            &runtime.source.login_command(),
+            &runtime.source.vocabulary(),
             &runtime.source.location().display().to_string(),
             usable,
         )
@@ -513,6 +552,13 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         // serving its access token; the protocol refuses to refresh until the file is readable.
         Err(problem) => (SourceStatus::Problem(problem), previous.credential.clone()),
     };
+    let (credential, awaiting_write_back) = match credential {
+        Some(credential) => {
+            let (credential, awaiting) = with_kept_answers(runtime, store, credential);
+            (Some(credential), awaiting)
+        }
+        None => (None, false),
+    };
     let mut spend = None;
     let mut lineage = previous.lineage.clone();
     if let Some(credential) = &credential {
@@ -548,12 +594,64 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         lineage,
         warnings: read.warnings,
         api_key,
+        awaiting_write_back,
     });
     if let Some(change) = describe_change(&previous, &view) {
         tracing::info!(profile = %runtime.id, generation = view.lineage.generation, "{change}");
     }
     runtime.view.store(view.clone());
     view
+}
+
+/// The source's login as it will be once the journal's kept answers for it are written back:
+/// until then they are the newest lineage, and keyward alone holds it. Serving the file's older
+/// token instead would meet the ledger's record of it and send the user to log in again.
+fn with_kept_answers(
+    runtime: &ProfileRuntime,
+    store: &dyn Store,
+    credential: Arc<Credential>,
+) -> (Arc<Credential>, bool) {
+    let kept = match store.unsettled(&runtime.id) {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(profile = %runtime.id, error = %e, "journal lookup failed");
+            return (credential, false);
+        }
+    };
+    let mut current = credential;
+    let mut awaiting = false;
+    // In journal order, so a chain of answers applies in the order it was obtained.
+    for entry in &kept {
+        if entry.state != JournalState::Answered || entry.spent != current.refresh_fingerprint() {
+            continue;
+        }
+        if let Some(answer) = &entry.answer {
+            current = Arc::new(with_answer(&current, answer));
+            awaiting = true;
+        }
+    }
+    (current, awaiting)
+}
+
+/// `base` as it will be once `answer` lands in the source.
+pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential {
+    let mut next = base.clone();
+    next.access_token = answer.access_token.clone();
+    if let Some(refresh) = &answer.refresh_token {
+        next.refresh_token = refresh.clone();
+    }
+    if let Some(id) = &answer.id_token {
+        next.id_token = Some(id.clone());
+    }
+    let id_claims = next
+        .id_token
+        .as_ref()
+        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
+        .unwrap_or_default();
+    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
+        .unwrap_or_default()
+        .or(id_claims);
+    next
 }
 
 fn describe_change(previous: &View, next: &View) -> Option<String> {

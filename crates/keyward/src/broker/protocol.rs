@@ -7,15 +7,15 @@
 //!    journaled refresh first, then re-read the source. A refresh token other than the one we were
 //!    about to spend is a newer lineage: adopt it. A token the ledger knows is never spent.
 //! 3. Ledger + journal intent, durably; send; journal the answer durably; write it back to the
-//!    source; settle. A crash between any two steps is finished by [`super::recovery`].
+//!    source; settle. A crash between any two steps is finished by [`super::recovery`]. An answer
+//!    that could not be written back stays in the journal and in the snapshot (served, never
+//!    spent) until a later attempt writes it.
 //! 4. A rejected token is never retried: watch the source briefly for a concurrent writer, else
 //!    `needs-login`. An unknown outcome is never retried either: re-read, adopt if newer, else
 //!    serve the current access token while it lasts. Transient failures back off with jitter.
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use chrono::Utc;
 
 use super::{
     reload, timing, AccessError, Backoff, Broker, Counters, Grant, ProfileRuntime, RecentRefresh,
@@ -26,6 +26,9 @@ use crate::failpoint::crash_point;
 use crate::secret::Fingerprint;
 use crate::store::{JournalId, JournalState, SpendPermit, SpendRecord, SpendState};
 use crate::token_endpoint::{RefreshFailure, RefreshTrigger};
+
+/// How often the source is re-read while waiting for a concurrent writer after a rejection.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
 
 /// What the locked pre-spend step decided.
 enum Prepared {
@@ -87,7 +90,8 @@ impl Broker {
             }
             let recent = runtime.state().recent_refresh.filter(|r| {
                 r.access == current.access_fingerprint()
-                    && r.at.elapsed() < self.settings.min_refresh_interval
+                    && self.clock.monotonic().saturating_sub(r.at)
+                        < self.settings.min_refresh_interval
             });
             match (recent, trigger) {
                 (None, _) | (Some(_), RefreshTrigger::Command) => {}
@@ -160,16 +164,14 @@ impl Broker {
                         .as_ref()
                         .filter(|c| c.refresh_fingerprint() != spent)
                     {
-                        let born_due = self
-                            .settings
-                            .timing
-                            .refresh_at(obtained, runtime.jitter_seed)
-                            .is_some_and(|at| at <= Utc::now());
+                        let born_due = runtime
+                            .refresh_at(&self.settings.timing, obtained)
+                            .is_some_and(|at| at <= self.clock.now());
                         if born_due {
                             tracing::warn!(profile = %runtime.id, "the token endpoint issued an access token that is already due for refresh; is this machine's clock right?");
                         }
                         state.recent_refresh = Some(RecentRefresh {
-                            at: tokio::time::Instant::now(),
+                            at: self.clock.monotonic(),
                             trigger,
                             access: obtained.access_fingerprint(),
                             born_due,
@@ -202,12 +204,12 @@ impl Broker {
         token: Fingerprint,
     ) -> Option<AccessError> {
         let backoff = runtime.state().backoff.clone();
-        if let Some(backoff) =
-            backoff.filter(|b| b.token == token && b.until > tokio::time::Instant::now())
-        {
+        let now = self.clock.monotonic();
+        if let Some(backoff) = backoff.filter(|b| b.token == token && b.until > now) {
             return Some(backoff.unavailable(
                 &runtime.id,
                 &format!("the last refresh failed ({})", backoff.reason),
+                now,
             ));
         }
         let dead = view
@@ -245,7 +247,7 @@ impl Broker {
                 remedy: Some(format!(
                     "repair {} or run `{}`",
                     runtime.source.location().display(),
-                    runtime.source.login_command()
+                    runtime.source.vocabulary().login_command
                 )),
                 retry_after: None,
             });
@@ -253,11 +255,21 @@ impl Broker {
         let token = credential.refresh_fingerprint();
         // A newer token whose access token is used up too is still the live lineage: it is the
         // one to refresh (if the ledger allows, just below).
-        if token != seen && self.settings.timing.usable(&credential, Utc::now()) {
+        if token != seen && self.settings.timing.usable(&credential, self.clock.now()) {
             Counters::bump(&self.counters.adopted);
             tracing::info!(profile = %runtime.id, adopted = %token, instead_of = %seen, generation = view.lineage.generation, "adopted a newer lineage from the source; spent nothing");
             self.note_outcome(runtime, "adopted a newer lineage from the source");
             return Prepared::Adopted(view);
+        }
+        if view.awaiting_write_back {
+            // Spending the kept token would let the file fall further behind the lineage.
+            let path = runtime.source.location().display().to_string();
+            return Prepared::Refused(AccessError::Unavailable {
+                profile: runtime.id.clone(),
+                detail: format!("keyward holds newer tokens than {path} but could not write them there yet, and will not refresh again before they are written"),
+                remedy: Some(format!("make sure {path} can be written (disk space, permissions); keyward retries at every attempt")),
+                retry_after: Some(Duration::from_secs(1)),
+            });
         }
         match self.store.begin_spend(&runtime.id, token, trigger.as_str()) {
             Ok(SpendPermit::Granted(journal)) => Prepared::Spend {
@@ -310,33 +322,41 @@ impl Broker {
         }
         crash_point("after-answer");
         let successor = answer.refresh_token.as_ref().map(|t| t.fingerprint());
-        match runtime
-            .source
-            .write_back(guard.as_ref(), spent, &answer, Utc::now())
-        {
+        let written = match runtime.source.write_back(
+            guard.as_ref(),
+            spent,
+            &answer,
+            self.clock.now(),
+        ) {
             Ok(()) => {
                 crash_point("after-write-back");
                 if let Err(e) = store.settle(journal, JournalState::Settled) {
                     tracing::warn!(profile = %runtime.id, error = %e, "could not settle the journal entry; it settles at the next refresh");
                 }
+                true
             }
             Err(e) => {
                 Counters::bump(&self.counters.write_back_failures);
-                tracing::error!(profile = %runtime.id, error = %e, "could not write the new tokens back to the source; they stay in keyward's journal and are written at the next attempt");
+                tracing::error!(profile = %runtime.id, error = %e, "could not write the new tokens back to the source; they stay in keyward's journal, are served from there, and are written at the next attempt");
+                false
             }
-        }
+        };
         drop(guard);
         Counters::bump(&self.counters.refreshed);
+        // A journaled answer that did not land is part of the snapshot (see `reload`).
         let view = reload(runtime, store);
-        let landed = view.credential.as_ref().map(|c| c.refresh_fingerprint()) == successor;
-        tracing::info!(profile = %runtime.id, spent = %spent, successor = ?successor, generation = view.lineage.generation, written_back = landed, "refreshed");
+        tracing::info!(profile = %runtime.id, spent = %spent, successor = ?successor, generation = view.lineage.generation, written_back = written, "refreshed");
         self.note_outcome(runtime, "refreshed by keyward");
-        if !landed && successor.is_some() {
-            // Serve the new lineage from memory until the write lands (recovery retries it).
-            let credential = overlay(&view, &answer);
+        let served = view.credential.as_ref().map(|c| c.access_fingerprint());
+        if !written && served != Some(answer.access_token.fingerprint()) {
+            // Neither in the source nor in the journal: serve it from memory, the last copy.
             let mut patched = (*view).clone();
-            patched.credential = credential;
+            patched.credential = view
+                .credential
+                .as_ref()
+                .map(|base| Arc::new(super::with_answer(base, &answer)));
             patched.spend = None;
+            patched.awaiting_write_back = true;
             let patched = Arc::new(patched);
             runtime.view.store(patched.clone());
             return Finished::Done(patched);
@@ -414,8 +434,9 @@ impl Broker {
                     let wait = timing::backoff(failures, retry_after);
                     let backoff = Backoff {
                         token: spent,
-                        until: tokio::time::Instant::now() + wait,
-                        retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                        until: self.clock.monotonic() + wait,
+                        retry_at: self.clock.now()
+                            + chrono::Duration::from_std(wait).unwrap_or_default(),
                         failures,
                         reason: failure.to_string(),
                     };
@@ -423,10 +444,11 @@ impl Broker {
                     backoff
                 };
                 self.note_outcome(runtime, &format!("transient failure: {failure}"));
-                Finished::Failed(
-                    backoff
-                        .unavailable(&runtime.id, &format!("{failure}; the token was not spent")),
-                )
+                Finished::Failed(backoff.unavailable(
+                    &runtime.id,
+                    &format!("{failure}; the token was not spent"),
+                    self.clock.monotonic(),
+                ))
             }
         }
     }
@@ -439,7 +461,7 @@ impl Broker {
         spent: Fingerprint,
         code: &str,
     ) -> Result<Arc<Credential>, AccessError> {
-        let deadline = tokio::time::Instant::now() + self.settings.settle_window;
+        let deadline = self.clock.monotonic() + self.settings.settle_window;
         loop {
             let view = self.current_view(runtime).await;
             if let Some(credential) = &view.credential {
@@ -450,11 +472,11 @@ impl Broker {
                     return Ok(credential.clone());
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock.monotonic() >= deadline {
                 tracing::error!(profile = %runtime.id, code, "the refresh token was rejected and no newer lineage appeared: the profile needs a new login");
                 return Err(self.unavailable(runtime, &view));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.clock.sleep(SETTLE_POLL).await;
         }
     }
 
@@ -466,13 +488,16 @@ impl Broker {
         AccessError::Unavailable {
             profile: runtime.id.clone(),
             detail: error.to_string(),
-            remedy: Some("if a codex process is stuck holding its lock, stop it".into()),
+            remedy: Some(format!(
+                "if {} is stuck holding its lock, stop it",
+                runtime.source.vocabulary().lock_holder
+            )),
             retry_after: Some(Duration::from_secs(1)),
         }
     }
 
     pub(super) fn note_outcome(&self, runtime: &ProfileRuntime, outcome: &str) {
-        runtime.state().last_outcome = Some((Utc::now(), outcome.to_string()));
+        runtime.state().last_outcome = Some((self.clock.now(), outcome.to_string()));
     }
 }
 
@@ -480,26 +505,4 @@ pub(super) enum Finished {
     Done(Arc<View>),
     Rejected(String),
     Failed(AccessError),
-}
-
-/// The credential as it will be once `answer` lands in the source.
-pub(super) fn overlay(view: &View, answer: &TokenAnswer) -> Option<Arc<Credential>> {
-    let base = view.credential.as_ref()?;
-    let mut next = (**base).clone();
-    next.access_token = answer.access_token.clone();
-    if let Some(refresh) = &answer.refresh_token {
-        next.refresh_token = refresh.clone();
-    }
-    if let Some(id) = &answer.id_token {
-        next.id_token = Some(id.clone());
-    }
-    let id_claims = next
-        .id_token
-        .as_ref()
-        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
-        .unwrap_or_default();
-    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
-        .unwrap_or_default()
-        .or(id_claims);
-    Some(Arc::new(next))
 }

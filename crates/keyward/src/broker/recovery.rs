@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::{AccessError, Broker, Counters, ProfileRuntime};
 use crate::credential::{SourceContents, SourceGuard};
 use crate::store::JournalState;
@@ -40,12 +38,18 @@ impl Broker {
             let successor = answer.refresh_token.as_ref().map(|t| t.fingerprint());
             let holds = match runtime.source.read().contents {
                 Ok(SourceContents::Login(c)) => Some(c.refresh_fingerprint()),
-                _ => None,
+                Ok(_) => None,
+                // Unreadable is not another lineage: under the damage the file may still hold
+                // the spent token, and the kept answer is then the only copy of its successor.
+                Err(problem) => {
+                    tracing::warn!(profile = %runtime.id, spent = %entry.spent, "journal: {problem}; keeping the token answer until the file can be read again");
+                    continue;
+                }
             };
             let state = if holds == Some(entry.spent) {
                 match runtime
                     .source
-                    .write_back(guard, entry.spent, &answer, Utc::now())
+                    .write_back(guard, entry.spent, &answer, self.clock.now())
                 {
                     Ok(()) => {
                         tracing::info!(profile = %runtime.id, spent = %entry.spent, successor = ?successor, "journal: wrote a kept token answer back to the source");
@@ -59,7 +63,8 @@ impl Broker {
             } else if holds.is_some() && holds == successor {
                 JournalState::Settled
             } else {
-                // The source moved to another lineage (a new login): never overwrite it.
+                // The source moved to another lineage (a new login) or no longer holds a login
+                // (a logout): never overwrite it.
                 tracing::warn!(profile = %runtime.id, spent = %entry.spent, "journal: the source holds another lineage now; the kept answer is superseded");
                 JournalState::Superseded
             };

@@ -7,13 +7,10 @@ use chrono::{DateTime, Utc};
 use crate::credential::Credential;
 use crate::secret::Fingerprint;
 
-/// The Codex CLI refreshes a login without an expiry claim once `last_refresh` is this old.
-const CLI_FALLBACK_LIFETIME_DAYS: i64 = 8;
-
 #[derive(Debug, Clone)]
 pub struct RefreshTiming {
-    /// Refresh once the access token has this much or less left (plus jitter). The Codex CLI
-    /// refreshes at 5 minutes, so a margin above that lets keyward go first and the CLI adopt.
+    /// Refresh once the access token has this much or less left (plus jitter). A margin above
+    /// the owning CLI's own refresh window lets keyward go first and the CLI adopt.
     pub margin: Duration,
     /// Up to this much extra margin, fixed per token and per process, so several keyward
     /// processes on one login do not all reach for the lock at the same instant.
@@ -35,12 +32,15 @@ impl Default for RefreshTiming {
 impl RefreshTiming {
     /// The instant the scheduler should refresh `credential`. The margin never exceeds half the
     /// token's lifetime, so short-lived tokens do not refresh in a loop. An access token without
-    /// an `exp` claim is treated as the Codex CLI treats it: stale 8 days after `last_refresh`.
-    pub fn refresh_at(&self, credential: &Credential, seed: u64) -> Option<DateTime<Utc>> {
-        let expires = match credential.claims.expires_at {
-            Some(expires) => expires,
-            None => credential.last_refresh? + chrono::Duration::days(CLI_FALLBACK_LIFETIME_DAYS),
-        };
+    /// an `exp` claim expires at `undated_expiry`, the source's own rule for such logins (none:
+    /// the scheduler leaves it alone and the upstream's 401 triggers the refresh).
+    pub fn refresh_at(
+        &self,
+        credential: &Credential,
+        undated_expiry: Option<DateTime<Utc>>,
+        seed: u64,
+    ) -> Option<DateTime<Utc>> {
+        let expires = credential.claims.expires_at.or(undated_expiry)?;
         let jitter = self
             .jitter
             .mul_f64(unit_fraction(credential.refresh_fingerprint(), seed));
@@ -107,6 +107,7 @@ mod tests {
         }
     }
 
+    /// A long-lived token is due between margin and margin plus jitter before its expiry.
     #[test]
     fn refreshes_ahead_of_the_cli_window() {
         let timing = RefreshTiming {
@@ -115,7 +116,7 @@ mod tests {
             ..Default::default()
         };
         let cred = credential(0, 10 * 24 * 3600);
-        let at = timing.refresh_at(&cred, 7).map(|t| t.timestamp());
+        let at = timing.refresh_at(&cred, None, 7).map(|t| t.timestamp());
         let expires = 10 * 24 * 3600;
         assert!(
             at.is_some_and(|t| t <= expires - 600 && t > expires - 900),
@@ -123,18 +124,20 @@ mod tests {
         );
     }
 
+    /// A token shorter-lived than twice the margin is due at half its life.
     #[test]
     fn short_lived_tokens_refresh_at_half_life_not_in_a_loop() {
         let timing = RefreshTiming::default();
         let cred = credential(1000, 1060);
         assert_eq!(
-            timing.refresh_at(&cred, 1).map(|t| t.timestamp()),
+            timing.refresh_at(&cred, None, 1).map(|t| t.timestamp()),
             Some(1030)
         );
     }
 
+    /// Without an expiry claim the source's rule decides; without one either, nothing is due.
     #[test]
-    fn without_an_expiry_claim_falls_back_to_the_clis_eight_days() {
+    fn without_an_expiry_claim_the_sources_rule_decides() {
         let timing = RefreshTiming {
             margin: Duration::from_secs(600),
             jitter: Duration::ZERO,
@@ -142,15 +145,15 @@ mod tests {
         };
         let mut cred = credential(0, 0);
         cred.claims = TokenClaims::default();
-        assert_eq!(timing.refresh_at(&cred, 1), None);
-        cred.last_refresh = DateTime::from_timestamp(1_000_000, 0);
-        let expected = 1_000_000 + 8 * 86_400 - 600;
+        assert_eq!(timing.refresh_at(&cred, None, 1), None);
+        let undated = DateTime::from_timestamp(2_000_000, 0);
         assert_eq!(
-            timing.refresh_at(&cred, 1).map(|t| t.timestamp()),
-            Some(expected)
+            timing.refresh_at(&cred, undated, 1).map(|t| t.timestamp()),
+            Some(2_000_000 - 600)
         );
     }
 
+    /// A token with less than the minimum validity left is not usable.
     #[test]
     fn usable_needs_some_validity_left() {
         let timing = RefreshTiming::default();
@@ -161,6 +164,7 @@ mod tests {
         assert!(!timing.usable(&cred, at(4000)));
     }
 
+    /// Backoff starts near a second, stays under the cap and honours Retry-After.
     #[test]
     fn backoff_grows_and_honours_retry_after() {
         assert!(backoff(0, None) <= Duration::from_secs(1));

@@ -63,6 +63,7 @@ fn lock_file(path: &PathBuf, deadline: Instant, timeout: Duration) -> Result<Fil
             return Err(SourceError::LockTimeout {
                 path: path.display().to_string(),
                 waited: timeout,
+                holder: "a Codex CLI or another keyward",
             });
         }
         std::thread::sleep(pause);

@@ -12,13 +12,17 @@ use super::auth_file::{AuthDocument, ParseError, MAX_AUTH_FILE_BYTES};
 use super::lock;
 use crate::atomic_file;
 use crate::credential::{
-    CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity, SourceProblem,
-    SourceRead, TokenAnswer,
+    Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
+    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer,
 };
 use crate::secret::Fingerprint;
 
 /// How many times a read is retried when the file is replaced while being read.
 const READ_ATTEMPTS: usize = 3;
+
+/// The Codex CLI refreshes a login whose access token has no expiry claim once `last_refresh`
+/// is this old (`codex-rs/login`'s fallback); keyward keeps the same schedule for such logins.
+const UNDATED_LIFETIME_DAYS: i64 = 8;
 
 #[derive(Debug, Clone)]
 pub struct CodexSource {
@@ -215,11 +219,63 @@ impl CredentialSource for CodexSource {
         atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-").map_err(io_error)
     }
 
-    fn login_command(&self) -> String {
-        if self.is_default_home {
+    fn vocabulary(&self) -> SourceVocabulary {
+        let login_command = if self.is_default_home {
             "codex login".into()
         } else {
             format!("CODEX_HOME={} codex login", self.home.display())
+        };
+        SourceVocabulary {
+            provider: "Codex",
+            login: "ChatGPT login",
+            login_command,
+            sign_in: "sign in with ChatGPT",
+            cli: "codex",
+            lock_holder: "a codex process",
         }
+    }
+
+    fn undated_expiry(&self, credential: &Credential) -> Option<DateTime<Utc>> {
+        Some(credential.last_refresh? + chrono::Duration::days(UNDATED_LIFETIME_DAYS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::TokenClaims;
+    use crate::secret::Secret;
+
+    /// A login without an expiry claim is due when the CLI would refresh it: 8 days after
+    /// `last_refresh`; without `last_refresh` never by schedule.
+    #[test]
+    fn undated_login_is_due_after_the_clis_eight_days() {
+        let source = CodexSource::new("/nonexistent/codex-home", true);
+        let mut credential = Credential {
+            access_token: Secret::new("opaque"),
+            refresh_token: Secret::new("rt"),
+            id_token: None,
+            account_id: None,
+            claims: TokenClaims::default(),
+            last_refresh: None,
+        };
+        assert_eq!(source.undated_expiry(&credential), None);
+        credential.last_refresh = DateTime::from_timestamp(1_000_000, 0);
+        assert_eq!(
+            source.undated_expiry(&credential).map(|t| t.timestamp()),
+            Some(1_000_000 + 8 * 86_400)
+        );
+    }
+
+    /// The remedy names the home only when a plain `codex login` would log in another one.
+    #[test]
+    fn login_command_names_a_non_default_home() {
+        let default = CodexSource::new("/home/u/.codex", true).vocabulary();
+        assert_eq!(default.login_command, "codex login");
+        let other = CodexSource::new("/srv/work-codex", false).vocabulary();
+        assert_eq!(
+            other.login_command,
+            "CODEX_HOME=/srv/work-codex codex login"
+        );
     }
 }

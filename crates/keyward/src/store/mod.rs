@@ -5,6 +5,8 @@
 //! gateways on several machines sharing one ledger) can stand in for the embedded SQLite one; the
 //! ledger's uniqueness on a token fingerprint is what makes a second spender back off.
 
+#[cfg(test)]
+pub(crate) mod memory;
 mod pool;
 mod sqlite;
 
