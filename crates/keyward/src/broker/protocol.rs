@@ -86,6 +86,7 @@ impl Broker {
             let replaced = current.refresh_fingerprint() != seen
                 || rejected_access.is_some_and(|a| a != current.access_fingerprint());
             if replaced {
+                tracing::info!(profile = %runtime.id, waited_for = %seen, took = %current.refresh_fingerprint(), generation = view.lineage.generation, trigger = trigger.as_str(), "waited: the token was replaced while this refresh queued; took the replacement, spent nothing");
                 return Ok(grant(current.clone()));
             }
             let recent = runtime.state().recent_refresh.filter(|r| {
@@ -141,7 +142,7 @@ impl Broker {
 
         crash_point("after-intent");
         Counters::bump(&self.counters.token_requests);
-        tracing::info!(profile = %runtime.id, trigger = trigger.as_str(), spending = %credential.refresh_fingerprint(), endpoint = runtime.endpoint.url(), "refreshing");
+        tracing::info!(profile = %runtime.id, trigger = trigger.as_str(), spending = %credential.refresh_fingerprint(), endpoint = runtime.endpoint.url(), "refreshing: the source holds this token and the ledger has never seen it");
         let outcome = runtime
             .endpoint
             .refresh(&credential.refresh_token, trigger)
@@ -279,7 +280,7 @@ impl Broker {
             },
             Ok(SpendPermit::Refused(record)) => {
                 Counters::bump(&self.counters.stale_spends_prevented);
-                tracing::warn!(profile = %runtime.id, token = %token, ledger = record.state.as_str(), "refusing to spend a refresh token the ledger already holds");
+                tracing::warn!(profile = %runtime.id, token = %token, ledger = record.state.as_str(), generation = view.lineage.generation, "refused: the ledger already holds this refresh token; not spending it");
                 let view = reload(runtime, self.store.as_ref());
                 Prepared::Refused(self.refused(runtime, &view, &record))
             }
@@ -409,7 +410,7 @@ impl Broker {
                 } else {
                     "waiting for the source to change; serving the current access token while it lasts"
                 };
-                tracing::warn!(profile = %runtime.id, spent = %spent, "refresh outcome unknown ({detail}); the token will not be sent again; {next}");
+                tracing::warn!(profile = %runtime.id, spent = %spent, generation = view.lineage.generation, "answer lost: refresh outcome unknown ({detail}); the token will not be sent again; {next}");
                 self.note_outcome(runtime, &format!("outcome unknown ({detail}); {next}"));
                 if adopted {
                     Counters::bump(&self.counters.adopted);

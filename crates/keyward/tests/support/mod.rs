@@ -413,8 +413,9 @@ impl Keyward {
         loop {
             let log = keyward.log();
             if let Some(rest) = log.split("keyward listening on ").nth(1) {
+                // Plain or JSON log lines: the URL ends at whitespace or a closing quote.
                 keyward.url = rest
-                    .split_whitespace()
+                    .split(|c: char| c.is_whitespace() || c == '"')
                     .next()
                     .unwrap_or_default()
                     .to_string();
