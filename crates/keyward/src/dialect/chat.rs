@@ -296,30 +296,7 @@ fn text_modality_only(value: &Value) -> Result<(), Invalid> {
 
 /// The Responses input items of the conversation in `messages`.
 fn input_items(messages: Option<&Value>, draft: &mut Draft) -> Result<Vec<Value>, Invalid> {
-    let messages = match messages {
-        Some(Value::Array(messages)) if !messages.is_empty() => messages,
-        Some(Value::Array(_)) => {
-            return Err(Invalid::at(
-                "messages",
-                "`messages` is empty: send at least one message",
-            ))
-        }
-        None | Some(Value::Null) => {
-            return Err(Invalid::at(
-                "messages",
-                "`messages` is required: the conversation, as an array of messages",
-            ))
-        }
-        Some(other) => {
-            return Err(Invalid::at(
-                "messages",
-                format!(
-                    "`messages` must be an array of messages, not {}",
-                    json_kind(other)
-                ),
-            ))
-        }
-    };
+    let messages = super::non_empty_array("messages", messages, "messages")?;
     let mut conversation = Conversation::default();
     for (index, message) in messages.iter().enumerate() {
         conversation.message(index, message, draft)?;

@@ -322,30 +322,7 @@ fn convert_messages(
     input: &mut Vec<Value>,
     dropped: &mut Dropped,
 ) -> Result<(), Invalid> {
-    let messages = match messages {
-        Some(Value::Array(messages)) if !messages.is_empty() => messages,
-        Some(Value::Array(_)) => {
-            return Err(Invalid::at(
-                "messages",
-                "`messages` is empty: send at least one user message",
-            ))
-        }
-        None | Some(Value::Null) => {
-            return Err(Invalid::at(
-                "messages",
-                "`messages` is required: an array of {\"role\", \"content\"} objects",
-            ))
-        }
-        Some(other) => {
-            return Err(Invalid::at(
-                "messages",
-                format!(
-                    "`messages` must be an array of {{\"role\", \"content\"}} objects, not {}",
-                    json_kind(other)
-                ),
-            ))
-        }
-    };
+    let messages = super::non_empty_array("messages", messages, "{\"role\", \"content\"} objects")?;
     for (i, message) in messages.iter().enumerate() {
         let path = format!("messages.{i}");
         let Value::Object(message) = message else {

@@ -174,6 +174,32 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// A required, non-empty array field (`messages`); `items` says what its items are.
+pub(crate) fn non_empty_array<'a>(
+    field: &str,
+    value: Option<&'a Value>,
+    items: &str,
+) -> Result<&'a [Value], Invalid> {
+    match value {
+        Some(Value::Array(list)) if !list.is_empty() => Ok(list),
+        Some(Value::Array(_)) => Err(Invalid::at(
+            field,
+            format!("`{field}` is empty: send at least one of its {items}"),
+        )),
+        None | Some(Value::Null) => Err(Invalid::at(
+            field,
+            format!("`{field}` is required: an array of {items}"),
+        )),
+        Some(other) => Err(Invalid::at(
+            field,
+            format!(
+                "`{field}` must be an array of {items}, not {}",
+                json_kind(other)
+            ),
+        )),
+    }
+}
+
 /// The optional boolean `stream` field.
 pub(crate) fn stream_flag(body: &Map<String, Value>) -> Result<bool, Invalid> {
     match body.get("stream") {

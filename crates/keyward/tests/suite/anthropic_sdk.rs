@@ -6,14 +6,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn serving() -> Result<(Mock, Home, Keyward)> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
-    Ok((mock, home, keyward))
-}
-
 fn run_sdk(keyward: &Keyward, script: &str) -> Result<Option<Value>> {
     let script = format!(
         "import json, os, anthropic\nclient = anthropic.Anthropic(base_url=os.environ['KEYWARD_URL'], api_key='unused', max_retries=0)\nMODEL = 'claude-sonnet-4-5'\nout = {{}}\n{script}\nprint(json.dumps(out))\n"

@@ -10,14 +10,6 @@ use serde_json::Value;
 use super::codex_cli::codex_cli;
 use crate::support::*;
 
-async fn serving() -> Result<(Mock, Home, Keyward)> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
-    Ok((mock, home, keyward))
-}
-
 fn text_of(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",

@@ -11,17 +11,6 @@ use crate::support::*;
 
 const KEY: &str = "kw-test-key-0123456789abcdef";
 
-async fn serving(config: &str, env: &[(&str, &str)]) -> Result<(Mock, Home, Keyward)> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    if !config.is_empty() {
-        home.write_config(config)?;
-    }
-    let keyward = Keyward::serve_with(&home, &mock, env).await?;
-    Ok((mock, home, keyward))
-}
-
 fn host_port(keyward: &Keyward) -> String {
     keyward.url.trim_start_matches("http://").to_string()
 }
@@ -55,7 +44,7 @@ fn ping() -> Value {
 /// shows liveness only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_keys_are_enforced() -> Result<()> {
-    let (_mock, _home, keyward) = serving(
+    let (_mock, _home, keyward) = serving_with(
         "",
         &[(
             "KEYWARD_API_KEYS",
@@ -159,7 +148,7 @@ async fn open_binds_need_keys() -> Result<()> {
 /// `Origin`, a rebound `Host`, a CORS preflight; `/healthz` tells such a page nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_requests_are_refused() -> Result<()> {
-    let (mock, _home, keyward) = serving("", &[]).await?;
+    let (mock, _home, keyward) = serving().await?;
     let http = reqwest::Client::new();
     let responses = format!("{}/v1/responses", keyward.url);
     let served_before = mock.stat("responses_ok").await?;
@@ -237,7 +226,7 @@ async fn browser_requests_are_refused() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_origins_get_cors() -> Result<()> {
     let (_mock, _home, keyward) =
-        serving("[gateway]\ncors_origins = [\"https://app.example\"]\n", &[]).await?;
+        serving_with("[gateway]\ncors_origins = [\"https://app.example\"]\n", &[]).await?;
     let http = reqwest::Client::new();
     let responses = format!("{}/v1/responses", keyward.url);
     let preflight = http
@@ -269,7 +258,7 @@ async fn configured_origins_get_cors() -> Result<()> {
 /// that never arrives (after the body timeout), while other clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_requests_are_cut() -> Result<()> {
-    let (_mock, _home, keyward) = serving(
+    let (_mock, _home, keyward) = serving_with(
         "[gateway]\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\n",
         &[],
     )
@@ -307,7 +296,7 @@ async fn half_sent_requests_are_cut() -> Result<()> {
 /// answers are JSON in the route's dialect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_and_unknown_routes_get_json_errors() -> Result<()> {
-    let (_mock, _home, keyward) = serving("[gateway]\nbody_timeout = \"600s\"\n", &[]).await?;
+    let (_mock, _home, keyward) = serving_with("[gateway]\nbody_timeout = \"600s\"\n", &[]).await?;
     let answer = raw(
         &keyward,
         format!(

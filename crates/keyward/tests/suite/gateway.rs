@@ -46,10 +46,7 @@ async fn streams_first_event_early(
 /// `stream: false` gets the assembled response object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
+    let (mock, _home, keyward) = serving().await?;
 
     let responses = json!({"model": "gpt-5-codex", "input": "ping [[hold:r]]", "stream": true});
     streams_first_event_early(
@@ -101,10 +98,7 @@ async fn streams_without_buffering_and_assembles_non_streamed() -> Result<()> {
 /// Malformed requests get a clear 400 in the OpenAI error shape; an unknown profile is named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors() -> Result<()> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
+    let (_mock, _home, keyward) = serving().await?;
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{}/v1/responses", keyward.url))
@@ -166,10 +160,7 @@ async fn upstream_401_refreshes_once_and_retries() -> Result<()> {
 /// watcher also sees) do not invalidate the snapshot they produced; a real change is read once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_source_is_not_reread_per_request() -> Result<()> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
+    let (mock, home, keyward) = serving().await?;
     let reads = || async {
         let health = keyward.healthz().await?;
         Ok::<u64, anyhow::Error>(health["profiles"][0]["source_reads"].as_u64().unwrap_or(0))
@@ -225,10 +216,7 @@ async fn refuses_to_listen_beyond_loopback() -> Result<()> {
 /// not (while keyward assembles the answer): the upstream sees its own client leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_disconnect_cancels_the_upstream_request() -> Result<()> {
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    home.write_login(&mock.login(None).await?)?;
-    let keyward = Keyward::serve(&home, &mock).await?;
+    let (mock, _home, keyward) = serving().await?;
     let client = reqwest::Client::new();
 
     let mut streamed = client

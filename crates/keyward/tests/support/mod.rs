@@ -559,6 +559,24 @@ impl Drop for Keyward {
     }
 }
 
+/// The usual start: a mock, a home holding a fresh login, and keyward serving it with `config`
+/// (empty: none) and extra environment `env`.
+pub async fn serving_with(config: &str, env: &[(&str, &str)]) -> Result<(Mock, Home, Keyward)> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    if !config.is_empty() {
+        home.write_config(config)?;
+    }
+    let keyward = Keyward::serve_with(&home, &mock, env).await?;
+    Ok((mock, home, keyward))
+}
+
+/// [`serving_with`] with no config and no extra environment.
+pub async fn serving() -> Result<(Mock, Home, Keyward)> {
+    serving_with("", &[]).await
+}
+
 /// A peer program installed by `scripts/install-peers`: `$env` if set, else `.peers/<relative>`.
 /// `None` (the test then skips, with a message) when it is missing, except under CI, where a
 /// missing peer fails the test.
