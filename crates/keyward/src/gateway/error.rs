@@ -20,17 +20,17 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub retry_after: Option<u64>,
-    /// What the upstream said, when the error is its answer.
-    pub upstream: Option<Box<UpstreamDetail>>,
+    /// Rarely needed parts, boxed to keep the error small.
+    pub extras: Option<Box<ErrorExtras>>,
 }
 
-/// The parts of an upstream's error answer passed on whole.
+/// An error's rarer parts: a whole error object, extra headers.
 #[derive(Debug, Default)]
-pub struct UpstreamDetail {
-    /// Its own OpenAI-shaped error object, given whole to OpenAI-dialect callers (it may carry
-    /// more than the four standard fields, such as a usage limit's reset time).
+pub struct ErrorExtras {
+    /// An OpenAI-shaped error object given whole to OpenAI-dialect callers (an upstream's own,
+    /// which may carry more than the four standard fields, such as a usage limit's reset time).
     pub error: Option<Value>,
-    /// Its headers worth passing on (`retry-after`, usage windows).
+    /// Headers to send with it (an upstream's `retry-after` and usage windows, or keyward's own).
     pub headers: HeaderMap,
 }
 
@@ -43,7 +43,7 @@ impl ApiError {
             message,
             param: None,
             retry_after: None,
-            upstream: None,
+            extras: None,
         }
     }
 
@@ -158,7 +158,7 @@ impl ApiError {
             .map(str::to_string);
         Self {
             code,
-            upstream: Some(Box::new(UpstreamDetail {
+            extras: Some(Box::new(ErrorExtras {
                 error: openai_error,
                 headers,
             })),
@@ -168,7 +168,7 @@ impl ApiError {
 
     /// The body and headers in `dialect`.
     pub fn render(self, dialect: Dialect) -> Response {
-        let UpstreamDetail { error, headers } = self.upstream.map(|u| *u).unwrap_or_default();
+        let ErrorExtras { error, headers } = self.extras.map(|u| *u).unwrap_or_default();
         let body = if dialect.is_anthropic() {
             json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})
         } else {

@@ -17,12 +17,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -292,38 +292,73 @@ async fn read_body(door: &FrontDoor, request: Request) -> Result<Request, ApiErr
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let (parts, mut body) = request.into_parts();
     if declared.is_some_and(|len| len > door.max_body_bytes as u64) {
+        linger(body);
         return Err(too_large(door.max_body_bytes));
     }
-    let (parts, body) = request.into_parts();
-    let limited = Limited::new(body, door.max_body_bytes);
-    let bytes: Bytes = match tokio::time::timeout(door.body_timeout, limited.collect()).await {
-        Err(_) => {
-            return Err(ApiError {
-                status: StatusCode::REQUEST_TIMEOUT,
-                code: Some("body_timeout".into()),
-                ..ApiError::bad_request(format!(
-                    "the request body did not arrive within {}s",
-                    door.body_timeout.as_secs()
-                ))
-            })
+    let deadline = tokio::time::Instant::now() + door.body_timeout;
+    let mut bytes = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError {
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    code: Some("body_timeout".into()),
+                    ..ApiError::bad_request(format!(
+                        "the request body did not arrive within {}s",
+                        door.body_timeout.as_secs()
+                    ))
+                })
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request(format!(
+                    "the request body could not be read: {e}"
+                )))
+            }
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if bytes.len() + data.len() > door.max_body_bytes {
+                    linger(body);
+                    return Err(too_large(door.max_body_bytes));
+                }
+                bytes.extend_from_slice(&data);
+            }
         }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(too_large(door.max_body_bytes))
-        }
-        Ok(Err(e)) => {
-            return Err(ApiError::bad_request(format!(
-                "the request body could not be read: {e}"
-            )))
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+    }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
+/// After refusing a body unread, reads and discards a bounded rest of it in the background, as
+/// nginx's lingering close does: a client still sending would otherwise meet a reset that can
+/// destroy the refusal before it reads it.
+fn linger(mut body: Body) {
+    const LINGER_BYTES: usize = 16 << 20;
+    const LINGER_TIME: Duration = Duration::from_secs(5);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + LINGER_TIME;
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    });
+}
+
 fn too_large(limit: usize) -> ApiError {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
+        extras: Some(Box::new(super::error::ErrorExtras {
+            error: None,
+            headers,
+        })),
         code: Some("request_too_large".into()),
         ..ApiError::bad_request(format!(
             "the request body is larger than keyward's limit of {limit} bytes ([gateway] max_body_bytes)"

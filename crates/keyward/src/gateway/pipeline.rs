@@ -21,7 +21,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::error::UpstreamDetail;
+use super::error::ErrorExtras;
 use super::{answer, ApiError, Gateway};
 use crate::dialect::{self, Answer, Dialect, Translated};
 use crate::pool::{Candidate, NoCandidate};
@@ -324,7 +324,7 @@ fn exhausted(model: &str, skipped: Vec<Skip>, now: DateTime<Utc>) -> ApiError {
             kind: "usage_limit_reached",
             code: Some("usage_limit_reached".into()),
             retry_after,
-            upstream: Some(Box::new(UpstreamDetail {
+            extras: Some(Box::new(ErrorExtras {
                 // The Codex backend's own shape, so the Codex CLI tells its user when to retry.
                 error: Some(json!({
                     "type": "usage_limit_reached",
