@@ -137,6 +137,10 @@ async fn run(
         let response = sent.response;
         if !response.status().is_success() {
             let (status, answer_headers, error_body) = answer::read_error(response).await;
+            // A usage limit's answer reports its (full) windows too.
+            if let Some(usage) = upstream.usage(&answer_headers, now) {
+                pool.observe_usage(&profile, usage);
+            }
             let error = ApiError::from_upstream(status, &error_body, answer_headers.clone());
             match upstream.limit(status, &answer_headers, &error_body, now) {
                 Some(limit) => {
