@@ -12,6 +12,9 @@ pub mod config;
 pub mod credential;
 pub mod dialect;
 pub mod failpoint;
+/// Entry points for the fuzz targets in `fuzz/`; never in a build users run.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 pub mod host;
 pub mod metrics;

@@ -258,4 +258,23 @@ mod tests {
         assert_eq!(written, expected);
         assert_ne!(written["last_refresh"], login_json()["last_refresh"]);
     }
+
+    /// A float in a field keyward does not know is written back as it was read (found by the
+    /// `auth_json` fuzz target: `-3e-47` came back as `-2.9999999999999997e-47`).
+    #[test]
+    fn write_back_keeps_unknown_floats_exactly() {
+        let text = r#"{"tokens": {"access_token": "a", "refresh_token": "r", "n": [2.5, -3e-47]}, "f": 1.7976931348623157e308}"#;
+        let mut doc = AuthDocument::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        let answer = TokenAnswer {
+            access_token: Secret::new("new-access"),
+            refresh_token: None,
+            id_token: None,
+        };
+        doc.apply(&answer, Utc::now());
+        let written = String::from_utf8(doc.to_bytes()).unwrap_or_default();
+        assert!(written.contains("-3e-47"), "{written}");
+        let again = AuthDocument::parse(written.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(again.root["tokens"]["n"], doc.root["tokens"]["n"]);
+        assert_eq!(again.root["f"], doc.root["f"]);
+    }
 }

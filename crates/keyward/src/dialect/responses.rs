@@ -76,7 +76,8 @@ impl Usage {
             total: usage
                 .get("total_tokens")
                 .and_then(Value::as_u64)
-                .unwrap_or(input + output),
+                // The counts come from upstream: a sum past u64 must not panic (or wrap).
+                .unwrap_or(input.saturating_add(output)),
         }
     }
 }
@@ -337,6 +338,22 @@ mod tests {
             }
         );
         assert_eq!(Ending::of(&response), Ending::Completed);
+    }
+
+    /// Usage counts near u64::MAX without a `total_tokens` give a saturated total, not an
+    /// overflow panic (a `chat_stream`/`messages_stream` fuzz input: any upstream could send it).
+    #[test]
+    fn usage_total_of_huge_counts_does_not_overflow() {
+        let response = json!({"usage": {"input_tokens": u64::MAX, "output_tokens": 1}});
+        assert_eq!(
+            Usage::of(&response),
+            Usage {
+                input: u64::MAX,
+                output: 1,
+                total: u64::MAX,
+                ..Usage::default()
+            }
+        );
     }
 
     #[test]
