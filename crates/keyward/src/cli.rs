@@ -343,9 +343,7 @@ async fn token(config: Config, profile: Option<ProfileId>, refresh: bool) -> u8 
         }
     };
     let profile = profile.unwrap_or_else(ProfileId::codex_default);
-    if broker.profile(&profile).is_none()
-        && config.api_profiles.iter().any(|p| p.id == profile)
-    {
+    if broker.profile(&profile).is_none() && config.api_profiles.iter().any(|p| p.id == profile) {
         eprintln!(
             "keyward: {profile} serves with an API key, which keyward does not print; `keyward token` prints the access tokens of logins (`keyward status` lists them)"
         );
