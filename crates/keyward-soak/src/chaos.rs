@@ -313,7 +313,7 @@ pub(crate) async fn token_faults(
             0..=34 => TokenFault::Delay,
             35..=49 => TokenFault::Status5xx,
             50..=64 => TokenFault::Status429,
-            65..=91 => TokenFault::DropBefore,
+            65..=95 => TokenFault::DropBefore,
             _ => TokenFault::DropAfterIssue,
         };
         lost_one |= fault == TokenFault::DropAfterIssue;

@@ -358,14 +358,37 @@ impl Evidence<'_> {
                 ),
                 evidence,
             },
-            (true, true) => Verdict {
-                allowed: false,
-                cause: format!(
-                    "{} ({ended_by}) had kept the answer in store {}'s journal, but the old token was used again before that journal was finished",
-                    record.name, record.store
-                ),
-                evidence,
-            },
+            (true, true) => {
+                // Separate stores cannot finish each other's journals (README, "Run every keyward
+                // process of one user with the same KEYWARD_HOME"): a process of another store
+                // that spends the token before the crashed one is back is that documented
+                // limitation, not a broken promise. The same store spending it again would be.
+                let other_store = self
+                    .keyward_spends(fp)
+                    .into_iter()
+                    .find(|l| l.at_ms > line.at_ms && l.store != record.store);
+                match other_store {
+                    Some(again) => {
+                        evidence.push(format!("sent again: {}", self.describe(&Spender::Keyward(again))));
+                        Verdict {
+                            allowed: true,
+                            cause: format!(
+                                "known limitation of separate stores: {} ({ended_by}) had kept the answer in store {}'s journal; {} of store {} cannot see that journal and spent the token again",
+                                record.name, record.store, again.instance, again.store
+                            ),
+                            evidence,
+                        }
+                    }
+                    None => Verdict {
+                        allowed: false,
+                        cause: format!(
+                            "{} ({ended_by}) had kept the answer in store {}'s journal, but the old token was used again before that journal was finished",
+                            record.name, record.store
+                        ),
+                        evidence,
+                    },
+                }
+            }
             _ => Verdict {
                 allowed: false,
                 cause: format!("{} logged no outcome for its refresh ({ended_by})", record.name),
@@ -486,6 +509,18 @@ mod tests {
             Some(120),
         )];
         assert!(!verdict(&calls, std::slice::from_ref(&spend), &crashed).allowed);
+
+        // The same token spent again by a process of another store: the documented limitation.
+        let mut again = line(
+            "P4#1",
+            130,
+            "refreshing",
+            serde_json::json!({"spending": fp}),
+        );
+        again.store = "B";
+        let v = verdict(&calls, &[spend.clone(), again], &crashed);
+        assert!(v.allowed, "{v:?}");
+        assert!(v.cause.contains("known limitation"), "{v:?}");
 
         let refreshed = line("P1#1", 101, "refreshed", serde_json::json!({"spent": fp}));
         let alive = [instance("P1#1", 1, None, None)];
