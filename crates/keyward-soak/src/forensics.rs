@@ -115,7 +115,7 @@ impl Evidence<'_> {
     fn keyward_spends(&self, fp: &str) -> Vec<&LogLine> {
         self.logs
             .iter()
-            .filter(|l| l.message == "refreshing" && l.field("spending") == fp)
+            .filter(|l| l.message.starts_with("refreshing") && l.field("spending") == fp)
             .collect()
     }
 

@@ -82,11 +82,11 @@ pub fn build(config: &Config) -> Result<App, AppError> {
 
 fn build_broker(config: &Config, store: Arc<SqliteStore>) -> Result<Arc<Broker>, AppError> {
     let store: Arc<dyn Store> = store;
-    let http = http_client(Duration::from_secs(10), config.token_timeout)
-        .map_err(|e| AppError::Http(e.to_string()))?;
+    let http = http_client(Duration::from_secs(10)).map_err(|e| AppError::Http(e.to_string()))?;
     let endpoint = Arc::new(CodexTokenEndpoint::new(
         http,
         config.codex_token_url.clone(),
+        config.token_timeout,
     ));
     let profiles = config
         .codex_profiles

@@ -12,16 +12,56 @@ use crate::token_endpoint::{RefreshFailure, RefreshFuture, RefreshTrigger, Token
 /// A token answer is a few kilobytes; anything far larger is not one.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
+/// A timer that fires this much after its deadline did so because the process was not running.
+const LATE_WAKE: Duration = Duration::from_secs(1);
+/// What a late timer grants the request to read what arrived meanwhile, at most `MAX_GRACES` times.
+const GRACE: Duration = Duration::from_secs(2);
+const MAX_GRACES: u32 = 3;
+
 pub struct CodexTokenEndpoint {
     http: reqwest::Client,
     url: String,
+    timeout: Duration,
 }
 
 impl CodexTokenEndpoint {
-    pub fn new(http: reqwest::Client, url: impl Into<String>) -> Self {
+    /// `timeout` bounds the whole refresh, from connecting to the answer's last byte.
+    pub fn new(http: reqwest::Client, url: impl Into<String>, timeout: Duration) -> Self {
         Self {
             http,
             url: url.into(),
+            timeout,
+        }
+    }
+}
+
+/// Runs `work` within `limit`, not counting time the process was not running. A keyward stopped
+/// (SIGSTOP, a debugger) while its refresh is out wakes with the answer waiting in the socket and
+/// its timer long past due; a plain timeout would win that race and turn an answer that arrived
+/// into an unknown outcome, a token spent for nothing. So a timer that fires late grants a short
+/// grace first, and the work is always polled before the timer.
+async fn within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, RefreshFailure>>,
+) -> Result<T, RefreshFailure> {
+    tokio::pin!(work);
+    let mut deadline = tokio::time::Instant::now() + limit;
+    let mut graces = 0;
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return done,
+            () = tokio::time::sleep_until(deadline) => {
+                let now = tokio::time::Instant::now();
+                if now.saturating_duration_since(deadline) > LATE_WAKE && graces < MAX_GRACES {
+                    graces += 1;
+                    deadline = now + GRACE;
+                    continue;
+                }
+                return Err(RefreshFailure::Unknown {
+                    detail: format!("timed out: no answer within {} s", limit.as_secs_f32()),
+                });
+            }
         }
     }
 }
@@ -43,7 +83,7 @@ impl TokenEndpoint for CodexTokenEndpoint {
         refresh_token: &'a Secret,
         trigger: RefreshTrigger,
     ) -> RefreshFuture<'a> {
-        Box::pin(async move {
+        Box::pin(within(self.timeout, async move {
             let reason = match trigger {
                 RefreshTrigger::Unauthorized => "unauthorized",
                 _ => "proactive_expiry",
@@ -90,7 +130,7 @@ impl TokenEndpoint for CodexTokenEndpoint {
                 refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
                 id_token: raw.id_token.filter(|t| !t.is_empty()).map(Secret::new),
             })
-        })
+        }))
     }
 }
 
@@ -202,13 +242,10 @@ fn error_code(body: &[u8]) -> Option<String> {
     safe.then(|| code.to_string())
 }
 
-pub fn http_client(
-    connect_timeout: Duration,
-    timeout: Duration,
-) -> reqwest::Result<reqwest::Client> {
+/// The token endpoint's client; the refresh's own deadline is `CodexTokenEndpoint`'s (`within`).
+pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .timeout(timeout)
         .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -216,6 +253,38 @@ pub fn http_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Work that finishes `after` from now, on tokio's (paused) clock.
+    async fn answer_after(after: Duration) -> Result<&'static str, RefreshFailure> {
+        tokio::time::sleep(after).await;
+        Ok("answer")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_later_than_the_deadline_is_an_unknown_outcome() {
+        let outcome = within(
+            Duration::from_secs(10),
+            answer_after(Duration::from_secs(12)),
+        )
+        .await;
+        assert!(
+            matches!(&outcome, Err(RefreshFailure::Unknown { detail }) if detail.contains("timed out")),
+            "{outcome:?}"
+        );
+    }
+
+    /// The process was stopped for 50 s while its refresh was out (the clock jumps past the
+    /// deadline at once); the answer, there by the time it wakes, is read, not given up.
+    #[tokio::test(start_paused = true)]
+    async fn a_process_woken_long_after_its_deadline_still_reads_the_answer() {
+        let refresh = tokio::spawn(within(
+            Duration::from_secs(10),
+            answer_after(Duration::from_millis(50_500)),
+        ));
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert_eq!(refresh.await.ok().and_then(Result::ok), Some("answer"));
+    }
 
     #[test]
     fn classifies_like_the_codex_cli() {
