@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::openai::OpenAiUpstream;
 use crate::pool::Pool;
 use crate::store::{PoolStore, SqliteStore, Store};
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamHttp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -47,15 +47,7 @@ pub struct App {
 pub fn build(config: &Config) -> Result<App, AppError> {
     let store = Arc::new(SqliteStore::open(&config.keyward_home)?);
     let broker = build_broker(config, store.clone())?;
-    // No overall timeout: a streamed answer may run for minutes; a stalled one is cut by the
-    // read timeout.
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(300))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AppError::Http(e.to_string()))?;
+    let http = UpstreamHttp::new().map_err(|e| AppError::Http(e.to_string()))?;
     let models = Arc::new(config.models.clone());
     let mut members: Vec<Arc<dyn Upstream>> = Vec::new();
     for profile in &config.codex_profiles {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -18,6 +19,45 @@ use crate::broker::AccessError;
 use crate::dialect::{Dialect, Invalid};
 use crate::profile::ProfileId;
 use crate::store::Usage;
+
+/// The HTTP client upstream requests go out with: one per thread, all with one configuration.
+/// A pooled connection is driven by the runtime that opened it, so with a client per serving
+/// thread (`gateway::server`) a request and its upstream connection stay on one core.
+#[derive(Clone)]
+pub struct UpstreamHttp {
+    /// For a thread whose own client could not be built (it was built once at start, so this
+    /// only happens if the system's TLS roots became unreadable since).
+    shared: reqwest::Client,
+}
+
+impl UpstreamHttp {
+    pub fn new() -> reqwest::Result<Self> {
+        Ok(Self {
+            shared: build_client()?,
+        })
+    }
+
+    /// This thread's client.
+    pub fn client(&self) -> reqwest::Client {
+        thread_local! {
+            static CLIENT: Option<reqwest::Client> = build_client().ok();
+        }
+        CLIENT
+            .with(Clone::clone)
+            .unwrap_or_else(|| self.shared.clone())
+    }
+}
+
+/// No overall timeout: a streamed answer may run for minutes; a stalled one is cut by the read
+/// timeout.
+fn build_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(300))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 
 /// The API an upstream speaks natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::secret::Secret;
 use crate::store::Usage;
 use crate::upstream::{
     header as header_text, retry_after, root_cause, Endpoint, Limit, Outgoing, SendError,
-    SendFuture, Sent, Upstream, Wire,
+    SendFuture, Sent, Upstream, UpstreamHttp, Wire,
 };
 
 pub const PROVIDER: &str = "anthropic";
@@ -38,11 +38,11 @@ pub struct AnthropicUpstream {
     /// Where the key came from (a variable's name, or the config file).
     origin: String,
     messages_url: Endpoint,
-    http: reqwest::Client,
+    http: UpstreamHttp,
 }
 
 impl AnthropicUpstream {
-    pub fn new(profile: &ApiKeyProfile, http: reqwest::Client) -> Self {
+    pub fn new(profile: &ApiKeyProfile, http: UpstreamHttp) -> Self {
         Self {
             id: profile.id.clone(),
             key: profile.key.clone(),
@@ -101,6 +101,7 @@ impl Upstream for AnthropicUpstream {
             let url = &self.messages_url;
             let mut request = self
                 .http
+                .client()
                 .post(url.url()?)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header("x-api-key", self.key.expose())
@@ -167,7 +168,10 @@ mod tests {
             base_url: DEFAULT_BASE_URL.into(),
             origin: "test".into(),
         };
-        let upstream = AnthropicUpstream::new(&profile, reqwest::Client::new());
+        let upstream = AnthropicUpstream::new(
+            &profile,
+            UpstreamHttp::new().unwrap_or_else(|e| panic!("{e}")),
+        );
         assert_eq!(
             upstream.model_for("claude-sonnet-4-5").as_deref(),
             Some("claude-sonnet-4-5")

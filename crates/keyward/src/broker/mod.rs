@@ -304,6 +304,9 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     counters: Counters,
     tracker: TaskTracker,
+    /// The runtime `start` ran on, which outlives every request: refreshes run there, so one
+    /// that a request on a serving thread began is not cut when that thread's runtime stops.
+    home: std::sync::OnceLock<tokio::runtime::Handle>,
     shutdown: CancellationToken,
 }
 
@@ -330,6 +333,7 @@ impl Broker {
             clock,
             counters: Counters::default(),
             tracker: TaskTracker::new(),
+            home: std::sync::OnceLock::new(),
             shutdown: CancellationToken::new(),
         })
     }
@@ -485,13 +489,27 @@ impl Broker {
         }
     }
 
-    /// Starts the ahead-of-expiry scheduler of every profile.
+    /// Starts the ahead-of-expiry scheduler of every profile, and makes this runtime the one
+    /// refreshes run on.
     pub fn start(self: &Arc<Self>) {
+        let _ = self.home.set(tokio::runtime::Handle::current());
         for runtime in &self.profiles {
             let broker = self.clone();
             let runtime = runtime.clone();
             self.tracker
                 .spawn(async move { scheduler::run(broker, runtime).await });
+        }
+    }
+
+    /// Runs a task that must finish even if its caller goes away, on the home runtime.
+    fn detach<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.home.get() {
+            Some(home) => self.tracker.spawn_on(task, home),
+            None => self.tracker.spawn(task),
         }
     }
 

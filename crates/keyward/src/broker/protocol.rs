@@ -52,10 +52,10 @@ impl Broker {
         seen: Fingerprint,
         rejected_access: Option<Fingerprint>,
     ) -> Result<Grant, AccessError> {
-        // Detached, so a caller that goes away (a client disconnecting) cannot cut the protocol
-        // between two of its journal steps.
+        // Detached, so a caller that goes away (a client disconnecting, its serving thread
+        // stopping) cannot cut the protocol between two of its journal steps.
         let (broker, rt) = (self.clone(), runtime.clone());
-        let task = self.tracker.spawn(async move {
+        let task = self.detach(async move {
             broker
                 .refresh_in_flight(&rt, trigger, seen, rejected_access)
                 .await

@@ -19,7 +19,7 @@ use crate::secret::Secret;
 use crate::store::{Usage, UsageWindow};
 use crate::upstream::{
     header as header_text, retry_after, root_cause, seconds_from, Endpoint, Limit, Outgoing,
-    SendError, SendFuture, Sent, Upstream, Wire,
+    SendError, SendFuture, Sent, Upstream, UpstreamHttp, Wire,
 };
 
 /// How long a profile rests after a 429 that names no reset.
@@ -28,7 +28,7 @@ const DEFAULT_COOLDOWN_SECS: i64 = 60;
 pub struct CodexUpstream {
     id: ProfileId,
     broker: Arc<Broker>,
-    http: reqwest::Client,
+    http: UpstreamHttp,
     responses_url: Endpoint,
     /// Where an `auth.json` in API-key mode sends its requests.
     openai_responses_url: Endpoint,
@@ -39,7 +39,7 @@ impl CodexUpstream {
     pub fn new(
         id: ProfileId,
         broker: Arc<Broker>,
-        http: reqwest::Client,
+        http: UpstreamHttp,
         base_url: &str,
         openai_base_url: &str,
         models: Arc<Models>,
@@ -63,7 +63,8 @@ impl CodexUpstream {
     /// An `auth.json` in API-key mode: the public OpenAI API with that key.
     async fn send_with_key(&self, request: Outgoing<'_>, key: &Secret) -> Result<Sent, SendError> {
         let body = openai::encode(request)?;
-        let response = openai::post(&self.http, &self.openai_responses_url, key, body).await?;
+        let response =
+            openai::post(&self.http.client(), &self.openai_responses_url, key, body).await?;
         Ok(Sent {
             response,
             dropped: Vec::new(),
@@ -77,7 +78,7 @@ impl CodexUpstream {
         body: Bytes,
     ) -> Result<reqwest::Response, SendError> {
         let url = &self.responses_url;
-        let mut request = self.http.post(url.url()?);
+        let mut request = self.http.client().post(url.url()?);
         for (name, value) in client_headers {
             if forwardable(name) {
                 request = request.header(name, value);

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::store::Usage;
 use crate::upstream::{
     header as header_text, retry_after, root_cause, Endpoint, Limit, Outgoing, SendError,
-    SendFuture, Sent, Upstream, Wire,
+    SendFuture, Sent, Upstream, UpstreamHttp, Wire,
 };
 
 pub const PROVIDER: &str = "openai";
@@ -35,12 +35,12 @@ pub struct OpenAiUpstream {
     /// Where the key came from (a variable's name, or the config file).
     origin: String,
     responses_url: Endpoint,
-    http: reqwest::Client,
+    http: UpstreamHttp,
     models: Arc<Models>,
 }
 
 impl OpenAiUpstream {
-    pub fn new(profile: &ApiKeyProfile, http: reqwest::Client, models: Arc<Models>) -> Self {
+    pub fn new(profile: &ApiKeyProfile, http: UpstreamHttp, models: Arc<Models>) -> Self {
         Self {
             id: profile.id.clone(),
             key: profile.key.clone(),
@@ -120,7 +120,7 @@ impl Upstream for OpenAiUpstream {
     fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             let body = encode(request)?;
-            let response = post(&self.http, &self.responses_url, &self.key, body).await?;
+            let response = post(&self.http.client(), &self.responses_url, &self.key, body).await?;
             Ok(Sent {
                 response,
                 dropped: Vec::new(),

@@ -383,3 +383,43 @@ async fn refresh_storm_1000_concurrent_requests_cause_one_token_call() -> Result
     assert!(mock.is_live(&home.refresh_token()?).await?);
     Ok(())
 }
+
+/// A refresh that a request started (a 401) finishes when keyward stops gracefully, even after
+/// that client went away: the rotated token lands in auth.json, not only in the provider's books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_a_departed_client_started_finishes_across_a_graceful_stop() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    let login = mock.login(Some(3600)).await?;
+    home.write_login(&login)?;
+    let first = refresh_token_of(&login);
+    mock.ttl_queue(json!([3600])).await?;
+    mock.response_faults(json!([{"kind": "status", "code": 401}]))
+        .await?;
+    // The provider rotates at once and answers 2 s later.
+    mock.token_faults(json!([{"kind": "delay_after_issue", "ms": 2000}]))
+        .await?;
+    let keyward = Arc::new(Keyward::serve(&home, &mock).await?);
+
+    let client = tokio::spawn({
+        let keyward = keyward.clone();
+        async move { keyward.respond(false).await }
+    });
+    wait_until("the request's refresh reaches the provider", || async {
+        mock.stat("token_calls").await.is_ok_and(|n| n >= 1)
+    })
+    .await?;
+    client.abort();
+    let _ = client.await;
+    let keyward = Arc::try_unwrap(keyward)
+        .map_err(|_| anyhow::anyhow!("the client task still holds keyward"))?;
+    stop(keyward).await?;
+
+    let now = home.refresh_token()?;
+    assert_ne!(now, first, "auth.json still holds the spent token");
+    assert!(
+        mock.is_live(&now).await?,
+        "auth.json holds a token the provider does not know as live"
+    );
+    mock.assert_no_reuse().await
+}
