@@ -13,8 +13,9 @@
 //! (`GET /admin/requests`).
 //!
 //! The library exists so keyward's tests can apply the backend's request
-//! rules ([`codex_rules`]) without a running server; everything else is
-//! reached through the `keyward-mock` binary.
+//! rules ([`codex_rules`]) without a running server, and so the tests and the
+//! soak configure the real Codex CLI one way ([`codex_cli_config`]);
+//! everything else is reached through the `keyward-mock` binary.
 
 mod admin;
 mod anthropic_api;
@@ -22,6 +23,7 @@ mod api_key;
 mod auth_file;
 mod cli;
 mod cli_refresh;
+pub mod codex_cli_config;
 pub mod codex_rules;
 mod conn_kill;
 mod faults;

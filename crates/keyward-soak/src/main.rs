@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use keyward_mock::codex_cli_config::{config_toml, Provider};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::watch as channel;
@@ -457,28 +458,13 @@ async fn run(args: Args) -> Result<bool> {
 /// `$CODEX_HOME/config.toml` sending the real Codex CLI's model calls and side calls to the
 /// mock, with analytics and plugin fetches off (they would try the internet).
 fn write_cli_config(codex_home: &Path, mock_url: &str) -> Result<()> {
-    let config = format!(
-        r#"model = "gpt-5.1-codex"
-model_provider = "mock"
-chatgpt_base_url = "{mock_url}/backend-api/"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[features]
-apps = false
-plugins = false
-remote_plugin = false
-tool_suggest = false
-
-[model_providers.mock]
-name = "mock"
-base_url = "{mock_url}/backend-api/codex"
-wire_api = "responses"
-requires_openai_auth = true
-"#
-    );
+    let backend = format!("{mock_url}/backend-api/codex");
+    let provider = Provider {
+        name: "mock",
+        base_url: &backend,
+        with_login: true,
+    };
+    let config = config_toml("gpt-5.1-codex", mock_url, &provider);
     std::fs::write(codex_home.join("config.toml"), config)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use keyward_mock::codex_cli_config::{config_toml, Provider};
 use serde_json::Value;
 
 use super::codex_cli::codex_cli;
@@ -130,31 +131,15 @@ async fn codex_cli_as_a_client_completes_a_turn_through_keyward() -> Result<()> 
     // The client CLI's own home: it holds no login; keyward supplies one upstream.
     let client_home = home.root().join("client-codex");
     std::fs::create_dir_all(&client_home)?;
+    let keyward_v1 = format!("{}/v1", keyward.url);
+    let provider = Provider {
+        name: "keyward",
+        base_url: &keyward_v1,
+        with_login: false,
+    };
     std::fs::write(
         client_home.join("config.toml"),
-        format!(
-            r#"model = "gpt-6.1-sol"
-model_provider = "keyward"
-chatgpt_base_url = "{mock}/backend-api/"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[features]
-apps = false
-plugins = false
-remote_plugin = false
-tool_suggest = false
-
-[model_providers.keyward]
-name = "keyward"
-base_url = "{keyward}/v1"
-wire_api = "responses"
-"#,
-            mock = mock.url,
-            keyward = keyward.url
-        ),
+        config_toml("gpt-6.1-sol", &mock.url, &provider),
     )?;
     let work = home.root().join("work");
     std::fs::create_dir_all(&work)?;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use keyward_mock::codex_cli_config::{config_toml, Provider};
 use serde_json::json;
 
 use crate::support::*;
@@ -21,29 +22,13 @@ pub(super) fn codex_cli() -> Option<PathBuf> {
 /// `$CODEX_HOME/config.toml` sending the CLI's model calls and side calls to the mock, with
 /// analytics and plugin fetches off (they would try the internet).
 fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
-    let config = format!(
-        r#"model = "gpt-5.1-codex"
-model_provider = "mock"
-chatgpt_base_url = "{url}/backend-api/"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[features]
-apps = false
-plugins = false
-remote_plugin = false
-tool_suggest = false
-
-[model_providers.mock]
-name = "mock"
-base_url = "{url}/backend-api/codex"
-wire_api = "responses"
-requires_openai_auth = true
-"#,
-        url = mock.url
-    );
+    let backend = mock.base_url();
+    let provider = Provider {
+        name: "mock",
+        base_url: &backend,
+        with_login: true,
+    };
+    let config = config_toml("gpt-5.1-codex", &mock.url, &provider);
     std::fs::write(home.codex_home().join("config.toml"), config)?;
     Ok(())
 }
