@@ -208,7 +208,7 @@ fn normalise(translated: Result<Translated, Invalid>) {
     };
     if let Ok(normalised) = backend::normalise(&mut translated.body) {
         for field in &normalised.dropped {
-            let _ = translated.client_name(field);
+            let _ = crate::dialect::client_name(&translated.renamed, field);
         }
     }
 }
