@@ -383,6 +383,9 @@ pub(crate) fn symptom_of(status: u16, body: &str) -> Symptom {
         503 if code == "profile_unavailable" || message.contains("cannot be served right now") => {
             Symptom::Refused { profiles }
         }
+        401 if code == "token_revoked" || message.contains("token has been revoked") => {
+            Symptom::Revoked
+        }
         _ => Symptom::Other,
     }
 }
@@ -621,6 +624,8 @@ data: {"type":"response.completed","response":{"status":"completed","output":[{"
         assert_eq!(symptom_of(502, injected), Symptom::UpstreamInjected);
         assert_eq!(symptom_of(429, "{}"), Symptom::RateLimited);
         assert_eq!(symptom_of(400, injected), Symptom::Other);
+        let revoked = r#"{"type":"error","error":{"type":"authentication_error","message":"Your authentication token has been revoked."}}"#;
+        assert_eq!(symptom_of(401, revoked), Symptom::Revoked);
         assert_eq!(symptom_of(500, "not json"), Symptom::Other);
     }
 

@@ -25,6 +25,9 @@ const CRASH_SEEN_LATE_MS: i64 = 5_000;
 /// After a limit lifts, keyward's processes may rest a profile this much longer: the upstream's
 /// `retry-after` rounds up, and cooldowns written by one process reach the others within 5 s.
 const LIMIT_TAIL_MS: i64 = 7_000;
+/// A revoked family is seen by the lineage watcher (once a second) a little after the reuse
+/// that revoked it, when requests already meet the revocation.
+const REVOCATION_SEEN_LATE_MS: i64 = 5_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
@@ -115,6 +118,8 @@ pub(crate) enum Symptom {
     RateLimited,
     /// keyward could not serve the profiles named (`needs_login`, `profile_unavailable`).
     Refused { profiles: Vec<String> },
+    /// The upstream's 401 for an access token whose family the provider revoked, passed through.
+    Revoked,
     /// A 200 whose answer is not the one asked for, or a stream that ended wrongly.
     BadAnswer,
     /// Any other status.
@@ -234,6 +239,11 @@ pub(crate) fn explain(
                 })
                 .map(|ev| format!("keyward could not serve a login ({})", ev.kind.label()))
         }
+        // Between a revocation and the fresh login that heals it, the family's access tokens are
+        // refused; whether the revocation itself was allowed is the lineage verdict's to say.
+        Symptom::Revoked => found(&[Kind::LineageEnded, Kind::Heal], &|ev| {
+            (ev.start_ms - REVOCATION_SEEN_LATE_MS, ev.end_or(now))
+        }),
         Symptom::Hang | Symptom::BadAnswer | Symptom::Other => None,
     }
 }
