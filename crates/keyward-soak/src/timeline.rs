@@ -455,6 +455,21 @@ mod tests {
         assert!(explain(&at(10_500, Symptom::RateLimited), &events, &health, NOW).is_none());
     }
 
+    /// An upstream 401 for a revoked family is explained by the revocation the watcher saw just
+    /// after it, or by the fresh login healing it; not by one long before.
+    #[test]
+    fn revoked_tokens_are_explained_by_their_revocation() {
+        let events = [
+            event(Kind::LineageEnded, 21_500, Some(21_500), None),
+            event(Kind::Heal, 21_500, Some(22_000), None),
+        ];
+        let health = HealthHistory::default();
+        let at = |t: i64| failure(t, t + 100, 1, Symptom::Revoked);
+        assert!(explain(&at(20_900), &events, &health, NOW).is_some());
+        assert!(explain(&at(21_900), &events, &health, NOW).is_some());
+        assert!(explain(&at(60_000), &events, &health, NOW).is_none());
+    }
+
     /// A refusal is explained by an earlier fault until the profile is seen healthy everywhere
     /// after that fault ended; a still-active fault always explains it.
     #[test]
