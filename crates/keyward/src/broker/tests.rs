@@ -16,6 +16,12 @@ async fn access(broker: &Arc<Broker>) -> Result<Grant, AccessError> {
     broker.access(&profile()).await
 }
 
+/// An access running on its own, for a test that moves the clock while it waits.
+fn spawn_access(broker: &Arc<Broker>) -> tokio::task::JoinHandle<Result<Grant, AccessError>> {
+    let broker = broker.clone();
+    tokio::spawn(async move { access(&broker).await })
+}
+
 fn refresh_of(grant: &Grant) -> String {
     grant.credential.refresh_token.expose().to_string()
 }
@@ -150,10 +156,7 @@ async fn a_rejected_token_turns_needs_login_when_no_newer_lineage_lands() -> Tes
     world.provider.push_script(Script::Reject);
     world.expire();
 
-    let waiting = tokio::spawn({
-        let broker = broker.clone();
-        async move { access(&broker).await }
-    });
+    let waiting = spawn_access(&broker);
     world.clock.sleeping().await;
     world.clock.advance(world.settings.settle_window);
     let (detail, remedy) = expect_needs_login(waiting.await?);
@@ -175,10 +178,7 @@ async fn a_rejected_token_adopts_a_lineage_landing_within_the_settle_window() ->
     world.provider.push_script(Script::Reject);
     world.expire();
 
-    let waiting = tokio::spawn({
-        let broker = broker.clone();
-        async move { access(&broker).await }
-    });
+    let waiting = spawn_access(&broker);
     world.clock.sleeping().await;
     let login = world.cli.login();
     world.clock.advance(Duration::from_millis(100));
@@ -245,12 +245,7 @@ async fn refresh_storm_200_concurrent_accesses_make_one_token_call() -> TestResu
     world.expire();
     world.provider.hold();
 
-    let callers: Vec<_> = (0..200)
-        .map(|_| {
-            let broker = broker.clone();
-            tokio::spawn(async move { access(&broker).await })
-        })
-        .collect();
+    let callers: Vec<_> = (0..200).map(|_| spawn_access(&broker)).collect();
     world.provider.call_in_flight().await;
     for _ in 0..50 {
         tokio::task::yield_now().await;
