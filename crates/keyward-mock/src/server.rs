@@ -82,6 +82,9 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/admin/requests", get(admin::requests))
         .route("/admin/usage_limit", post(admin::usage_limit))
         .route("/admin/api_key_limit", post(admin::api_key_limit))
+        // The real backends take requests far larger than axum's 2 MiB default (a long
+        // conversation with images); their own limit is not known, so a generous one.
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(state)
 }
 

@@ -113,13 +113,16 @@ pub fn run(cli: Cli) -> u8 {
             return exit::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen } => serve(config, listen).await,
             Command::Status { json } => status(config, json).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
         }
-    })
+    });
+    // Blocking work still running (a file read that hangs) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
@@ -192,20 +195,49 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP (the terminal closing) all stop keyward gracefully.
+/// Resolves at the first SIGINT, SIGTERM or SIGHUP (the terminal closing): a graceful stop. A
+/// second signal ends the process at once; a refresh it cuts short is in the journal, and the
+/// next start finishes it.
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hangup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
+    let mut signals = match StopSignals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM and SIGHUP; only Ctrl-C stops keyward");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hangup.recv() => {}
+    signals.next().await;
+    tracing::info!("stopping: requests in flight may finish; a second signal stops at once");
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("stopping at once: requests in flight are cut; a refresh in flight is finished from the journal at the next start");
+        std::process::exit(i32::from(exit::FAILURE));
+    });
+}
+
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
+        }
     }
 }
 

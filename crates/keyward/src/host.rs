@@ -30,6 +30,8 @@ pub enum HostError {
     NotADirectory { path: String },
     #[error("{path} is not a regular file")]
     NotAFile { path: String },
+    #[error("{path} is a symbolic link; keyward keeps tokens in its store and uses only its own files there, never a link whose target someone could change. To fix: put the file itself there (`mv` the target over the link)")]
+    Symlink { path: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -45,7 +47,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> HostError + '_ {
     }
 }
 
-fn our_uid() -> u32 {
+pub(crate) fn our_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
@@ -150,6 +152,18 @@ pub fn foreign_owner_warning(meta: &fs::Metadata, path: &Path) -> Option<String>
             meta.uid()
         )
     })
+}
+
+/// A store file (the database, its WAL and shared memory): not a symbolic link (whoever can
+/// change the link's target decides where tokens are written), and, when it exists, a file of
+/// this user's that nobody else can write.
+pub fn check_store_file(path: &Path) -> Result<(), HostError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(HostError::Symlink {
+            path: path.display().to_string(),
+        }),
+        _ => check_own_file(path),
+    }
 }
 
 /// The store files beside `db`, which must all be this user's.

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod cli;
 pub mod codex;
 pub mod config;
+mod cpu;
 pub mod credential;
 pub mod dialect;
 pub mod failpoint;

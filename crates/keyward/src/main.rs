@@ -1,3 +1,7 @@
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -24,6 +28,11 @@ fn main() -> ExitCode {
     match cli.log_format {
         keyward::cli::LogFormat::Json => logs.json().init(),
         keyward::cli::LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    #[cfg(not(target_env = "msvc"))]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        // Memory is then returned when later allocations run the decay instead of on a timer.
+        tracing::debug!(error = %e, "jemalloc's background purging is unavailable");
     }
     ExitCode::from(keyward::cli::run(cli))
 }

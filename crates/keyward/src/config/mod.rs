@@ -77,6 +77,9 @@ struct GatewayFile {
     header_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     body_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_timeout: Option<Duration>,
+    max_request_memory: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,10 +176,16 @@ pub struct GatewayConfig {
     pub hosts: Vec<String>,
     pub max_connections: usize,
     pub max_body_bytes: usize,
-    /// How long a client may take to send its request headers.
+    /// How long a connection may take to send a complete request head, from its accept or from
+    /// the end of its previous answer.
     pub header_timeout: Duration,
     /// How long a client may take to send its request body.
     pub body_timeout: Duration,
+    /// How long a stop waits for requests in flight before it cuts them.
+    pub shutdown_timeout: Duration,
+    /// The memory all requests in flight may take together: bodies being received, and the
+    /// work of parsing and translating them.
+    pub max_request_memory: usize,
 }
 
 impl Default for GatewayConfig {
@@ -189,6 +198,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 32 << 20,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            max_request_memory: 1 << 30,
         }
     }
 }
@@ -408,6 +419,17 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
             .collect(),
         None => file.api_keys.clone().unwrap_or_default(),
     };
+    if let Some(blank) = keys
+        .iter()
+        .position(|k| !k.chars().all(|c| c.is_ascii_graphic()))
+    {
+        // A client's key is read from a header, as ASCII text with its blanks trimmed: a key with
+        // blanks or other characters could never match.
+        return Err(format!(
+            "gateway key #{} contains blanks or characters other than printable ASCII: a key must be one word such as `openssl rand -hex 24` prints",
+            blank + 1
+        ));
+    }
     if let Some(short) = keys.iter().position(|k| k.len() < MIN_API_KEY_LEN) {
         // The key itself is never repeated in an error.
         return Err(format!(
@@ -426,6 +448,11 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
         file.body_timeout.unwrap_or(defaults.body_timeout),
         (secs(1), secs(600)),
     )?;
+    let shutdown_timeout = bounded(
+        "[gateway] shutdown_timeout",
+        file.shutdown_timeout.unwrap_or(defaults.shutdown_timeout),
+        (Duration::ZERO, secs(3600)),
+    )?;
     let max_connections = file.max_connections.unwrap_or(defaults.max_connections);
     if !(1..=1_000_000).contains(&max_connections) {
         return Err(format!(
@@ -436,6 +463,14 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
     if !(1024..=(1 << 30)).contains(&max_body_bytes) {
         return Err(format!(
             "[gateway] max_body_bytes = {max_body_bytes} is out of range: it must be between 1024 and 1073741824"
+        ));
+    }
+    let max_request_memory = file
+        .max_request_memory
+        .unwrap_or(defaults.max_request_memory);
+    if !((16 << 20)..=(1 << 40)).contains(&max_request_memory) {
+        return Err(format!(
+            "[gateway] max_request_memory = {max_request_memory} is out of range: it must be between 16777216 (16 MiB) and 1099511627776 (1 TiB)"
         ));
     }
     Ok(GatewayConfig {
@@ -452,6 +487,8 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
         max_body_bytes,
         header_timeout,
         body_timeout,
+        shutdown_timeout,
+        max_request_memory,
     })
 }
 
@@ -560,6 +597,28 @@ home = "~/.codex-work"
             PathBuf::from("/h/.codex-work")
         );
         Ok(())
+    }
+
+    /// A gateway key that could never match what a client sends is refused, without echoing it.
+    #[test]
+    fn keys_of_blanks_are_refused() {
+        for key in [
+            "                    ",
+            "key with blanks 0123456789",
+            "ключ-ключ-ключ-ключ",
+        ] {
+            let file = GatewayFile {
+                api_keys: Some(vec![key.to_string()]),
+                ..GatewayFile::default()
+            };
+            match gateway_config(&env(&[]), &file) {
+                Err(detail) => {
+                    assert!(detail.contains("gateway key #1"), "{detail}");
+                    assert!(!detail.contains(key), "{detail}");
+                }
+                Ok(_) => panic!("{key:?} was accepted"),
+            }
+        }
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub(super) async fn read_error(response: reqwest::Response) -> (u16, HeaderMap, 
 }
 
 /// Upstream answer headers passed on to the client: not hop-by-hop ones, no cookies, no CORS
-/// grants (keyward decides those), no length or type (the body may be re-encoded).
+/// grants (keyward decides those), no length or type (the body may be re-encoded), and none of
+/// keyward's own `x-keyward-*` (an upstream's would replace what keyward says about the answer,
+/// and end up in its metrics).
 pub(super) fn answer_headers(from: &HeaderMap) -> HeaderMap {
     let mut to = HeaderMap::new();
     for (name, value) in from {
@@ -56,7 +58,8 @@ pub(super) fn answer_headers(from: &HeaderMap) -> HeaderMap {
                 | "upgrade"
                 | "alt-svc"
                 | "strict-transport-security"
-        ) || name_str.starts_with("access-control-");
+        ) || name_str.starts_with("access-control-")
+            || name_str.starts_with("x-keyward-");
         if !skip {
             to.append(name.clone(), value.clone());
         }
@@ -218,4 +221,22 @@ fn sse_response(body: Body, headers: HeaderMap) -> Response {
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream's `x-keyward-*` headers never reach the client, nor its hop-by-hop ones.
+    #[test]
+    fn upstream_headers_cannot_speak_for_keyward() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert("x-keyward-profile", HeaderValue::from_static("evil"));
+        upstream.insert("x-keyward-dropped", HeaderValue::from_static("all"));
+        upstream.insert("set-cookie", HeaderValue::from_static("a=b"));
+        upstream.insert("x-request-id", HeaderValue::from_static("req-1"));
+        let passed = answer_headers(&upstream);
+        assert_eq!(passed.len(), 1, "{passed:?}");
+        assert_eq!(passed.get("x-request-id"), upstream.get("x-request-id"));
+    }
 }

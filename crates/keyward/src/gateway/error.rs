@@ -74,6 +74,19 @@ impl ApiError {
         )
     }
 
+    /// keyward cannot serve this now (it is stopping, or busy): try again.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "unavailable",
+                message.into(),
+            )
+        }
+    }
+
     pub fn with_code(self, code: &str) -> Self {
         Self {
             code: Some(code.to_string()),

@@ -26,6 +26,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::memory::{MemoryBudget, Reservation};
 use super::ApiError;
 use crate::config::GatewayConfig;
 use crate::dialect::Dialect;
@@ -41,11 +42,19 @@ pub(super) struct FrontDoor {
     hosts: Vec<String>,
     max_body_bytes: usize,
     body_timeout: Duration,
+    memory: MemoryBudget,
 }
 
-/// Whether the request carried a valid gateway key (always true when keyward has none).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Authenticated(pub bool);
+/// Who is asking, as far as the gateway keys can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// Presented one of keyward's gateway keys.
+    Keyed,
+    /// keyward has no gateway keys: any local process that reaches the port.
+    Open,
+    /// keyward has keys and this request presented none that matches.
+    Anonymous,
+}
 
 impl FrontDoor {
     pub fn new(config: &GatewayConfig) -> Self {
@@ -59,6 +68,7 @@ impl FrontDoor {
             hosts: config.hosts.clone(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
+            memory: MemoryBudget::new(config.max_request_memory),
         }
     }
 
@@ -85,7 +95,10 @@ impl FrontDoor {
     }
 
     fn host_is_allowed(&self, host: &str) -> bool {
-        let name = host_name(host).to_ascii_lowercase();
+        let Some(name) = host_name(host) else {
+            return false;
+        };
+        let name = name.to_ascii_lowercase();
         is_loopback_name(&name) || self.hosts.contains(&name)
     }
 }
@@ -120,6 +133,11 @@ pub(super) async fn guard(
     if let Some(refusal) = refuse_browser(headers, origin.as_deref(), granted.is_some()) {
         return refusal.render(dialect);
     }
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        // RFC 9112: a request with more than one Host is refused; which one a check read and
+        // which one a later reader takes could differ.
+        return ApiError::bad_request("the request has more than one Host header").render(dialect);
+    }
     if request.method() == Method::OPTIONS && headers.contains_key("access-control-request-method")
     {
         return preflight(granted.as_deref());
@@ -144,23 +162,29 @@ pub(super) async fn guard(
             .render(dialect);
         }
     }
-    let authenticated =
-        !door.has_keys() || presented_key(headers).is_some_and(|k| door.key_is_valid(k));
-    if !authenticated && request.uri().path() != "/healthz" {
+    let caller = if !door.has_keys() {
+        Caller::Open
+    } else if presented_key(headers).is_some_and(|k| door.key_is_valid(k)) {
+        Caller::Keyed
+    } else {
+        Caller::Anonymous
+    };
+    if caller == Caller::Anonymous && request.uri().path() != "/healthz" {
         return unauthorized(presented_key(headers).is_some()).render(dialect);
     }
 
     let mut request = request;
-    request
-        .extensions_mut()
-        .insert(Authenticated(authenticated));
+    request.extensions_mut().insert(caller);
+    // The request's share of the memory budget, held until its answer has begun.
+    let mut reservation = Reservation::default();
     if request.method() == Method::POST {
-        request = match read_body(&door, request).await {
+        request = match read_body(&door, request, &mut reservation).await {
             Ok(request) => request,
             Err(refusal) => return refusal.render(dialect),
         };
     }
     let mut response = next.run(request).await;
+    drop(reservation);
     if let Some(origin) = granted {
         grant_cors(response.headers_mut(), &origin);
     }
@@ -268,8 +292,13 @@ fn unauthorized(presented: bool) -> ApiError {
     }
 }
 
-/// Reads a POST body whole, within the size and time limits, after checking it is JSON.
-async fn read_body(door: &FrontDoor, request: Request) -> Result<Request, ApiError> {
+/// Reads a POST body whole, within the size, time and memory limits, after checking it is JSON;
+/// then waits for the memory its parsing will take.
+async fn read_body(
+    door: &FrontDoor,
+    request: Request,
+    reservation: &mut Reservation,
+) -> Result<Request, ApiError> {
     let headers = request.headers();
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -297,8 +326,14 @@ async fn read_body(door: &FrontDoor, request: Request) -> Result<Request, ApiErr
         linger(body);
         return Err(too_large(door.max_body_bytes));
     }
+    // A declared length is held up front (and the buffer sized once); a chunked body as it comes.
+    let declared = declared.map_or(0, |len| len as usize);
+    if let Err(busy) = door.memory.hold_body(reservation, declared) {
+        linger(body);
+        return Err(busy);
+    }
     let deadline = tokio::time::Instant::now() + door.body_timeout;
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(declared);
     loop {
         match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
@@ -325,10 +360,17 @@ async fn read_body(door: &FrontDoor, request: Request) -> Result<Request, ApiErr
                     linger(body);
                     return Err(too_large(door.max_body_bytes));
                 }
+                let beyond_declared =
+                    (bytes.len() + data.len()).saturating_sub(declared.max(bytes.len()));
+                if let Err(busy) = door.memory.hold_body(reservation, beyond_declared) {
+                    linger(body);
+                    return Err(busy);
+                }
                 bytes.extend_from_slice(&data);
             }
         }
     }
+    door.memory.reserve_work(reservation, &bytes).await?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
@@ -366,19 +408,41 @@ fn too_large(limit: usize) -> ApiError {
     }
 }
 
-/// The name part of a `Host` value: without the port, IPv6 without brackets.
-fn host_name(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default();
-    }
-    host.rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(name, _)| name)
+/// The name in a `Host` value (`name[:port]` or `[IPv6][:port]`, IPv6 without its brackets), or
+/// `None` when the value is not of that form: anything after the name but a port, empty labels
+/// (`localhost..`), characters no host name has.
+fn host_name(host: &str) -> Option<&str> {
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, rest) = bracketed.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            (inside, rest)
+        }
+        None => {
+            let (name, rest) = host.split_at(host.find(':').unwrap_or(host.len()));
+            let labels = name.strip_suffix('.').unwrap_or(name);
+            let well_formed = labels.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            if !well_formed {
+                return None;
+            }
+            (name, rest)
+        }
+    };
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|port| {
+            (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok.then_some(name)
 }
 
 /// `localhost` and its subdomains (RFC 6761: always loopback), 127.0.0.0/8 and ::1.
 fn is_loopback_name(name: &str) -> bool {
-    let name = name.trim_end_matches('.');
+    let name = name.strip_suffix('.').unwrap_or(name);
     if name == "localhost" || name.ends_with(".localhost") {
         return true;
     }
@@ -412,6 +476,8 @@ mod tests {
             "127.8.9.1",
             "app.localhost:1",
             "keyward.lan:7411",
+            "localhost.:7411",
+            "[::1]",
         ] {
             assert!(door.host_is_allowed(ok), "{ok}");
         }
@@ -422,6 +488,17 @@ mod tests {
             "[::2]:1",
             "",
             "localhost.evil.example",
+            "[::1]evil.example",
+            "[::1]:7411evil",
+            "[::1]:",
+            "localhost..",
+            "localhost..:7411",
+            ".localhost",
+            "127.0.0.1:7411:7411",
+            "127.0.0.1:74111111",
+            "local host",
+            "localhost@evil.example",
+            "[evil.example]",
         ] {
             assert!(!door.host_is_allowed(bad), "{bad}");
         }

@@ -1,5 +1,10 @@
 //! `GET /healthz`: liveness, with each profile's health, cooldown and usage windows, and
 //! keyward's refresh counters.
+//!
+//! What it shows depends on the caller: a caller with a gateway key sees everything; without
+//! keys (any local process, other users' included, can reach a loopback port) everything but the
+//! accounts' e-mail addresses, which `keyward status` shows to the user who runs it; a caller
+//! without a key when keyward has keys, only that keyward is alive.
 
 use std::sync::Arc;
 
@@ -7,21 +12,24 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::front_door::Authenticated;
+use super::front_door::Caller;
 use super::Gateway;
 use crate::report::pool_reports;
 
 pub(super) async fn handle(
     State(gateway): State<Arc<Gateway>>,
-    Extension(Authenticated(authenticated)): Extension<Authenticated>,
+    Extension(caller): Extension<Caller>,
 ) -> Json<Value> {
-    // Without a key (when keyward has keys), only liveness: accounts and plans are not for
-    // whoever reaches the port.
-    if !authenticated {
+    if caller == Caller::Anonymous {
         return Json(json!({"status": "ok"}));
     }
     let broker = &gateway.broker;
-    let profiles = pool_reports(broker, &gateway.pool).await;
+    let mut profiles = pool_reports(broker, &gateway.pool).await;
+    if caller == Caller::Open {
+        for profile in &mut profiles {
+            profile.email = None;
+        }
+    }
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

@@ -5,10 +5,11 @@ mod answer;
 mod error;
 mod front_door;
 mod health;
+mod memory;
 mod models;
 mod observe;
 mod pipeline;
-pub mod server;
+mod server;
 
 use std::sync::Arc;
 
@@ -124,7 +125,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         .render(front_door::dialect_of(uri.path()))
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets requests in flight finish within the configured
+/// `shutdown_timeout`.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
@@ -133,6 +135,7 @@ pub async fn serve(
     let limits = server::Limits {
         max_connections: gateway.config.max_connections,
         header_timeout: gateway.config.header_timeout,
+        shutdown_timeout: gateway.config.shutdown_timeout,
     };
     server::run(gateway.router(), listener, limits, shutdown).await
 }

@@ -89,13 +89,18 @@ pub(super) async fn one(
 /// `POST /v1/messages/count_tokens`: counted locally over the translated request, so the count
 /// is of what the upstream would be sent.
 pub(super) async fn count_tokens(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
-    let translated = match dialect::messages::translate(&body) {
-        Ok(translated) => translated,
-        Err(invalid) => return ApiError::from(invalid).render(Dialect::Messages),
-    };
-    if gateway.models.resolve(&translated.model).is_none() {
-        return ApiError::unknown_model(&translated.model).render(Dialect::Messages);
+    let gateway = gateway.clone();
+    let counted = crate::cpu::run(body.len(), move || {
+        let translated = dialect::messages::translate(&body)?;
+        if gateway.models.resolve(&translated.model).is_none() {
+            return Err(ApiError::unknown_model(&translated.model));
+        }
+        Ok(dialect::count_tokens::count(&translated.body))
+    })
+    .await;
+    match counted {
+        Ok(Ok(tokens)) => Json(json!({"input_tokens": tokens})).into_response(),
+        Ok(Err(error)) => error.render(Dialect::Messages),
+        Err(stopping) => ApiError::unavailable(stopping.to_string()).render(Dialect::Messages),
     }
-    let tokens = dialect::count_tokens::count(&translated.body);
-    Json(json!({"input_tokens": tokens})).into_response()
 }

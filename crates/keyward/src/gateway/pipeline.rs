@@ -71,7 +71,12 @@ async fn run(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let translated = parse(dialect, body)?;
+    let translated = {
+        let body = body.clone();
+        crate::cpu::run(body.len(), move || parse(dialect, &body))
+            .await
+            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+    };
     let forced = forced_profile(headers)?;
     let session = session_key(&translated, headers);
     let pool = &gateway.pool;

@@ -89,20 +89,23 @@ impl SqliteStore {
             .mode(0o700)
             .create(dir)
             .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
+        // Tokens pass through these files: none may be a link, another user's, or writable by
+        // one. Checked before anything opens them, so a link is never followed.
+        for file in crate::host::store_files(&path) {
+            crate::host::check_store_file(&file).map_err(|e| fail(e.to_string()))?;
+        }
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives its -wal and
-        // -shm files the database file's mode.
+        // -shm files the database file's mode. O_NOFOLLOW: a link planted since the check above
+        // is refused rather than followed.
         OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| fail(format!("cannot create: {e}")))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
-        // Tokens pass through these files: none may be another user's, or writable by one.
-        for file in crate::host::store_files(&path) {
-            crate::host::check_own_file(&file).map_err(|e| fail(e.to_string()))?;
-        }
         let fail_db = |e| db_error(&path, e);
         let conn = Connection::open(&path).map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
@@ -481,6 +484,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = SqliteStore::open(&dir.path().join("home")).unwrap_or_else(|e| panic!("{e}"));
         (dir, store)
+    }
+
+    /// A store file that is a symbolic link is refused, and its target is left untouched.
+    #[test]
+    fn symlinked_store_files_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        for name in ["keyward.db", "keyward.db-wal"] {
+            let dir = tempfile::tempdir()?;
+            let home = dir.path().join("home");
+            fs::create_dir(&home)?;
+            let elsewhere = dir.path().join("elsewhere.db");
+            std::os::unix::fs::symlink(&elsewhere, home.join(name))?;
+            let refused = SqliteStore::open(&home).err().map(|e| e.to_string());
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("symbolic link")),
+                "{name}: {refused:?}"
+            );
+            assert!(!elsewhere.exists(), "{name}: the link was followed");
+        }
+        Ok(())
     }
 
     /// Once a journal entry is settled, its tokens are nowhere in the store's files, the

@@ -11,13 +11,9 @@ use crate::support::*;
 
 const KEY: &str = "kw-test-key-0123456789abcdef";
 
-fn host_port(keyward: &Keyward) -> String {
-    keyward.url.trim_start_matches("http://").to_string()
-}
-
 /// Sends one raw HTTP/1.1 request and reads the whole answer (the server closes after it).
 async fn raw(keyward: &Keyward, request: String) -> Result<String> {
-    let mut stream = TcpStream::connect(host_port(keyward)).await?;
+    let mut stream = TcpStream::connect(keyward.host_port()).await?;
     stream.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();
     tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await??;
@@ -90,10 +86,74 @@ async fn gateway_keys_are_enforced() -> Result<()> {
     )
     .await?;
     assert!(body["profiles"].is_array(), "{body}");
+    assert_eq!(
+        body["profiles"][0]["email"], "dev@example.com",
+        "a keyed caller sees the account: {body}"
+    );
     assert!(
         !keyward.log().contains(KEY),
         "a gateway key reached the log"
     );
+    Ok(())
+}
+
+/// Without gateway keys, any local process (another user's too) reaches `/healthz`: it shows the
+/// profiles' health but not the accounts' e-mail addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_without_keys_shows_no_email() -> Result<()> {
+    let (_mock, _home, keyward) = serving().await?;
+    let health = keyward.healthz().await?;
+    let profile = &health["profiles"][0];
+    assert_eq!(profile["health"]["state"], "ok", "{health}");
+    assert!(profile["email"].is_null(), "{health}");
+    assert!(!health.to_string().contains("dev@example.com"), "{health}");
+    Ok(())
+}
+
+/// A gateway key made of blanks (or anything a header cannot carry whole) could never match: the
+/// configuration is refused, naming the key by its place, never its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_can_never_match_are_refused() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_config("[gateway]\napi_keys = [\"                        \"]\n")?;
+    let out = home
+        .keyward(&mock)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gateway key #1"), "{stderr}");
+    Ok(())
+}
+
+/// Two `Host` headers, or a `Host` with more than a name and a port, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_hosts_are_refused() -> Result<()> {
+    let (_mock, _home, keyward) = serving().await?;
+    let request =
+        |hosts: &str| format!("GET /v1/models HTTP/1.1\r\n{hosts}connection: close\r\n\r\n");
+    let answer = raw(
+        &keyward,
+        request(&format!(
+            "Host: {}\r\nHost: evil.example\r\n",
+            keyward.host_port()
+        )),
+    )
+    .await?;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    for host in [
+        "[::1]evil.example",
+        "localhost..",
+        "127.0.0.1:7411:1",
+        "localhost@evil.example",
+    ] {
+        let answer = raw(&keyward, request(&format!("Host: {host}\r\n"))).await?;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer}");
+        assert!(answer.contains("forbidden_host"), "{host}: {answer}");
+    }
+    let answer = raw(&keyward, request("Host: localhost.:7411\r\n")).await?;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     Ok(())
 }
 
@@ -265,7 +325,7 @@ async fn half_sent_requests_are_cut() -> Result<()> {
     .await?;
     let mut stalled = Vec::new();
     for _ in 0..200 {
-        let mut stream = TcpStream::connect(host_port(&keyward)).await?;
+        let mut stream = TcpStream::connect(keyward.host_port()).await?;
         stream
             .write_all(b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: appl")
             .await?;
@@ -282,7 +342,7 @@ async fn half_sent_requests_are_cut() -> Result<()> {
         &keyward,
         format!(
             "POST /v1/responses HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{{\"model\":",
-            host_port(&keyward)
+            keyward.host_port()
         ),
     )
     .await?;
@@ -301,7 +361,7 @@ async fn oversized_bodies_and_unknown_routes_get_json_errors() -> Result<()> {
         &keyward,
         format!(
             "POST /v1/messages HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\ncontent-length: 1000000000\r\nconnection: close\r\n\r\n",
-            host_port(&keyward)
+            keyward.host_port()
         ),
     )
     .await?;

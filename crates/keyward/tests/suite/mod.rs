@@ -11,5 +11,6 @@ mod observability;
 mod openai_sdk;
 mod pool;
 mod processes;
+mod request_path;
 mod secrets;
 mod sources;

@@ -440,6 +440,11 @@ impl Keyward {
         self.child.as_ref().map(Child::id).unwrap_or_default()
     }
 
+    /// `127.0.0.1:PORT`, for raw sockets.
+    pub fn host_port(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
