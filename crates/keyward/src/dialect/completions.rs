@@ -1,22 +1,17 @@
 //! OpenAI legacy text completions (`/v1/completions`), translated to the Responses API and back.
 //!
 //! The prompt becomes one user message. The answer's text goes back as `text_completion`
-//! objects, through the chat translator's machinery in its completion shape
-//! ([`ChunkStream`] with [`Shape::Completion`]): the two dialects differ only in how a piece
-//! of text is framed.
+//! objects, through the chunk machinery chat uses, in its completion shape ([`ChunkStream`]
+//! with [`Shape::Completion`]): the two dialects differ only in how a piece of text is framed.
 
 use serde_json::{json, Value};
 
-use super::chat::{
-    answer_id, created_at, finish_reason, include_usage_option, single_choice, stop_sequences,
-    ChunkStream, Draft, Shape,
-};
+use super::chunks::{answer_id, created_at, finish_reason, ChunkStream, Shape};
+use super::draft::{include_usage_option, single_choice, stop_sequences, Draft};
+use super::fields::{json_kind, model_field, parse_object, stream_flag};
 use super::responses::{message_item, output_text, text_part, Ending, Usage};
 use super::stop::StopMatcher;
-use super::{
-    json_kind, model_field, parse_object, stream_flag, Answer, Invalid, StreamTranslator,
-    Translated,
-};
+use super::{Answer, Invalid, StreamTranslator, Translated};
 
 /// A `/v1/completions` request as a Responses request, with how to answer it.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::fields::{json_kind, model_field, parse_object, stream_flag};
 use super::sse::Event;
-use super::{model_field, parse_object, stream_flag, Invalid, Translated};
+use super::{Invalid, Translated};
 
 /// A `/v1/responses` request, checked for the fields keyward itself needs.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
@@ -19,7 +20,7 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
                 "input",
                 format!(
                     "`input` must be a string or an array of items, not {}",
-                    super::json_kind(other)
+                    json_kind(other)
                 ),
             ))
         }
