@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::count_tokens::count_text;
-use super::responses::{event_type, Ending, StreamFailure, Usage};
+use super::responses::{Ending, StreamEvent, StreamFailure, Usage};
 use super::stop::StopMatcher;
 use super::{unix_now, write_frame, Flow, StreamTranslator};
 
@@ -132,26 +132,21 @@ impl ChunkStream {
     /// `finish_reason`). `None` for any other event, which only chat reads.
     pub fn shared_event(
         &mut self,
-        event: &Value,
+        event: &StreamEvent,
         called_tools: bool,
         out: &mut Vec<u8>,
     ) -> Option<Flow> {
         if self.ended {
             return Some(Flow::Continue);
         }
-        let kind = event_type(event);
-        if matches!(kind, "response.failed" | "error") {
-            self.fail(&StreamFailure::from_event(event), out);
+        if let Some(failure) = event.failure() {
+            self.fail(failure, out);
             return Some(Flow::Continue);
         }
-        self.start(event, out);
-        match kind {
-            "response.output_text.delta" => {
-                let delta = event.get("delta").and_then(Value::as_str).unwrap_or("");
-                Some(self.text(delta, out))
-            }
-            "response.completed" | "response.incomplete" => {
-                let response = event.get("response").unwrap_or(&Value::Null);
+        self.start(event.response(), out);
+        match event {
+            StreamEvent::OutputTextDelta { delta, .. } => Some(self.text(delta, out)),
+            StreamEvent::Completed { response } | StreamEvent::Incomplete { response } => {
                 self.flush_text(out);
                 let finish = finish_reason(Ending::of(response), called_tools);
                 self.end(finish, Usage::of(response), out);
@@ -161,13 +156,13 @@ impl ChunkStream {
         }
     }
 
-    /// The first event: fixes the answer's id and time, and opens the answer.
-    fn start(&mut self, event: &Value, out: &mut Vec<u8>) {
+    /// The first event: fixes the answer's id and time (from the response it carries, if any),
+    /// and opens the answer.
+    fn start(&mut self, response: &Value, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
         self.started = true;
-        let response = event.get("response").unwrap_or(&Value::Null);
         self.id = answer_id(self.shape, response);
         self.created = created_at(response);
         match self.shape {
@@ -270,7 +265,7 @@ impl ChunkStream {
 }
 
 impl StreamTranslator for ChunkStream {
-    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow {
         self.shared_event(event, false, out)
             .unwrap_or(Flow::Continue)
     }

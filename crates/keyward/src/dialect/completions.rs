@@ -153,8 +153,8 @@ mod tests {
     use super::*;
     use crate::dialect::chat::strategies::any_json;
     use crate::dialect::count_tokens::count_text;
-    use crate::dialect::responses::Assembler;
-    use crate::dialect::testing::{fixture_events, frames, run};
+    use crate::dialect::responses::StreamEvent;
+    use crate::dialect::testing::{assembled, fixture_events, frames, run};
     use proptest::prelude::*;
 
     fn refused(request: &Value) -> Invalid {
@@ -173,17 +173,7 @@ mod tests {
         })
     }
 
-    fn assembled(fixture: &str) -> Value {
-        let mut assembler = Assembler::default();
-        for event in fixture_events(fixture) {
-            assembler.push(&event);
-        }
-        assembler
-            .finish(None)
-            .unwrap_or_else(|e| panic!("{fixture} failed: {e:?}"))
-    }
-
-    fn stream(answer: Box<dyn Answer>, events: &[Value], broken: Option<&str>) -> Vec<Value> {
+    fn stream(answer: Box<dyn Answer>, events: &[StreamEvent], broken: Option<&str>) -> Vec<Value> {
         frames(&run(answer.stream(), events, broken))
             .into_iter()
             .map(|(_, data)| data)

@@ -26,6 +26,8 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
+use responses::StreamEvent;
+
 /// The dialect a client speaks, which decides the shape of every answer, errors included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -130,8 +132,8 @@ pub(crate) enum Flow {
 /// Turns the upstream's Responses event stream into one client's frames, incrementally: every
 /// event is translated as it arrives, nothing is held back except what a stop sequence needs.
 pub(crate) trait StreamTranslator: Send {
-    /// One upstream event (its parsed `data`, with `type` set); appends frames to `out`.
-    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow;
+    /// One upstream event; appends frames to `out`.
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow;
 
     /// The upstream stream ended. `broken` says why when it ended without a terminal event
     /// (`response.completed`, `.incomplete`, `.failed`, `error`) because the transport failed;

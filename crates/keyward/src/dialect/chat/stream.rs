@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::dialect::chunks::{ChunkStream, Shape};
-use crate::dialect::responses::event_type;
+use crate::dialect::responses::{ItemRef, StreamEvent};
 use crate::dialect::{Flow, StreamTranslator};
 
 /// A function call being streamed: where its events come from, and the arguments sent so far.
@@ -36,29 +36,25 @@ impl ChatStream {
     }
 
     /// The index of the streamed call an event belongs to.
-    fn call_of(&self, event: &Value) -> Option<usize> {
-        let output_index = event.get("output_index").and_then(Value::as_u64);
-        let item_id = event
-            .get("item_id")
-            .or_else(|| event.pointer("/item/id"))
-            .and_then(Value::as_str);
+    fn call_of(&self, item_ref: &ItemRef) -> Option<usize> {
+        let item_id = item_ref.item_id.as_deref();
         self.calls
             .iter()
-            .position(|call| match (output_index, call.output_index) {
+            .position(|call| match (item_ref.output_index, call.output_index) {
                 (Some(wanted), Some(known)) => wanted == known,
                 _ => item_id.is_some() && call.item_id.as_deref() == item_id,
             })
     }
 
     /// A function call begins: its id and name, with empty arguments.
-    fn call_started(&mut self, event: &Value, item: &Value, out: &mut Vec<u8>) -> usize {
-        if let Some(index) = self.call_of(event) {
+    fn call_started(&mut self, item_ref: &ItemRef, item: &Value, out: &mut Vec<u8>) -> usize {
+        if let Some(index) = self.call_of(item_ref) {
             return index;
         }
         self.chunks.flush_text(out);
         let index = self.calls.len();
         self.calls.push(StreamedCall {
-            output_index: event.get("output_index").and_then(Value::as_u64),
+            output_index: item_ref.output_index,
             item_id: item.get("id").and_then(Value::as_str).map(str::to_string),
             arguments: String::new(),
         });
@@ -102,11 +98,8 @@ impl ChatStream {
         }
     }
 
-    fn reasoning(&mut self, event: &Value, delta: &str, out: &mut Vec<u8>) {
-        let at = (
-            event.get("output_index").and_then(Value::as_u64),
-            event.get("summary_index").and_then(Value::as_u64),
-        );
+    /// A piece of a reasoning summary; `at` is its `(output_index, summary_index)`.
+    fn reasoning(&mut self, at: (Option<u64>, Option<u64>), delta: &str, out: &mut Vec<u8>) {
         let mut text = String::new();
         if self.summary_at.is_some_and(|previous| previous != at) {
             text.push_str("\n\n");
@@ -119,40 +112,42 @@ impl ChatStream {
 }
 
 impl StreamTranslator for ChatStream {
-    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow {
         let called_tools = !self.calls.is_empty();
         if let Some(flow) = self.chunks.shared_event(event, called_tools, out) {
             return flow;
         }
-        let delta = event.get("delta").and_then(Value::as_str).unwrap_or("");
-        match event_type(event) {
-            "response.reasoning_summary_text.delta" if !delta.is_empty() => {
-                self.reasoning(event, delta, out)
-            }
-            "response.refusal.delta" if !delta.is_empty() => {
+        match event {
+            StreamEvent::ReasoningSummaryTextDelta {
+                output_index,
+                summary_index,
+                delta,
+            } if !delta.is_empty() => self.reasoning((*output_index, *summary_index), delta, out),
+            StreamEvent::RefusalDelta { delta, .. } if !delta.is_empty() => {
                 self.chunks.send_delta(json!({"refusal": delta}), out)
             }
-            "response.output_item.added" | "response.output_item.done" => {
-                let item = event.get("item").unwrap_or(&Value::Null);
-                if item.get("type").and_then(Value::as_str) != Some("function_call") {
-                    return Flow::Continue;
+            StreamEvent::OutputItemAdded { item_ref, item } => {
+                if let Some(call) = function_call(item.as_ref()) {
+                    self.call_started(item_ref, call, out);
                 }
-                let index = self.call_started(event, item, out);
-                if event_type(event) == "response.output_item.done" {
-                    let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("");
+            }
+            StreamEvent::OutputItemDone { item_ref, item } => {
+                if let Some(call) = function_call(item.as_ref()) {
+                    let index = self.call_started(item_ref, call, out);
+                    let arguments = call.get("arguments").and_then(Value::as_str).unwrap_or("");
                     self.call_completed(index, arguments, out);
                 }
             }
-            "response.function_call_arguments.delta" => {
-                if let Some(index) = self.call_of(event) {
+            StreamEvent::FunctionCallArgumentsDelta { item_ref, delta } => {
+                if let Some(index) = self.call_of(item_ref) {
                     self.call_arguments(index, delta, out);
                 }
             }
-            "response.function_call_arguments.done" => {
-                if let (Some(index), Some(arguments)) = (
-                    self.call_of(event),
-                    event.get("arguments").and_then(Value::as_str),
-                ) {
+            StreamEvent::FunctionCallArgumentsDone {
+                item_ref,
+                arguments: Some(arguments),
+            } => {
+                if let Some(index) = self.call_of(item_ref) {
                     self.call_completed(index, arguments, out);
                 }
             }
@@ -164,4 +159,9 @@ impl StreamTranslator for ChatStream {
     fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>) {
         self.chunks.finish(broken, out);
     }
+}
+
+/// An output item, if it is a function call.
+fn function_call(item: Option<&Value>) -> Option<&Value> {
+    item.filter(|item| item.get("type").and_then(Value::as_str) == Some("function_call"))
 }

@@ -7,8 +7,8 @@ use serde_json::{json, Map, Value};
 
 use super::{strategies, translate, ChatAnswer};
 use crate::dialect::count_tokens::count_text;
-use crate::dialect::responses::Assembler;
-use crate::dialect::testing::{fixture_events, frames, run};
+use crate::dialect::responses::StreamEvent;
+use crate::dialect::testing::{assembled, fixture_events, frames, run, typed};
 use crate::dialect::{Answer, Flow, Invalid, Translated};
 
 fn translated(request: &Value) -> Translated {
@@ -30,22 +30,11 @@ fn answer(stops: &[&str], include_usage: bool) -> Box<dyn Answer> {
     })
 }
 
-/// The assembled final response of a recorded stream.
-fn assembled(fixture: &str) -> Value {
-    let mut assembler = Assembler::default();
-    for event in fixture_events(fixture) {
-        assembler.push(&event);
-    }
-    assembler
-        .finish(None)
-        .unwrap_or_else(|e| panic!("{fixture} failed: {e:?}"))
-}
-
 /// The data of every frame a translator wrote for `events`.
 fn stream(
     stops: &[&str],
     include_usage: bool,
-    events: &[Value],
+    events: &[StreamEvent],
     broken: Option<&str>,
 ) -> Vec<Value> {
     frames(&run(answer(stops, include_usage).stream(), events, broken))
@@ -654,7 +643,7 @@ fn error_midstream() {
     let error_event =
         [json!({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"})];
     assert_eq!(
-        stream(&[], true, &error_event, None),
+        stream(&[], true, &typed(&error_event), None),
         [
             json!({"error": {"message": "slow down", "type": "upstream_error", "code": "rate_limit_exceeded", "param": null}})
         ]
@@ -763,7 +752,7 @@ fn held_text_and_calls_seen_only_when_done() {
     ];
     let call = |fields: Value| chunk(json!({"tool_calls": [fields]}), None);
     assert_eq!(
-        stream(&["END"], false, &events, None),
+        stream(&["END"], false, &typed(&events), None),
         [
             role(),
             chunk(json!({"content": "abc "}), None),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{message_id, message_text, signature, stop_reason, usage, MessagesAnswer};
 use crate::dialect::count_tokens::count_text;
-use crate::dialect::responses::{event_type, reasoning_summary, Ending, StreamFailure, Usage};
+use crate::dialect::responses::{reasoning_summary, Ending, StreamEvent, StreamFailure, Usage};
 use crate::dialect::stop::StopMatcher;
 use crate::dialect::{write_frame, Flow, StreamTranslator};
 
@@ -86,7 +86,8 @@ impl MessagesStream {
         }
     }
 
-    fn start(&mut self, event: &Value, out: &mut Vec<u8>) {
+    /// The first event opens the message, named after the response it carries (if any).
+    fn start(&mut self, response: &Value, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
@@ -96,7 +97,7 @@ impl MessagesStream {
             json!({
                 "type": "message_start",
                 "message": {
-                    "id": message_id(event.pointer("/response/id")),
+                    "id": message_id(response.get("id")),
                     "type": "message",
                     "role": "assistant",
                     "model": self.model,
@@ -148,18 +149,19 @@ impl MessagesStream {
         index
     }
 
-    /// The open block of this kind for this item, opened if there is none.
-    fn ensure_open(&mut self, kind: BlockKind, event: &Value, out: &mut Vec<u8>) -> u64 {
-        let output_index = event.get("output_index").and_then(Value::as_u64);
+    /// The open block of this kind for the item at `output_index`, opened if there is none (a
+    /// tool use block opens with the call's id and name, from `item`).
+    fn ensure_open(
+        &mut self,
+        kind: BlockKind,
+        output_index: Option<u64>,
+        item: &Value,
+        out: &mut Vec<u8>,
+    ) -> u64 {
         if let Some(index) = self.open_index(kind, output_index) {
             return index;
         }
-        let field = |key: &str| {
-            event
-                .pointer(&format!("/item/{key}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
+        let field = |key: &str| item.get(key).and_then(Value::as_str).unwrap_or("");
         let block = match kind {
             BlockKind::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
             BlockKind::Text => json!({"type": "text", "text": ""}),
@@ -208,8 +210,8 @@ impl MessagesStream {
     }
 
     /// Answer text, through the stop sequences.
-    fn text(&mut self, event: &Value, text: &str, out: &mut Vec<u8>) -> Flow {
-        let index = self.ensure_open(BlockKind::Text, event, out);
+    fn text(&mut self, output_index: Option<u64>, text: &str, out: &mut Vec<u8>) -> Flow {
+        let index = self.ensure_open(BlockKind::Text, output_index, &Value::Null, out);
         if let Some(open) = self.open.as_mut() {
             open.streamed = true;
         }
@@ -245,28 +247,28 @@ impl MessagesStream {
         Flow::Stop
     }
 
-    fn item_added(&mut self, event: &Value, out: &mut Vec<u8>) {
-        match event.pointer("/item/type").and_then(Value::as_str) {
-            Some("reasoning") if self.thinking => {
-                self.ensure_open(BlockKind::Thinking, event, out);
-            }
-            Some("message") => {
-                self.ensure_open(BlockKind::Text, event, out);
-            }
-            Some("function_call") => {
-                self.ensure_open(BlockKind::ToolUse, event, out);
-            }
-            _ => {}
-        }
+    fn item_added(&mut self, output_index: Option<u64>, item: &Value, out: &mut Vec<u8>) {
+        let kind = match item.get("type").and_then(Value::as_str) {
+            Some("reasoning") if self.thinking => BlockKind::Thinking,
+            Some("message") => BlockKind::Text,
+            Some("function_call") => BlockKind::ToolUse,
+            _ => return,
+        };
+        self.ensure_open(kind, output_index, item, out);
     }
 
-    fn summary_delta(&mut self, event: &Value, out: &mut Vec<u8>) {
+    /// A piece of summary part `part` of the reasoning at `output_index`.
+    fn summary_delta(
+        &mut self,
+        output_index: Option<u64>,
+        part: Option<u64>,
+        delta: &str,
+        out: &mut Vec<u8>,
+    ) {
         if !self.thinking {
             return;
         }
-        let delta = event.get("delta").and_then(Value::as_str).unwrap_or("");
-        let part = event.get("summary_index").and_then(Value::as_u64);
-        let index = self.ensure_open(BlockKind::Thinking, event, out);
+        let index = self.ensure_open(BlockKind::Thinking, output_index, &Value::Null, out);
         let Some(open) = self.open.as_mut() else {
             return;
         };
@@ -284,12 +286,11 @@ impl MessagesStream {
         );
     }
 
-    fn item_done(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow {
-        let item = event.get("item").unwrap_or(&Value::Null);
+    fn item_done(&mut self, output_index: Option<u64>, item: &Value, out: &mut Vec<u8>) -> Flow {
         let streamed = |this: &Self| this.open.as_ref().is_some_and(|open| open.streamed);
         match item.get("type").and_then(Value::as_str) {
             Some("reasoning") if self.thinking => {
-                let index = self.ensure_open(BlockKind::Thinking, event, out);
+                let index = self.ensure_open(BlockKind::Thinking, output_index, item, out);
                 let summary = reasoning_summary(item);
                 if !streamed(self) && !summary.is_empty() {
                     self.delta(
@@ -309,18 +310,18 @@ impl MessagesStream {
                 self.close_block(out);
             }
             Some("message") => {
-                self.ensure_open(BlockKind::Text, event, out);
+                self.ensure_open(BlockKind::Text, output_index, item, out);
                 if !streamed(self) {
                     let (text, refused) = message_text(item);
                     self.refused |= refused;
-                    if self.text(event, &text, out) == Flow::Stop {
+                    if self.text(output_index, &text, out) == Flow::Stop {
                         return Flow::Stop;
                     }
                 }
                 self.close_block(out);
             }
             Some("function_call") => {
-                let index = self.ensure_open(BlockKind::ToolUse, event, out);
+                let index = self.ensure_open(BlockKind::ToolUse, output_index, item, out);
                 let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("");
                 if !streamed(self) && !arguments.is_empty() {
                     self.delta(
@@ -336,9 +337,9 @@ impl MessagesStream {
         Flow::Continue
     }
 
-    fn complete(&mut self, event: &Value, out: &mut Vec<u8>) {
+    /// The final response arrived: the closing frames, with its stop reason and usage.
+    fn complete(&mut self, response: &Value, out: &mut Vec<u8>) {
         self.close_block(out);
-        let response = event.get("response").unwrap_or(&Value::Null);
         let stop_reason = stop_reason(Ending::of(response), self.tool_use, self.refused);
         send(
             out,
@@ -366,7 +367,7 @@ impl MessagesStream {
 }
 
 impl StreamTranslator for MessagesStream {
-    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow {
         if self.ended {
             return if self.stopped {
                 Flow::Stop
@@ -374,25 +375,35 @@ impl StreamTranslator for MessagesStream {
                 Flow::Continue
             };
         }
-        let kind = event_type(event);
-        if matches!(kind, "response.failed" | "error") {
+        if let Some(failure) = event.failure() {
             // Anthropic reports an early failure without starting a message.
-            self.fail(&StreamFailure::from_event(event), out);
+            self.fail(failure, out);
             return Flow::Continue;
         }
-        self.start(event, out);
-        let delta = event.get("delta").and_then(Value::as_str).unwrap_or("");
-        match kind {
-            "response.output_item.added" => self.item_added(event, out),
-            "response.reasoning_summary_text.delta" => self.summary_delta(event, out),
-            "response.output_text.delta" => return self.text(event, delta, out),
-            "response.refusal.delta" => {
-                self.refused = true;
-                return self.text(event, delta, out);
+        self.start(event.response(), out);
+        match event {
+            StreamEvent::OutputItemAdded { item_ref, item } => {
+                let item = item.as_ref().unwrap_or(&Value::Null);
+                self.item_added(item_ref.output_index, item, out)
             }
-            "response.function_call_arguments.delta" => {
-                let output_index = event.get("output_index").and_then(Value::as_u64);
-                if let Some(index) = self.open_index(BlockKind::ToolUse, output_index) {
+            StreamEvent::ReasoningSummaryTextDelta {
+                output_index,
+                summary_index,
+                delta,
+            } => self.summary_delta(*output_index, *summary_index, delta, out),
+            StreamEvent::OutputTextDelta {
+                output_index,
+                delta,
+            } => return self.text(*output_index, delta, out),
+            StreamEvent::RefusalDelta {
+                output_index,
+                delta,
+            } => {
+                self.refused = true;
+                return self.text(*output_index, delta, out);
+            }
+            StreamEvent::FunctionCallArgumentsDelta { item_ref, delta } => {
+                if let Some(index) = self.open_index(BlockKind::ToolUse, item_ref.output_index) {
                     self.delta(
                         index,
                         json!({"type": "input_json_delta", "partial_json": delta}),
@@ -400,8 +411,13 @@ impl StreamTranslator for MessagesStream {
                     );
                 }
             }
-            "response.output_item.done" => return self.item_done(event, out),
-            "response.completed" | "response.incomplete" => self.complete(event, out),
+            StreamEvent::OutputItemDone { item_ref, item } => {
+                let item = item.as_ref().unwrap_or(&Value::Null);
+                return self.item_done(item_ref.output_index, item, out);
+            }
+            StreamEvent::Completed { response } | StreamEvent::Incomplete { response } => {
+                self.complete(response, out)
+            }
             _ => {}
         }
         Flow::Continue

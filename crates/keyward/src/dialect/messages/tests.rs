@@ -10,8 +10,8 @@ use super::reply::tool_input;
 use super::strategies::well_formed_request;
 use super::translate;
 use crate::dialect::count_tokens::count_text;
-use crate::dialect::responses::Assembler;
-use crate::dialect::testing::{fixture_events, frames, run};
+use crate::dialect::responses::StreamEvent;
+use crate::dialect::testing::{assembled, fixture_events, frames, run, typed};
 use crate::dialect::{Answer, Flow, Translated};
 
 fn translated(request: &Value) -> Translated {
@@ -42,7 +42,7 @@ fn request_with(extra: Value) -> Value {
     request
 }
 
-fn streamed(request: &Value, events: &[Value], broken: Option<&str>) -> Vec<Value> {
+fn streamed(request: &Value, events: &[StreamEvent], broken: Option<&str>) -> Vec<Value> {
     frames(&run(answer(request).stream(), events, broken))
         .into_iter()
         .map(|(event, data)| {
@@ -108,14 +108,7 @@ fn last_usage(frames: &[Value]) -> Value {
 
 /// The assembled fixture, answered without streaming.
 fn replied(request: &Value, fixture: &str) -> Value {
-    let mut assembler = Assembler::default();
-    for event in fixture_events(fixture) {
-        assembler.push(&event);
-    }
-    let response = assembler
-        .finish(None)
-        .unwrap_or_else(|e| panic!("fixture {fixture} failed: {e:?}"));
-    answer(request).reply(&response)
+    answer(request).reply(&assembled(fixture))
 }
 
 fn thinking_on() -> Value {
@@ -708,7 +701,7 @@ fn error_types_follow_the_upstream_code() {
         ("server_error", "api_error"),
     ] {
         let event = json!({"type": "error", "code": code, "message": "no"});
-        let frames = streamed(&request_with(json!({})), &[event], None);
+        let frames = streamed(&request_with(json!({})), &typed(&[event]), None);
         assert_eq!(outline(&frames), [format!("error {kind}")], "{code}");
     }
 }
@@ -891,7 +884,7 @@ fn items_without_deltas_are_sent_whole() {
         json!({"type": "response.completed", "response": {"status": "completed"}}),
     ];
     assert_eq!(
-        outline(&streamed(&thinking_on(), &events, None)),
+        outline(&streamed(&thinking_on(), &typed(&events), None)),
         [
             "message_start",
             "ping",
@@ -1191,7 +1184,7 @@ proptest! {
     #[test]
     fn any_events_never_panic(events in prop::collection::vec(arb_event(), 0..12), shown in any::<bool>()) {
         let request = if shown { thinking_on() } else { request_with(json!({"stop_sequences": ["a"]})) };
-        let _ = run(answer(&request).stream(), &events, None);
+        let _ = run(answer(&request).stream(), &typed(&events), None);
         for event in &events {
             let _ = answer(&request).reply(&event["response"]);
         }
@@ -1206,7 +1199,7 @@ proptest! {
         broken in any::<bool>(),
         shown in any::<bool>(),
     ) {
-        let events: Vec<Value> = fixture_events(fixture)
+        let events: Vec<StreamEvent> = fixture_events(fixture)
             .into_iter()
             .zip(keep.iter().cycle())
             .filter(|(_, keep)| **keep)
