@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::json_kind;
+use super::fields::{expect, json_kind, Expected};
 use super::Invalid;
 
 /// A Responses request under construction, with what the client sent that it cannot carry.
@@ -54,6 +54,31 @@ impl Draft {
         if !value.is_null() {
             self.body.insert(name.into(), value.clone());
         }
+    }
+
+    /// Carries a field that must be of the `expected` type (a 400 naming it when not).
+    pub fn copy_checked(
+        &mut self,
+        name: &str,
+        value: &Value,
+        expected: Expected,
+    ) -> Result<(), Invalid> {
+        expect(name, Some(value), expected)?;
+        self.copy(name, value);
+        Ok(())
+    }
+
+    /// Reports a documented field keyward cannot carry, as [`Draft::drop_field`]; one that is
+    /// not of the `expected` type is refused (a 400 naming it), as the API it belongs to would.
+    pub fn drop_checked(
+        &mut self,
+        name: &str,
+        value: &Value,
+        expected: Expected,
+    ) -> Result<(), Invalid> {
+        expect(name, Some(value), expected)?;
+        self.drop_field(name, value);
+        Ok(())
     }
 
     /// `max_output_tokens` from the first of the client's `names` that is set.

@@ -26,6 +26,7 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
+pub(crate) use fields::cut_short;
 use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use crate::dialect::draft::Draft;
-use crate::dialect::fields::{json_kind, non_empty_array};
+use crate::dialect::fields::{cut_short, json_kind, non_empty_array, sent};
 use crate::dialect::responses::{message_item, text_part};
 use crate::dialect::Invalid;
 
@@ -99,7 +99,7 @@ impl Conversation {
             other => {
                 return Err(Invalid::at(
                     format!("{at}.role"),
-                    format!("unknown role \"{other}\": use {ROLES}"),
+                    format!("unknown role \"{}\": use {ROLES}", cut_short(other)),
                 ))
             }
         };
@@ -237,7 +237,8 @@ impl Conversation {
             return Err(Invalid::at(
                 format!("{at}.tool_call_id"),
                 format!(
-                    "this tool message answers \"{call_id}\", but no earlier assistant message has a tool call with that id"
+                    "this tool message answers \"{}\", but no earlier assistant message has a tool call with that id",
+                    cut_short(call_id)
                 ),
             ));
         }
@@ -267,7 +268,8 @@ impl Conversation {
             return Err(Invalid::at(
                 format!("{at}.name"),
                 format!(
-                    "this function message answers \"{name}\", but no earlier assistant message has an unanswered `function_call` of that name"
+                    "this function message answers \"{}\", but no earlier assistant message has an unanswered `function_call` of that name",
+                    cut_short(name)
                 ),
             ));
         };
@@ -382,7 +384,8 @@ fn input_part(
         other => Err(Invalid::at(
             format!("{at}.type"),
             format!(
-                "a {role} message cannot hold a \"{other}\" part: use \"text\", \"image_url\" or \"file\""
+                "a {role} message cannot hold a \"{}\" part: use \"text\", \"image_url\" or \"file\"",
+                cut_short(other)
             ),
         )),
     }
@@ -408,7 +411,8 @@ fn assistant_text(at: &str, content: Option<&Value>) -> Result<Vec<Value>, Inval
                         return Err(Invalid::at(
                             format!("{at}.type"),
                             format!(
-                                "an assistant message cannot hold a \"{other}\" part: use \"text\" or \"refusal\""
+                                "an assistant message cannot hold a \"{}\" part: use \"text\" or \"refusal\"",
+                                cut_short(other)
                             ),
                         ))
                     }
@@ -446,8 +450,9 @@ fn tool_call(at: &str, call: &Value) -> Result<Value, Invalid> {
             return Err(Invalid::at(
                 format!("{at}.type"),
                 format!(
-                "keyward translates function tool calls only (\"type\": \"function\"), not {other}"
-            ),
+                    "keyward translates function tool calls only (\"type\": \"function\"), not {}",
+                    sent(other)
+                ),
             ))
         }
     }
@@ -520,7 +525,8 @@ fn tool_output(at: &str, content: Option<&Value>) -> Result<String, Invalid> {
                         return Err(Invalid::at(
                             format!("{at}.type"),
                             format!(
-                                "a tool result can only hold text parts, not a \"{other}\" part"
+                                "a tool result can only hold text parts, not a \"{}\" part",
+                                cut_short(other)
                             ),
                         ))
                     }

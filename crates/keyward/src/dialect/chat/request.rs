@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::conversation::input_items;
 use super::ChatAnswer;
 use crate::dialect::draft::{include_usage_option, single_choice, stop_sequences, Draft};
-use crate::dialect::fields::{json_kind, model_field, parse_object, stream_flag};
+use crate::dialect::fields::{json_kind, model_field, parse_object, sent, stream_flag};
 use crate::dialect::{Invalid, Translated};
 
 /// A `/v1/chat/completions` request as a Responses request, with how to answer it.
@@ -260,7 +260,8 @@ fn tool_choice(request: &Map<String, Value>, draft: &mut Draft) -> Result<Option
             other => Err(Invalid::at(
                 "tool_choice",
                 format!(
-                    "`tool_choice` must be \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, not {other}"
+                    "`tool_choice` must be \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, not {}",
+                    sent(other)
                 ),
             )),
         };
@@ -283,7 +284,8 @@ fn tool_choice(request: &Map<String, Value>, draft: &mut Draft) -> Result<Option
             return Err(Invalid::at(
                 "function_call",
                 format!(
-                    "`function_call` must be \"auto\", \"none\" or {{\"name\": ...}}, not {other}"
+                    "`function_call` must be \"auto\", \"none\" or {{\"name\": ...}}, not {}",
+                    sent(other)
                 ),
             ))
         }

@@ -489,6 +489,32 @@ fn invalid_requests_name_their_field() {
     assert_eq!(translate(b"[]").map(|_| ()).map_err(|e| e.param), Err(None));
 }
 
+/// Client values echoed in an error are cut short: a megabyte is never sent back.
+#[test]
+fn echoed_values_are_cut_short() {
+    let huge = "z".repeat(1 << 20);
+    let call = json!({"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f"}}]});
+    let requests = [
+        json!({"model": "m", "messages": [{"role": huge}]}),
+        json!({"model": "m", "messages": [call, {"role": "tool", "tool_call_id": huge, "content": "x"}]}),
+        json!({"model": "m", "messages": [{"role": "function", "name": huge, "content": "x"}]}),
+        json!({"model": "m", "messages": [{"role": "user", "content": [{"type": huge}]}]}),
+        json!({"model": "m", "messages": [{"role": "assistant", "content": [{"type": huge}]}]}),
+        json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": huge}]}]}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": huge}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "function_call": [huge]}),
+    ];
+    for request in requests {
+        let message = refused(&request).message;
+        assert!(
+            message.len() < 400,
+            "{} bytes: {}",
+            message.len(),
+            &message[..400]
+        );
+    }
+}
+
 /// A text answer streams as the role chunk, one chunk per delta, the closing chunk, `[DONE]`.
 #[test]
 fn text_stream() {

@@ -7,7 +7,7 @@
 //! then its calls). Claude Code sends more than the public docs show (`context_management`,
 //! `output_config`, deferred tools, a billing header in `system`, system-role messages): all of it
 //! is accepted, what has no Responses equivalent is dropped and reported in `dropped`, and only
-//! input that cannot be read at all is refused.
+//! input that cannot be read at all, or a field of the wrong type, is refused.
 //!
 //! Reasoning: the upstream's reasoning is encrypted, and must go back upstream on later turns to
 //! keep the model's chain of thought across tool calls. It travels in the thinking block's

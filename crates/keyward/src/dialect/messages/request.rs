@@ -1,13 +1,20 @@
 //! The Messages request as a Responses request: the top-level fields (limits, tools, tool
 //! choice, thinking, output format, stop sequences, metadata); the conversation itself is
 //! `content`'s.
+//!
+//! A field of the wrong JSON type (`max_tokens` as a string, `thinking` not an object, a
+//! `tool_choice` of type "tool" without its name) is refused with a 400 naming it, as Anthropic
+//! does; a well-typed value keyward cannot carry (an unknown thinking type, a forced tool choice
+//! with no tools) is dropped and reported.
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::content::{convert_messages, system_parts};
 use super::MessagesAnswer;
-use crate::dialect::fields::{json_kind, model_field, parse_object, stream_flag};
+use crate::dialect::fields::{
+    expect, json_kind, model_field, parse_object, stream_flag, wrong_type, Expected,
+};
 use crate::dialect::responses::message_item;
 use crate::dialect::{Invalid, Translated};
 
@@ -50,23 +57,19 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
     body.insert("input".into(), Value::Array(input));
     body.insert("stream".into(), Value::Bool(stream));
     let mut renamed = Vec::new();
-    match request.get("max_tokens") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.is_u64() => {
-            body.insert("max_output_tokens".into(), Value::Number(n.clone()));
-            renamed.push(("max_output_tokens", "max_tokens"));
-        }
-        Some(_) => dropped.add("max_tokens"),
+    expect("max_tokens", request.get("max_tokens"), Expected::Count)?;
+    if let Some(Value::Number(n)) = request.get("max_tokens") {
+        body.insert("max_output_tokens".into(), Value::Number(n.clone()));
+        renamed.push(("max_output_tokens", "max_tokens"));
     }
     for name in ["temperature", "top_p"] {
-        match request.get(name) {
-            None | Some(Value::Null) => {}
-            Some(Value::Number(n)) => {
-                body.insert(name.into(), Value::Number(n.clone()));
-            }
-            Some(_) => dropped.add(name),
+        expect(name, request.get(name), Expected::Number)?;
+        if let Some(Value::Number(n)) = request.get(name) {
+            body.insert(name.into(), Value::Number(n.clone()));
         }
     }
+    // Read by no upstream, so dropped below; but a client sending it mistyped is told.
+    expect("top_k", request.get("top_k"), Expected::Count)?;
 
     let tools = convert_tools(request.get("tools"), &mut dropped)?;
     let has_tools = !tools.is_empty();
@@ -78,10 +81,10 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
         has_tools,
         &mut body,
         &mut dropped,
-    );
+    )?;
 
-    let thinking = Thinking::of(request.get("thinking"), &mut dropped);
-    let config = OutputConfig::of(&request, &mut dropped);
+    let thinking = Thinking::of(request.get("thinking"), &mut dropped)?;
+    let config = OutputConfig::of(&request, &mut dropped)?;
     // `display: "omitted"` (Claude Code's default) wants thinking blocks without their text:
     // the signature alone carries the reasoning to the next turn, so no summary is asked for.
     let summarised = request
@@ -95,8 +98,8 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
     if let Some(format) = config.format {
         body.insert("text".into(), json!({ "format": format }));
     }
-    let stops = stop_sequences(request.get("stop_sequences"), &mut dropped);
-    if let Some(key) = cache_key(request.get("metadata"), &mut dropped) {
+    let stops = stop_sequences(request.get("stop_sequences"))?;
+    if let Some(key) = cache_key(request.get("metadata"), &mut dropped)? {
         body.insert("prompt_cache_key".into(), Value::String(key));
     }
     for (name, value) in &request {
@@ -230,30 +233,70 @@ fn web_search_tool(tool: &Map<String, Value>, dropped: &mut Dropped) -> Value {
     Value::Object(search)
 }
 
+/// The `tool_choice` types, for error messages.
+const TOOL_CHOICE_TYPES: &str = "\"auto\", \"any\", \"tool\" or \"none\"";
+
 /// `tool_choice`, when there are tools for it to choose from.
 fn convert_tool_choice(
     choice: Option<&Value>,
     has_tools: bool,
     body: &mut Map<String, Value>,
     dropped: &mut Dropped,
-) {
+) -> Result<(), Invalid> {
     let choice = match choice {
-        None | Some(Value::Null) => return,
+        None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(choice)) => choice,
-        Some(_) => return dropped.add("tool_choice"),
+        Some(other) => {
+            return Err(wrong_type(
+                "tool_choice",
+                "an object such as {\"type\": \"auto\"}",
+                other,
+            ))
+        }
     };
-    if choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
+    let parallel = choice.get("disable_parallel_tool_use");
+    expect(
+        "tool_choice.disable_parallel_tool_use",
+        parallel,
+        Expected::Boolean,
+    )?;
+    let kind = match choice.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        None | Some(Value::Null) => {
+            return Err(Invalid::at(
+                "tool_choice.type",
+                format!("`tool_choice` needs a `type`: {TOOL_CHOICE_TYPES}"),
+            ))
+        }
+        Some(other) => {
+            return Err(wrong_type(
+                "tool_choice.type",
+                &format!("a string ({TOOL_CHOICE_TYPES})"),
+                other,
+            ))
+        }
+    };
+    if parallel == Some(&Value::Bool(true)) {
         body.insert("parallel_tool_calls".into(), Value::Bool(false));
     }
-    let converted = match str_field(choice, "type") {
-        Some("auto") => json!("auto"),
-        Some("none") => json!("none"),
-        Some("any") => json!("required"),
-        Some("tool") => match str_field(choice, "name") {
-            Some(name) => json!({"type": "function", "name": name}),
-            None => return dropped.add("tool_choice"),
+    let converted = match kind {
+        "auto" => json!("auto"),
+        "none" => json!("none"),
+        "any" => json!("required"),
+        "tool" => match choice.get("name") {
+            Some(Value::String(name)) => json!({"type": "function", "name": name}),
+            None | Some(Value::Null) => {
+                return Err(Invalid::at(
+                    "tool_choice.name",
+                    "a `tool_choice` of type \"tool\" needs the `name` of the tool to call",
+                ))
+            }
+            Some(other) => return Err(wrong_type("tool_choice.name", "a string", other)),
         },
-        _ => return dropped.add("tool_choice"),
+        _ => {
+            dropped.add("tool_choice");
+            return Ok(());
+        }
     };
     if has_tools {
         body.insert("tool_choice".into(), converted);
@@ -261,6 +304,7 @@ fn convert_tool_choice(
         // Forcing a call with no tool left to call would fail upstream.
         dropped.add("tool_choice");
     }
+    Ok(())
 }
 
 /// The request's `thinking` setting.
@@ -274,27 +318,57 @@ enum Thinking {
 }
 
 impl Thinking {
-    fn of(value: Option<&Value>, dropped: &mut Dropped) -> Self {
+    fn of(value: Option<&Value>, dropped: &mut Dropped) -> Result<Self, Invalid> {
+        const TYPES: &str = "\"enabled\", \"adaptive\" or \"disabled\"";
         let thinking = match value {
-            None | Some(Value::Null) => return Self::Off,
+            None | Some(Value::Null) => return Ok(Self::Off),
             Some(Value::Object(thinking)) => thinking,
-            Some(_) => {
-                dropped.add("thinking");
-                return Self::Off;
+            Some(other) => {
+                return Err(wrong_type(
+                    "thinking",
+                    "an object such as {\"type\": \"adaptive\"}",
+                    other,
+                ))
             }
         };
-        match str_field(thinking, "type") {
-            Some("enabled") => thinking
+        expect(
+            "thinking.budget_tokens",
+            thinking.get("budget_tokens"),
+            Expected::Count,
+        )?;
+        expect(
+            "thinking.display",
+            thinking.get("display"),
+            Expected::String,
+        )?;
+        let kind = match thinking.get("type") {
+            Some(Value::String(kind)) => kind.as_str(),
+            None | Some(Value::Null) => {
+                return Err(Invalid::at(
+                    "thinking.type",
+                    format!("`thinking` needs a `type`: {TYPES}"),
+                ))
+            }
+            Some(other) => {
+                return Err(wrong_type(
+                    "thinking.type",
+                    &format!("a string ({TYPES})"),
+                    other,
+                ))
+            }
+        };
+        Ok(match kind {
+            "enabled" => thinking
                 .get("budget_tokens")
                 .and_then(Value::as_u64)
                 .map_or(Self::Adaptive, Self::Budget),
-            Some("adaptive") => Self::Adaptive,
-            Some("disabled") => Self::Off,
+            "adaptive" => Self::Adaptive,
+            "disabled" => Self::Off,
             _ => {
                 dropped.add("thinking");
                 Self::Off
             }
-        }
+        })
     }
 
     /// Whether the answer shows thinking blocks.
@@ -312,7 +386,7 @@ struct OutputConfig {
 }
 
 impl OutputConfig {
-    fn of(request: &Map<String, Value>, dropped: &mut Dropped) -> Self {
+    fn of(request: &Map<String, Value>, dropped: &mut Dropped) -> Result<Self, Invalid> {
         let mut config = Self::default();
         match request.get("output_config") {
             None | Some(Value::Null) => {}
@@ -320,6 +394,7 @@ impl OutputConfig {
                 for (key, value) in fields {
                     match key.as_str() {
                         "effort" => {
+                            expect("output_config.effort", Some(value), Expected::String)?;
                             config.effort = match value.as_str() {
                                 Some("low") => Some("low"),
                                 Some("medium") => Some("medium"),
@@ -331,44 +406,54 @@ impl OutputConfig {
                                 }
                             }
                         }
-                        "format" => config.format = json_format(value, "output_config", dropped),
+                        "format" => {
+                            config.format = json_format(value, "output_config.format", dropped)?
+                        }
                         _ if value.is_null() => {}
                         other => dropped.add(format!("output_config.{other}")),
                     }
                 }
             }
-            Some(_) => dropped.add("output_config"),
+            Some(other) => return Err(wrong_type("output_config", "an object", other)),
         }
         if let Some(format) = request.get("output_format").filter(|f| !f.is_null()) {
             if config.format.is_none() {
-                config.format = json_format(format, "output_format", dropped);
+                config.format = json_format(format, "output_format", dropped)?;
             }
         }
-        config
+        Ok(config)
     }
 }
 
 /// Anthropic's structured output format (`{"type":"json_schema","schema":...}`) as a Responses
 /// `text.format`. Not strict: OpenAI's strict mode wants every property required, which Anthropic
 /// schemas need not say.
-fn json_format(format: &Value, field: &str, dropped: &mut Dropped) -> Option<Value> {
+/// `field` is the format's path (`output_config.format`, `output_format`).
+fn json_format(
+    format: &Value,
+    field: &str,
+    dropped: &mut Dropped,
+) -> Result<Option<Value>, Invalid> {
+    if !format.is_null() && !format.is_object() {
+        return Err(wrong_type(
+            field,
+            "an object such as {\"type\": \"json_schema\", \"schema\": {...}}",
+            format,
+        ));
+    }
     match (
         format.get("type").and_then(Value::as_str),
         format.get("schema"),
     ) {
-        (Some("json_schema"), Some(schema)) if schema.is_object() => Some(json!({
+        (Some("json_schema"), Some(schema)) if schema.is_object() => Ok(Some(json!({
             "type": "json_schema",
             "name": "output",
             "schema": schema,
             "strict": false,
-        })),
+        }))),
         _ => {
-            dropped.add(if field == "output_format" {
-                "output_format".to_string()
-            } else {
-                format!("{field}.format")
-            });
-            None
+            dropped.add(field);
+            Ok(None)
         }
     }
 }
@@ -392,50 +477,60 @@ fn reasoning(thinking: Thinking, effort: Option<&'static str>, summarised: bool)
     (!reasoning.is_empty()).then_some(Value::Object(reasoning))
 }
 
-/// `stop_sequences`, empty ones left out.
-fn stop_sequences(value: Option<&Value>, dropped: &mut Dropped) -> Vec<String> {
-    match value {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(stop)) => [stop.clone()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect(),
-        Some(Value::Array(stops)) => {
-            if stops.iter().any(|s| !s.is_string()) {
-                dropped.add("stop_sequences");
-            }
-            stops
-                .iter()
-                .filter_map(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        }
-        Some(_) => {
-            dropped.add("stop_sequences");
-            Vec::new()
-        }
-    }
+/// `stop_sequences` (an array of strings; one string is taken too), empty ones left out.
+fn stop_sequences(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
+    let stops = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(stop)) => vec![stop],
+        Some(Value::Array(stops)) => stops
+            .iter()
+            .enumerate()
+            .map(|(i, stop)| match stop {
+                Value::String(stop) => Ok(stop),
+                other => Err(wrong_type(
+                    &format!("stop_sequences.{i}"),
+                    "a string",
+                    other,
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(wrong_type("stop_sequences", "an array of strings", other)),
+    };
+    Ok(stops
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect())
 }
 
 /// `metadata.user_id` as a `prompt_cache_key`: one conversation stays on one prompt cache, and
 /// only a hash of the id leaves this machine.
-fn cache_key(metadata: Option<&Value>, dropped: &mut Dropped) -> Option<String> {
+fn cache_key(metadata: Option<&Value>, dropped: &mut Dropped) -> Result<Option<String>, Invalid> {
     let metadata = match metadata {
-        None | Some(Value::Null) => return None,
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(metadata)) => metadata,
-        Some(_) => {
-            dropped.add("metadata");
-            return None;
+        Some(other) => {
+            return Err(wrong_type(
+                "metadata",
+                "an object such as {\"user_id\": \"...\"}",
+                other,
+            ))
         }
     };
+    expect(
+        "metadata.user_id",
+        metadata.get("user_id"),
+        Expected::String,
+    )?;
     for (key, value) in metadata {
         if key != "user_id" && !value.is_null() {
             dropped.add(format!("metadata.{key}"));
         }
     }
-    let user_id = str_field(metadata, "user_id").filter(|id| !id.is_empty())?;
+    let Some(user_id) = str_field(metadata, "user_id").filter(|id| !id.is_empty()) else {
+        return Ok(None);
+    };
     let digest = Sha256::digest(user_id.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    Some(format!("kw-{hex}"))
+    Ok(Some(format!("kw-{hex}")))
 }

@@ -524,6 +524,192 @@ fn refuses_unusable_requests_naming_the_field() {
     assert!(translate(b"{").is_err());
 }
 
+/// A field of the wrong JSON type is refused with a 400 naming it, saying what was expected and
+/// what was sent (before, most were dropped or ignored, and the request answered).
+#[test]
+fn mistyped_fields_are_refused_naming_the_field() {
+    let cases = [
+        (
+            json!({"max_tokens": "1024"}),
+            "max_tokens",
+            "`max_tokens` must be a whole number, zero or more, not the string \"1024\"",
+        ),
+        (json!({"max_tokens": -1}), "max_tokens", "not the number -1"),
+        (
+            json!({"max_tokens": 1.5}),
+            "max_tokens",
+            "not the number 1.5",
+        ),
+        (
+            json!({"temperature": "hot"}),
+            "temperature",
+            "`temperature` must be a number, not the string \"hot\"",
+        ),
+        (
+            json!({"top_p": [0.9]}),
+            "top_p",
+            "must be a number, not an array",
+        ),
+        (json!({"top_k": "5"}), "top_k", "not the string \"5\""),
+        (json!({"stream": "yes"}), "stream", "must be a boolean"),
+        (
+            json!({"stop_sequences": 5}),
+            "stop_sequences",
+            "must be an array of strings, not the number 5",
+        ),
+        (
+            json!({"stop_sequences": ["a", null]}),
+            "stop_sequences.1",
+            "must be a string, not null",
+        ),
+        (
+            json!({"metadata": "u1"}),
+            "metadata",
+            "not the string \"u1\"",
+        ),
+        (
+            json!({"metadata": {"user_id": 42}}),
+            "metadata.user_id",
+            "must be a string, not the number 42",
+        ),
+        (json!({"tools": {"name": "f"}}), "tools", "must be an array"),
+        (
+            json!({"system": 5}),
+            "system",
+            "must be a string or an array",
+        ),
+        (json!({"thinking": true}), "thinking", "an object such as"),
+        (
+            json!({"thinking": "adaptive"}),
+            "thinking",
+            "not the string",
+        ),
+        (
+            json!({"thinking": {"budget_tokens": 2048}}),
+            "thinking.type",
+            "needs a `type`",
+        ),
+        (
+            json!({"thinking": {"type": 1}}),
+            "thinking.type",
+            "not the number 1",
+        ),
+        (
+            json!({"thinking": {"type": "enabled", "budget_tokens": "2048"}}),
+            "thinking.budget_tokens",
+            "not the string \"2048\"",
+        ),
+        (
+            json!({"thinking": {"type": "adaptive", "display": false}}),
+            "thinking.display",
+            "must be a string, not false",
+        ),
+        (
+            json!({"tool_choice": "auto"}),
+            "tool_choice",
+            "an object such as",
+        ),
+        (
+            json!({"tool_choice": {"name": "f"}}),
+            "tool_choice.type",
+            "needs a `type`",
+        ),
+        (
+            json!({"tool_choice": {"type": "tool"}}),
+            "tool_choice.name",
+            "needs the `name`",
+        ),
+        (
+            json!({"tool_choice": {"type": "tool", "name": 3}}),
+            "tool_choice.name",
+            "not the number 3",
+        ),
+        (
+            json!({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}}),
+            "tool_choice.disable_parallel_tool_use",
+            "must be a boolean",
+        ),
+        (
+            json!({"output_config": "fast"}),
+            "output_config",
+            "an object",
+        ),
+        (
+            json!({"output_config": {"effort": 3}}),
+            "output_config.effort",
+            "must be a string",
+        ),
+        (
+            json!({"output_config": {"format": "json"}}),
+            "output_config.format",
+            "an object such as",
+        ),
+        (
+            json!({"output_format": []}),
+            "output_format",
+            "not an array",
+        ),
+    ];
+    for (extra, param, message) in cases {
+        let request = request_with(extra);
+        match translate(request.to_string().as_bytes()) {
+            Ok(translated) => panic!("{request} was accepted: {:?}", translated.body),
+            Err(invalid) => {
+                assert_eq!(invalid.param.as_deref(), Some(param), "{request}");
+                assert!(
+                    invalid.message.contains(message),
+                    "{request}: {}",
+                    invalid.message
+                );
+            }
+        }
+    }
+}
+
+/// Well-typed values keyward cannot use are still dropped, not refused; null is absent.
+#[test]
+fn well_typed_unusable_values_are_still_dropped() {
+    let translated = translated(&request_with(json!({
+        "top_k": 40,
+        "thinking": {"type": "sometimes", "budget_tokens": null},
+        "tool_choice": {"type": "whichever"},
+        "output_config": {"format": {"type": "xml"}},
+        "metadata": {"user_id": null, "trace": "t"},
+        "stop_sequences": null,
+        "temperature": null,
+    })));
+    assert_eq!(
+        translated.dropped,
+        [
+            "tool_choice",
+            "thinking",
+            "output_config.format",
+            "metadata.trace",
+            "top_k"
+        ]
+    );
+    assert_eq!(translated.body.get("temperature"), None);
+}
+
+/// A client's value echoed in an error is cut short: a megabyte is not sent back.
+#[test]
+fn echoed_values_are_cut_short() {
+    let huge = "h".repeat(1 << 20);
+    let refused = translate(
+        request_with(json!({"temperature": huge}))
+            .to_string()
+            .as_bytes(),
+    );
+    let message = refused.err().map(|e| e.message).unwrap_or_default();
+    assert_eq!(
+        message,
+        format!(
+            "`temperature` must be a number, not the string \"{}…\"",
+            "h".repeat(64)
+        )
+    );
+}
+
 /// A text answer streams as one text block, with Anthropic's usage (cached input apart).
 #[test]
 fn streams_text() {
