@@ -35,12 +35,13 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// A required, non-empty array field (`messages`); `items` says what its items are.
-pub(crate) fn non_empty_array<'a>(
+/// A required, non-empty array field (`messages`), taken whole so its items can be freed one by
+/// one as they are translated; `items` says what its items are.
+pub(crate) fn non_empty_array(
     field: &str,
-    value: Option<&'a Value>,
+    value: Option<Value>,
     items: &str,
-) -> Result<&'a [Value], Invalid> {
+) -> Result<Vec<Value>, Invalid> {
     match value {
         Some(Value::Array(list)) if !list.is_empty() => Ok(list),
         Some(Value::Array(_)) => Err(Invalid::at(
@@ -55,7 +56,7 @@ pub(crate) fn non_empty_array<'a>(
             field,
             format!(
                 "`{field}` must be an array of {items}, not {}",
-                json_kind(other)
+                json_kind(&other)
             ),
         )),
     }

@@ -16,13 +16,18 @@ const ROLES: &str = "system, developer, user, assistant or tool";
 
 /// The Responses input items of the conversation in `messages`.
 pub(super) fn input_items(
-    messages: Option<&Value>,
+    messages: Option<Value>,
     draft: &mut Draft,
 ) -> Result<Vec<Value>, Invalid> {
     let messages = non_empty_array("messages", messages, "messages")?;
-    let mut conversation = Conversation::default();
-    for (index, message) in messages.iter().enumerate() {
-        conversation.message(index, message, draft)?;
+    let mut conversation = Conversation {
+        items: Vec::with_capacity(messages.len()),
+        ..Conversation::default()
+    };
+    // Each message is dropped once translated, so a long conversation is never held both as
+    // the client sent it and as items.
+    for (index, message) in messages.into_iter().enumerate() {
+        conversation.message(index, &message, draft)?;
     }
     Ok(conversation.items)
 }

@@ -11,11 +11,13 @@ use crate::dialect::{Invalid, Translated};
 
 /// A `/v1/chat/completions` request as a Responses request, with how to answer it.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
-    let request = parse_object(body)?;
+    let mut request = parse_object(body)?;
     let model = model_field(&request)?;
     let stream = stream_flag(&request)?;
     let mut draft = Draft::new(&model);
-    let input = input_items(request.get("messages"), &mut draft)?;
+    // Taken out (a null left in its place), to be freed message by message as it is translated.
+    let messages = request.get_mut("messages").map(Value::take);
+    let input = input_items(messages, &mut draft)?;
     draft.body.insert("input".into(), Value::Array(input));
 
     let tools = tools(&request, &mut draft)?;

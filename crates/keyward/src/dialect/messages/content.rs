@@ -144,19 +144,22 @@ fn parse_block<'a>(block: &'a Value, path: &str) -> Result<Block<'a>, Invalid> {
 
 /// `messages`, appended to `input` in order.
 pub(super) fn convert_messages(
-    messages: Option<&Value>,
+    messages: Option<Value>,
     input: &mut Vec<Value>,
     dropped: &mut Dropped,
 ) -> Result<(), Invalid> {
     let messages = non_empty_array("messages", messages, "{\"role\", \"content\"} objects")?;
-    for (i, message) in messages.iter().enumerate() {
+    input.reserve(messages.len());
+    // Each message is dropped once translated, so a long conversation is never held both as
+    // the client sent it and as items.
+    for (i, message) in messages.into_iter().enumerate() {
         let path = format!("messages.{i}");
-        let Value::Object(message) = message else {
+        let Value::Object(message) = &message else {
             return Err(Invalid::at(
                 path,
                 format!(
                     "each message must be an object with `role` and `content`, not {}",
-                    json_kind(message)
+                    json_kind(&message)
                 ),
             ));
         };

@@ -38,7 +38,7 @@ const READ_FIELDS: &[&str] = &[
 
 /// Translates a Messages request into a Responses request.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
-    let request = parse_object(body)?;
+    let mut request = parse_object(body)?;
     let model = model_field(&request)?;
     let stream = stream_flag(&request)?;
     let mut dropped = Dropped::default();
@@ -50,7 +50,9 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
             input.push(message_item("system", parts));
         }
     }
-    convert_messages(request.get("messages"), &mut input, &mut dropped)?;
+    // Taken out (a null left in its place), to be freed message by message as it is translated.
+    let messages = request.get_mut("messages").map(Value::take);
+    convert_messages(messages, &mut input, &mut dropped)?;
 
     let mut body = Map::new();
     body.insert("model".into(), Value::String(model.clone()));

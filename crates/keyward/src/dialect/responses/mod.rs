@@ -10,7 +10,7 @@ mod output;
 #[cfg(test)]
 mod tests;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::fields::{json_kind, model_field, parse_object, stream_flag};
 use super::{Invalid, Translated};
@@ -48,8 +48,12 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
 }
 
 /// A message input item in the Responses shape.
-pub(crate) fn message_item(role: &str, content: Vec<Value>) -> Value {
-    let mut item = Map::new();
+///
+/// Items are built exactly to size (maps and arrays without spare room): a conversation of many
+/// short messages is mostly their overhead.
+pub(crate) fn message_item(role: &str, mut content: Vec<Value>) -> Value {
+    content.shrink_to_fit();
+    let mut item = Map::with_capacity(3);
     item.insert("type".into(), "message".into());
     item.insert("role".into(), role.into());
     item.insert("content".into(), Value::Array(content));
@@ -63,5 +67,8 @@ pub(crate) fn text_part(role: &str, text: &str) -> Value {
     } else {
         "input_text"
     };
-    json!({"type": kind, "text": text})
+    let mut part = Map::with_capacity(2);
+    part.insert("type".into(), kind.into());
+    part.insert("text".into(), text.into());
+    Value::Object(part)
 }
