@@ -20,7 +20,7 @@ use crate::codex::auth_file::AuthDocument;
 use crate::codex::backend;
 use crate::config::{self, Config};
 use crate::credential::{SourceContents, TokenAnswer};
-use crate::dialect::responses::{self, parse_event, Assembler};
+use crate::dialect::responses::{self, parse_event, Assembler, StreamEvent};
 use crate::dialect::sse::{Event, SseParser};
 use crate::dialect::{
     chat, completions, count_tokens, messages, Answer, Flow, Invalid, Translated,
@@ -158,14 +158,8 @@ pub fn sse(data: &[u8]) {
         "cutting the stream changed its events"
     );
     let mut assembler = Assembler::default();
-    for event in &whole {
-        if let Some(value) = parse_event(event) {
-            assert!(
-                value.get("type").is_some(),
-                "parse_event gave an event without a type: {value}"
-            );
-            assembler.push(&value);
-        }
+    for event in whole.iter().filter_map(parse_event) {
+        assembler.push(event);
     }
     let _ = assembler.finish(None);
 }
@@ -279,9 +273,9 @@ fn answer_stream(translate: Translate, fixed: &[u8], broken: bool, input: &[u8])
         .collect();
     // What `parse_event` passes on from a `data:` line without an event name (it has its own
     // target, `sse`): objects with a `type`.
-    let events: Vec<&Value> = values
+    let events: Vec<StreamEvent> = values
         .iter()
-        .filter(|value| value.get("type").is_some())
+        .filter_map(|value| StreamEvent::from_json(value.clone()))
         .collect();
     replies(answer.as_ref(), &values, &events);
 
@@ -298,7 +292,7 @@ fn answer_stream(translate: Translate, fixed: &[u8], broken: bool, input: &[u8])
 
 /// Non-streamed answers from arbitrary JSON (every line, its `response`) and from the response
 /// the events assemble into.
-fn replies(answer: &dyn Answer, values: &[Value], events: &[&Value]) {
+fn replies(answer: &dyn Answer, values: &[Value], events: &[StreamEvent]) {
     for value in values {
         let _ = answer.reply(value);
         if let Some(response) = value.get("response") {
@@ -307,7 +301,7 @@ fn replies(answer: &dyn Answer, values: &[Value], events: &[&Value]) {
     }
     let mut assembler = Assembler::default();
     for event in events {
-        assembler.push(event);
+        assembler.push(event.clone());
     }
     if let Ok(response) = assembler.finish(None) {
         let _ = answer.reply(&response);

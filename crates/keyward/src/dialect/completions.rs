@@ -1,22 +1,17 @@
 //! OpenAI legacy text completions (`/v1/completions`), translated to the Responses API and back.
 //!
 //! The prompt becomes one user message. The answer's text goes back as `text_completion`
-//! objects, through the chat translator's machinery in its completion shape
-//! ([`ChunkStream`] with [`Shape::Completion`]): the two dialects differ only in how a piece
-//! of text is framed.
+//! objects, through the chunk machinery chat uses, in its completion shape ([`ChunkStream`]
+//! with [`Shape::Completion`]): the two dialects differ only in how a piece of text is framed.
 
 use serde_json::{json, Value};
 
-use super::chat::{
-    answer_id, created_at, finish_reason, include_usage_option, single_choice, stop_sequences,
-    ChunkStream, Draft, Shape,
-};
+use super::chunks::{answer_id, created_at, finish_reason, ChunkStream, Shape};
+use super::draft::{include_usage_option, single_choice, stop_sequences, Draft};
+use super::fields::{json_kind, model_field, parse_object, stream_flag, Expected};
 use super::responses::{message_item, output_text, text_part, Ending, Usage};
 use super::stop::StopMatcher;
-use super::{
-    json_kind, model_field, parse_object, stream_flag, Answer, Invalid, StreamTranslator,
-    Translated,
-};
+use super::{Answer, Invalid, StreamTranslator, Translated};
 
 /// A `/v1/completions` request as a Responses request, with how to answer it.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
@@ -38,7 +33,8 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
         match key.as_str() {
             // Read above.
             "model" | "stream" | "prompt" | "max_tokens" => {}
-            "temperature" | "top_p" | "user" => draft.copy(key, value),
+            "temperature" | "top_p" => draft.copy_checked(key, value, Expected::Number)?,
+            "user" => draft.copy_checked(key, value, Expected::String)?,
             "stop" => stops = stop_sequences(value)?,
             "stream_options" => include_usage = include_usage_option(value)?,
             "echo" => {
@@ -55,8 +51,14 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
             }
             "n" => single_choice("n", value)?,
             "best_of" => single_choice("best_of", value)?,
-            // `suffix`, `logprobs`, the penalties, `logit_bias`, `seed`, and fields keyward
-            // does not know.
+            // Documented fields no upstream reads: dropped, but refused when mistyped.
+            "suffix" => draft.drop_checked(key, value, Expected::String)?,
+            "logprobs" => draft.drop_checked(key, value, Expected::Count)?,
+            "frequency_penalty" | "presence_penalty" => {
+                draft.drop_checked(key, value, Expected::Number)?
+            }
+            "logit_bias" => draft.drop_checked(key, value, Expected::Object)?,
+            "seed" => draft.drop_checked(key, value, Expected::Integer)?,
             _ => draft.drop_field(key, value),
         }
     }
@@ -158,8 +160,8 @@ mod tests {
     use super::*;
     use crate::dialect::chat::strategies::any_json;
     use crate::dialect::count_tokens::count_text;
-    use crate::dialect::responses::Assembler;
-    use crate::dialect::testing::{fixture_events, frames, run};
+    use crate::dialect::responses::StreamEvent;
+    use crate::dialect::testing::{assembled, fixture_events, frames, run};
     use proptest::prelude::*;
 
     fn refused(request: &Value) -> Invalid {
@@ -178,17 +180,7 @@ mod tests {
         })
     }
 
-    fn assembled(fixture: &str) -> Value {
-        let mut assembler = Assembler::default();
-        for event in fixture_events(fixture) {
-            assembler.push(&event);
-        }
-        assembler
-            .finish(None)
-            .unwrap_or_else(|e| panic!("{fixture} failed: {e:?}"))
-    }
-
-    fn stream(answer: Box<dyn Answer>, events: &[Value], broken: Option<&str>) -> Vec<Value> {
+    fn stream(answer: Box<dyn Answer>, events: &[StreamEvent], broken: Option<&str>) -> Vec<Value> {
         frames(&run(answer.stream(), events, broken))
             .into_iter()
             .map(|(_, data)| data)
@@ -304,6 +296,77 @@ mod tests {
         assert!(refused(&with("prompt", json!(["a", "b"])))
             .message
             .contains("one prompt per request"));
+    }
+
+    /// A field of the wrong JSON type is refused with a 400 naming it, saying what was expected
+    /// and what was sent (before, `temperature`, `top_p` and `user` went upstream as sent, and
+    /// the fields keyward drops were dropped whatever their type).
+    #[test]
+    fn mistyped_fields_are_refused_naming_the_field() {
+        let with = |field: &str, value: Value| {
+            let mut request = json!({"model": "m", "prompt": "hi"});
+            request[field] = value;
+            request
+        };
+        let cases = [
+            (
+                with("temperature", json!("hot")),
+                "temperature",
+                "`temperature` must be a number, not the string \"hot\"",
+            ),
+            (with("top_p", json!("1")), "top_p", "must be a number"),
+            (
+                with("user", json!(7)),
+                "user",
+                "must be a string, not the number 7",
+            ),
+            (
+                with("suffix", json!(["."])),
+                "suffix",
+                "must be a string, not an array",
+            ),
+            (
+                with("logprobs", json!("3")),
+                "logprobs",
+                "not the string \"3\"",
+            ),
+            (with("logprobs", json!(-1)), "logprobs", "zero or more"),
+            (
+                with("frequency_penalty", json!("0.5")),
+                "frequency_penalty",
+                "must be a number",
+            ),
+            (
+                with("presence_penalty", json!(true)),
+                "presence_penalty",
+                "must be a number, not true",
+            ),
+            (
+                with("logit_bias", json!([1])),
+                "logit_bias",
+                "must be an object",
+            ),
+            (with("seed", json!(1.5)), "seed", "must be a whole number"),
+            (with("echo", json!("yes")), "echo", "must be a boolean"),
+            (with("max_tokens", json!("16")), "max_tokens", "a string"),
+            (with("n", json!("1")), "n", "must be a positive integer"),
+            (with("stop", json!(5)), "stop", "a string or an array"),
+            (with("prompt", json!({})), "prompt", "must be a string"),
+            (with("stream", json!("true")), "stream", "must be a boolean"),
+        ];
+        for (request, param, message) in cases {
+            let invalid = refused(&request);
+            assert_eq!(invalid.param.as_deref(), Some(param), "{request}");
+            assert!(
+                invalid.message.contains(message),
+                "{request}: {}",
+                invalid.message
+            );
+        }
+        let well_typed = json!({"model": "m", "prompt": "hi", "seed": -3, "logprobs": 0, "user": null, "logit_bias": {}});
+        let translated = translate(well_typed.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("refused: {e:?}"));
+        assert_eq!(translated.dropped, ["seed"]);
     }
 
     /// A text answer streams as one chunk per delta, the closing chunk, `[DONE]`.

@@ -12,8 +12,11 @@
 #[cfg(test)]
 mod acceptance;
 pub(crate) mod chat;
+mod chunks;
 pub(crate) mod completions;
 pub(crate) mod count_tokens;
+mod draft;
+mod fields;
 pub(crate) mod messages;
 pub(crate) mod responses;
 pub mod sse;
@@ -22,6 +25,9 @@ pub(crate) mod stop;
 pub(crate) mod testing;
 
 use serde_json::{Map, Value};
+
+pub(crate) use fields::cut_short;
+use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +133,8 @@ pub(crate) enum Flow {
 /// Turns the upstream's Responses event stream into one client's frames, incrementally: every
 /// event is translated as it arrives, nothing is held back except what a stop sequence needs.
 pub(crate) trait StreamTranslator: Send {
-    /// One upstream event (its parsed `data`, with `type` set); appends frames to `out`.
-    fn event(&mut self, event: &Value, out: &mut Vec<u8>) -> Flow;
+    /// One upstream event; appends frames to `out`.
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow;
 
     /// The upstream stream ended. `broken` says why when it ended without a terminal event
     /// (`response.completed`, `.incomplete`, `.failed`, `error`) because the transport failed;
@@ -146,85 +152,6 @@ pub(crate) trait Answer: Send {
     /// The non-streamed answer, from the assembled Responses object (status `completed` or
     /// `incomplete`).
     fn reply(&self, response: &Value) -> Value;
-}
-
-/// A JSON body that must be an object; the error says which it was instead.
-pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Invalid> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Invalid::new(format!(
-            "the request body must be a JSON object, not {}",
-            json_kind(&other)
-        ))),
-        Err(e) => Err(Invalid::new(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
-    }
-}
-
-/// "a string", "an array", ... for error messages.
-pub(crate) fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// A required, non-empty array field (`messages`); `items` says what its items are.
-pub(crate) fn non_empty_array<'a>(
-    field: &str,
-    value: Option<&'a Value>,
-    items: &str,
-) -> Result<&'a [Value], Invalid> {
-    match value {
-        Some(Value::Array(list)) if !list.is_empty() => Ok(list),
-        Some(Value::Array(_)) => Err(Invalid::at(
-            field,
-            format!("`{field}` is empty: send at least one of its {items}"),
-        )),
-        None | Some(Value::Null) => Err(Invalid::at(
-            field,
-            format!("`{field}` is required: an array of {items}"),
-        )),
-        Some(other) => Err(Invalid::at(
-            field,
-            format!(
-                "`{field}` must be an array of {items}, not {}",
-                json_kind(other)
-            ),
-        )),
-    }
-}
-
-/// The optional boolean `stream` field.
-pub(crate) fn stream_flag(body: &Map<String, Value>) -> Result<bool, Invalid> {
-    match body.get("stream") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(stream)) => Ok(*stream),
-        Some(other) => Err(Invalid::at(
-            "stream",
-            format!("`stream` must be a boolean, not {}", json_kind(other)),
-        )),
-    }
-}
-
-/// The required string `model` field.
-pub(crate) fn model_field(body: &Map<String, Value>) -> Result<String, Invalid> {
-    match body.get("model") {
-        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(Invalid::at(
-            "model",
-            "`model` is required: name the model to use (GET /v1/models lists them)",
-        )),
-        Some(other) => Err(Invalid::at(
-            "model",
-            format!("`model` must be a string, not {}", json_kind(other)),
-        )),
-    }
 }
 
 /// Appends one server-sent event frame: `event:` (when named) and a one-line `data:`.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::responses::parse_event;
+use super::responses::{parse_event, Assembler, StreamEvent};
 use super::sse::{Event, SseParser};
 use super::{Flow, StreamTranslator};
 
@@ -21,18 +21,39 @@ pub(crate) fn fixture(name: &str) -> &'static str {
 }
 
 /// A recorded stream's events, parsed.
-pub(crate) fn fixture_events(name: &str) -> Vec<Value> {
+pub(crate) fn fixture_events(name: &str) -> Vec<StreamEvent> {
     let mut parser = SseParser::default();
     let mut events = parser.push(fixture(name).as_bytes());
     events.extend(parser.finish());
     events.iter().filter_map(parse_event).collect()
 }
 
+/// A recorded stream, assembled into its final response object.
+pub(crate) fn assembled(name: &str) -> Value {
+    let mut assembler = Assembler::default();
+    for event in fixture_events(name) {
+        assembler.push(event);
+    }
+    assembler
+        .finish(None)
+        .unwrap_or_else(|e| panic!("{name} failed: {e:?}"))
+}
+
+/// Events written as JSON, typed as the upstream's would be.
+pub(crate) fn typed(events: &[Value]) -> Vec<StreamEvent> {
+    events
+        .iter()
+        .map(|event| {
+            StreamEvent::from_json(event.clone()).unwrap_or_else(|| panic!("not an event: {event}"))
+        })
+        .collect()
+}
+
 /// Runs `translator` over `events`, then finishes it (`broken`: the transport error, if any);
 /// returns everything it wrote.
 pub(crate) fn run(
     mut translator: Box<dyn StreamTranslator>,
-    events: &[Value],
+    events: &[StreamEvent],
     broken: Option<&str>,
 ) -> String {
     let mut out = Vec::new();

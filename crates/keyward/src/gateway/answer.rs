@@ -185,7 +185,7 @@ pub(super) async fn assemble(response: reqwest::Response) -> Result<Value, ApiEr
         }
         for event in parser.push(&chunk) {
             if let Some(event) = parse_event(&event) {
-                assembler.push(&event);
+                assembler.push(event);
             }
         }
         if assembler.is_done() {
@@ -193,7 +193,7 @@ pub(super) async fn assemble(response: reqwest::Response) -> Result<Value, ApiEr
         }
     }
     if let Some(event) = parser.finish().as_ref().and_then(parse_event) {
-        assembler.push(&event);
+        assembler.push(event);
     }
     assembler
         .finish(broken.as_deref())

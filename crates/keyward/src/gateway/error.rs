@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::broker::AccessError;
 use crate::dialect::responses::StreamFailure;
-use crate::dialect::{Dialect, Invalid};
+use crate::dialect::{cut_short, Dialect, Invalid};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -110,7 +110,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "model_not_found",
-                format!("keyward does not serve the model `{model}`: ask for an OpenAI model (GET /v1/models lists them), or map this name to one under [models.aliases] in keyward's config.toml"),
+                format!("keyward does not serve the model `{}`: ask for an OpenAI model (GET /v1/models lists them), or map this name to one under [models.aliases] in keyward's config.toml", cut_short(model)),
             )
         }
     }
@@ -274,6 +274,20 @@ mod tests {
             .await
             .unwrap_or_default();
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// An unknown model's name is echoed cut short: a megabyte-long name is not sent back whole.
+    #[test]
+    fn unknown_model_names_are_echoed_short() {
+        let short = ApiError::unknown_model("gpt-unknown");
+        assert!(short.message.contains("`gpt-unknown`"), "{}", short.message);
+        let huge = ApiError::unknown_model(&"m".repeat(1 << 20));
+        assert!(
+            huge.message.contains(&format!("`{}…`", "m".repeat(64))),
+            "{}",
+            huge.message
+        );
+        assert!(huge.message.len() < 400, "{} bytes", huge.message.len());
     }
 
     /// The same failure speaks OpenAI on OpenAI routes and Anthropic on /v1/messages.

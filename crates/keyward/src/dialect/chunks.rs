@@ -1,0 +1,278 @@
+//! OpenAI's chunked answers (`chat.completion.chunk`, legacy `text_completion`): the frames both
+//! OpenAI dialects stream, how an answer is named, dated and ended, and its usage. Chat and
+//! legacy completions differ only in how a piece of text is framed ([`Shape`]); what only chat
+//! streams is in `chat::stream`.
+
+use serde_json::{json, Map, Value};
+
+use super::count_tokens::count_text;
+use super::responses::{Ending, StreamEvent, StreamFailure, Usage};
+use super::stop::StopMatcher;
+use super::{unix_now, write_frame, Flow, StreamTranslator};
+
+/// The `finish_reason` of a response that was not cut by a stop sequence.
+pub(crate) fn finish_reason(ending: Ending, called_tools: bool) -> &'static str {
+    match ending {
+        Ending::Length => "length",
+        Ending::ContentFilter => "content_filter",
+        Ending::Completed if called_tools => "tool_calls",
+        Ending::Completed => "stop",
+    }
+}
+
+/// The answer's id: the upstream response's, under this dialect's prefix (so logs on both sides
+/// match), or a random one when the upstream gave none.
+pub(crate) fn answer_id(shape: Shape, response: &Value) -> String {
+    let id = match response.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.strip_prefix("resp_").unwrap_or(id).to_string(),
+        _ => format!(
+            "{:016x}{:08x}",
+            rand::random::<u64>(),
+            rand::random::<u32>()
+        ),
+    };
+    format!("{}{id}", shape.id_prefix())
+}
+
+/// The response's creation time, or now.
+pub(crate) fn created_at(response: &Value) -> i64 {
+    response
+        .get("created_at")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(unix_now)
+}
+
+/// The two OpenAI answer shapes keyward speaks besides Responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `chat.completion` objects and `chat.completion.chunk` deltas.
+    Chat,
+    /// Legacy `text_completion` objects, streamed as `text` pieces.
+    Completion,
+}
+
+impl Shape {
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Self::Chat => "chatcmpl-",
+            Self::Completion => "cmpl-",
+        }
+    }
+
+    fn chunk_object(self) -> &'static str {
+        match self {
+            Self::Chat => "chat.completion.chunk",
+            Self::Completion => "text_completion",
+        }
+    }
+
+    /// The answer's `usage` object.
+    pub fn usage(self, usage: Usage) -> Value {
+        match self {
+            Self::Chat => json!({
+                "prompt_tokens": usage.input,
+                "completion_tokens": usage.output,
+                "total_tokens": usage.total,
+                "prompt_tokens_details": {"cached_tokens": usage.cached_input},
+                "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+            }),
+            Self::Completion => json!({
+                "prompt_tokens": usage.input,
+                "completion_tokens": usage.output,
+                "total_tokens": usage.total,
+            }),
+        }
+    }
+}
+
+/// Turns Responses events into OpenAI chunks (`chat.completion.chunk`, or legacy
+/// `text_completion`), as they arrive. Legacy completions stream with it alone; chat wraps it to
+/// stream reasoning, refusals and tool calls too.
+pub(crate) struct ChunkStream {
+    shape: Shape,
+    model: String,
+    include_usage: bool,
+    stop: StopMatcher,
+    /// Text sent before the answer (legacy completions with `echo`).
+    echo: Option<String>,
+    /// Set by the first upstream event.
+    id: String,
+    created: i64,
+    started: bool,
+    /// The last frame was written; later events are ignored.
+    ended: bool,
+    /// The answer text sent, to estimate its tokens when a stop sequence ends the stream.
+    sent: String,
+}
+
+impl ChunkStream {
+    pub fn new(shape: Shape, model: String, stops: Vec<String>, include_usage: bool) -> Self {
+        Self {
+            shape,
+            model,
+            include_usage,
+            stop: StopMatcher::new(stops),
+            echo: None,
+            id: String::new(),
+            created: 0,
+            started: false,
+            ended: false,
+            sent: String::new(),
+        }
+    }
+
+    /// Sends `prompt` before the answer.
+    pub fn with_echo(mut self, prompt: Option<String>) -> Self {
+        self.echo = prompt;
+        self
+    }
+
+    /// The events both shapes answer alike: a failure, the first event (which opens the answer),
+    /// answer text, and the end (`called_tools`: whether the answer called tools, for its
+    /// `finish_reason`). `None` for any other event, which only chat reads.
+    pub fn shared_event(
+        &mut self,
+        event: &StreamEvent,
+        called_tools: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Flow> {
+        if self.ended {
+            return Some(Flow::Continue);
+        }
+        if let Some(failure) = event.failure() {
+            self.fail(failure, out);
+            return Some(Flow::Continue);
+        }
+        self.start(event.response(), out);
+        match event {
+            StreamEvent::OutputTextDelta { delta, .. } => Some(self.text(delta, out)),
+            StreamEvent::Completed { response } | StreamEvent::Incomplete { response } => {
+                self.flush_text(out);
+                let finish = finish_reason(Ending::of(response), called_tools);
+                self.end(finish, Usage::of(response), out);
+                Some(Flow::Continue)
+            }
+            _ => None,
+        }
+    }
+
+    /// The first event: fixes the answer's id and time (from the response it carries, if any),
+    /// and opens the answer.
+    fn start(&mut self, response: &Value, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.id = answer_id(self.shape, response);
+        self.created = created_at(response);
+        match self.shape {
+            Shape::Chat => self.send_delta(json!({"role": "assistant", "content": ""}), out),
+            Shape::Completion => {
+                if let Some(prompt) = self.echo.take() {
+                    self.send_text(&prompt, out);
+                }
+            }
+        }
+    }
+
+    fn chunk(&self, choices: Value) -> Value {
+        let mut chunk = Map::new();
+        chunk.insert("id".into(), self.id.as_str().into());
+        chunk.insert("object".into(), self.shape.chunk_object().into());
+        chunk.insert("created".into(), self.created.into());
+        chunk.insert("model".into(), self.model.as_str().into());
+        chunk.insert("system_fingerprint".into(), Value::Null);
+        chunk.insert("choices".into(), choices);
+        if self.include_usage {
+            // OpenAI puts `usage: null` on every chunk but the last when usage is asked for.
+            chunk.insert("usage".into(), Value::Null);
+        }
+        Value::Object(chunk)
+    }
+
+    /// One chat `delta` chunk.
+    pub fn send_delta(&self, delta: Value, out: &mut Vec<u8>) {
+        let choice = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": null});
+        write_frame(out, None, &self.chunk(json!([choice])));
+    }
+
+    fn send_text(&self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        match self.shape {
+            Shape::Chat => self.send_delta(json!({"content": text}), out),
+            Shape::Completion => {
+                let choice =
+                    json!({"text": text, "index": 0, "logprobs": null, "finish_reason": null});
+                write_frame(out, None, &self.chunk(json!([choice])));
+            }
+        }
+    }
+
+    /// Releases answer text through the stop sequences; `Flow::Stop` once one matched.
+    fn text(&mut self, delta: &str, out: &mut Vec<u8>) -> Flow {
+        let released = self.stop.push(delta);
+        self.send_text(&released.text, out);
+        self.sent.push_str(&released.text);
+        if released.stopped.is_none() {
+            return Flow::Continue;
+        }
+        // The upstream's usage will never arrive: the completion is estimated from what was
+        // sent, the prompt is unknown.
+        let completion = count_text(&self.sent);
+        let usage = Usage {
+            output: completion,
+            total: completion,
+            ..Usage::default()
+        };
+        self.end("stop", usage, out);
+        Flow::Stop
+    }
+
+    /// Sends text the stop sequences held back, when something else comes after it.
+    pub fn flush_text(&mut self, out: &mut Vec<u8>) {
+        let held = self.stop.flush();
+        self.send_text(&held, out);
+        self.sent.push_str(&held);
+    }
+
+    /// The closing chunk, the usage chunk when asked for, and `[DONE]`.
+    fn end(&mut self, finish: &str, usage: Usage, out: &mut Vec<u8>) {
+        let choice = match self.shape {
+            Shape::Chat => {
+                json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish})
+            }
+            Shape::Completion => {
+                json!({"text": "", "index": 0, "logprobs": null, "finish_reason": finish})
+            }
+        };
+        write_frame(out, None, &self.chunk(json!([choice])));
+        if self.include_usage {
+            let mut chunk = self.chunk(json!([]));
+            chunk["usage"] = self.shape.usage(usage);
+            write_frame(out, None, &chunk);
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        self.ended = true;
+    }
+
+    /// An error chunk, which OpenAI's SDKs raise on; no `[DONE]` follows it.
+    fn fail(&mut self, failure: &StreamFailure, out: &mut Vec<u8>) {
+        write_frame(out, None, &json!({"error": failure.openai_error()}));
+        self.ended = true;
+    }
+}
+
+impl StreamTranslator for ChunkStream {
+    fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow {
+        self.shared_event(event, false, out)
+            .unwrap_or(Flow::Continue)
+    }
+
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>) {
+        if !self.ended {
+            self.fail(&StreamFailure::cut_short(broken), out);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The events of a Responses stream, typed. Each server-sent event's data is parsed once into a
+//! [`StreamEvent`], which every stream translator and the assembler match on, instead of each
+//! looking event names and fields up in untyped JSON.
+//!
+//! Fields are read as leniently as the translators always read them: a missing or mistyped
+//! `delta` is empty, a missing `output_index` is unknown, an item or response object stays JSON
+//! (the translators read it whole). So no upstream quirk tolerated before is refused now, and
+//! an event keyward does not read is [`StreamEvent::Other`], passed over as it always was. The
+//! one field no longer read is a `response` on an event that never carries one (a delta, an
+//! item): only when such an event came first did it name the answer, and no upstream sends it.
+
+use serde_json::{Map, Value};
+
+use super::failure::StreamFailure;
+use crate::dialect::sse::Event;
+
+/// The output item an event belongs to, by its position in the response and by its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ItemRef {
+    pub output_index: Option<u64>,
+    /// The event's `item_id`, or else its item's `id`.
+    pub item_id: Option<String>,
+}
+
+/// One event of a Responses stream, as the translators read it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StreamEvent {
+    /// `response.created`: the response exists (its id and time name the answer).
+    Created { response: Value },
+    /// `response.in_progress`.
+    InProgress { response: Value },
+    /// `response.output_item.added`: an output item (message, reasoning, function call) begins.
+    OutputItemAdded {
+        item_ref: ItemRef,
+        item: Option<Value>,
+    },
+    /// `response.output_item.done`: an output item, whole.
+    OutputItemDone {
+        item_ref: ItemRef,
+        item: Option<Value>,
+    },
+    /// `response.content_part.added`.
+    ContentPartAdded,
+    /// `response.content_part.done`.
+    ContentPartDone,
+    /// `response.output_text.delta`: a piece of the answer's text.
+    OutputTextDelta {
+        output_index: Option<u64>,
+        delta: String,
+    },
+    /// `response.output_text.done`: the text again, whole (its deltas already carried it).
+    OutputTextDone,
+    /// `response.refusal.delta`: a piece of a refusal.
+    RefusalDelta {
+        output_index: Option<u64>,
+        delta: String,
+    },
+    /// `response.reasoning_summary_part.added`.
+    ReasoningSummaryPartAdded,
+    /// `response.reasoning_summary_text.delta`: a piece of one part of a reasoning summary.
+    ReasoningSummaryTextDelta {
+        output_index: Option<u64>,
+        summary_index: Option<u64>,
+        delta: String,
+    },
+    /// `response.reasoning_summary_text.done`.
+    ReasoningSummaryTextDone,
+    /// `response.reasoning_summary_part.done`.
+    ReasoningSummaryPartDone,
+    /// `response.function_call_arguments.delta`: a piece of a call's arguments.
+    FunctionCallArgumentsDelta { item_ref: ItemRef, delta: String },
+    /// `response.function_call_arguments.done`: a call's arguments, whole (when a string).
+    FunctionCallArgumentsDone {
+        item_ref: ItemRef,
+        arguments: Option<String>,
+    },
+    /// `response.completed`: the final response object.
+    Completed { response: Value },
+    /// `response.incomplete`: the final response object, cut short (token limit, filter).
+    Incomplete { response: Value },
+    /// `response.failed`.
+    Failed(StreamFailure),
+    /// `error`: the stream itself failed.
+    Error(StreamFailure),
+    /// Any other event (web search progress, annotations, ...), with its `response` (null when
+    /// it has none): the first event of a stream names the answer, whatever its type.
+    Other { response: Value },
+}
+
+impl StreamEvent {
+    /// An event from its JSON; `None` for JSON that is not an object with a `type`.
+    pub fn from_json(value: Value) -> Option<Self> {
+        let kind = match value.as_object()?.get("type")? {
+            Value::String(kind) => kind.clone(),
+            // Not a name: an event of no type keyward knows.
+            _ => String::new(),
+        };
+        match kind.as_str() {
+            "response.failed" => return Some(Self::Failed(StreamFailure::from_event(&value))),
+            "error" => return Some(Self::Error(StreamFailure::from_event(&value))),
+            _ => {}
+        }
+        let Value::Object(mut fields) = value else {
+            return None;
+        };
+        let output_index = fields.get("output_index").and_then(Value::as_u64);
+        Some(match kind.as_str() {
+            "response.created" => Self::Created {
+                response: take_response(&mut fields),
+            },
+            "response.in_progress" => Self::InProgress {
+                response: take_response(&mut fields),
+            },
+            "response.output_item.added" => Self::OutputItemAdded {
+                item_ref: item_ref(&fields),
+                item: fields.remove("item"),
+            },
+            "response.output_item.done" => Self::OutputItemDone {
+                item_ref: item_ref(&fields),
+                item: fields.remove("item"),
+            },
+            "response.content_part.added" => Self::ContentPartAdded,
+            "response.content_part.done" => Self::ContentPartDone,
+            "response.output_text.delta" => Self::OutputTextDelta {
+                output_index,
+                delta: take_text(&mut fields, "delta").unwrap_or_default(),
+            },
+            "response.output_text.done" => Self::OutputTextDone,
+            "response.refusal.delta" => Self::RefusalDelta {
+                output_index,
+                delta: take_text(&mut fields, "delta").unwrap_or_default(),
+            },
+            "response.reasoning_summary_part.added" => Self::ReasoningSummaryPartAdded,
+            "response.reasoning_summary_text.delta" => Self::ReasoningSummaryTextDelta {
+                output_index,
+                summary_index: fields.get("summary_index").and_then(Value::as_u64),
+                delta: take_text(&mut fields, "delta").unwrap_or_default(),
+            },
+            "response.reasoning_summary_text.done" => Self::ReasoningSummaryTextDone,
+            "response.reasoning_summary_part.done" => Self::ReasoningSummaryPartDone,
+            "response.function_call_arguments.delta" => Self::FunctionCallArgumentsDelta {
+                item_ref: item_ref(&fields),
+                delta: take_text(&mut fields, "delta").unwrap_or_default(),
+            },
+            "response.function_call_arguments.done" => Self::FunctionCallArgumentsDone {
+                item_ref: item_ref(&fields),
+                arguments: take_text(&mut fields, "arguments"),
+            },
+            "response.completed" => Self::Completed {
+                response: take_response(&mut fields),
+            },
+            "response.incomplete" => Self::Incomplete {
+                response: take_response(&mut fields),
+            },
+            _ => Self::Other {
+                response: take_response(&mut fields),
+            },
+        })
+    }
+
+    /// The response object the event carries; null for an event that carries none.
+    pub fn response(&self) -> &Value {
+        match self {
+            Self::Created { response }
+            | Self::InProgress { response }
+            | Self::Completed { response }
+            | Self::Incomplete { response }
+            | Self::Other { response } => response,
+            _ => &Value::Null,
+        }
+    }
+
+    /// The failure a `response.failed` or `error` event reports.
+    pub fn failure(&self) -> Option<&StreamFailure> {
+        match self {
+            Self::Failed(failure) | Self::Error(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// One upstream event, typed; its `type` comes from the SSE event name when the data lacks it.
+/// `None` for data that is not a JSON object (a keep-alive, `[DONE]`), or has no type at all.
+pub(crate) fn parse_event(event: &Event) -> Option<StreamEvent> {
+    let mut value: Value = serde_json::from_str(&event.data).ok()?;
+    let object = value.as_object_mut()?;
+    if !object.contains_key("type") {
+        let name = event.event.clone()?;
+        object.insert("type".into(), Value::String(name));
+    }
+    StreamEvent::from_json(value)
+}
+
+fn item_ref(fields: &Map<String, Value>) -> ItemRef {
+    let item_id = fields
+        .get("item_id")
+        .or_else(|| fields.get("item").and_then(|item| item.get("id")))
+        .and_then(Value::as_str);
+    ItemRef {
+        output_index: fields.get("output_index").and_then(Value::as_u64),
+        item_id: item_id.map(str::to_string),
+    }
+}
+
+/// A string field, moved out; `None` when it is missing or not a string.
+fn take_text(fields: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match fields.remove(key) {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    }
+}
+
+/// The event's `response`, moved out; null when it has none.
+fn take_response(fields: &mut Map<String, Value>) -> Value {
+    fields.remove("response").unwrap_or(Value::Null)
+}
