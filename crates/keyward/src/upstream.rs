@@ -109,14 +109,38 @@ pub struct Sent {
     pub dropped: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The profile cannot be served now (needs a login, refreshing failed, ...).
+    #[error(transparent)]
     Access(AccessError),
     /// The request is one this upstream refuses before anything is sent.
+    #[error("{}", .0.message)]
     Invalid(Invalid),
-    /// The upstream could not be reached.
-    Unreachable(String),
+    /// The upstream could not be reached. The error carries no URL of its own (the upstream's
+    /// is `url`), and keyward's upstream URLs hold no credential: those go in headers.
+    #[error("cannot reach the upstream {url}: {}", root_cause(.source))]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The configured URL does not parse.
+    #[error("{0} is not a URL")]
+    NotAUrl(String),
+    /// The request could not be written out as JSON.
+    #[error("the request cannot be encoded: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl SendError {
+    /// `source` from sending to `url`, with the URL left out of the error itself (it is `url`).
+    pub fn unreachable(url: &Endpoint, source: reqwest::Error) -> Self {
+        Self::Unreachable {
+            url: url.to_string(),
+            source: source.without_url(),
+        }
+    }
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
@@ -172,7 +196,7 @@ impl Endpoint {
     pub fn url(&self) -> Result<reqwest::Url, SendError> {
         self.url
             .clone()
-            .ok_or_else(|| SendError::Unreachable(format!("{} is not a URL", self.text)))
+            .ok_or_else(|| SendError::NotAUrl(self.text.clone()))
     }
 }
 

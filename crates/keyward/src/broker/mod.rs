@@ -16,7 +16,7 @@ mod protocol;
 mod recovery;
 mod scheduler;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 pub mod timing;
@@ -644,15 +644,19 @@ fn with_kept_answers(
             continue;
         }
         if let Some(answer) = &entry.answer {
-            current = Arc::new(with_answer(&current, answer));
+            current = Arc::new(with_answer(runtime.source.as_ref(), &current, answer));
             awaiting = true;
         }
     }
     (current, awaiting)
 }
 
-/// `base` as it will be once `answer` lands in the source.
-pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential {
+/// `base` as it will be once `answer` lands in `source`.
+pub(crate) fn with_answer(
+    source: &dyn CredentialSource,
+    base: &Credential,
+    answer: &TokenAnswer,
+) -> Credential {
     let mut next = base.clone();
     next.access_token = answer.access_token.clone();
     if let Some(refresh) = &answer.refresh_token {
@@ -661,14 +665,7 @@ pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential
     if let Some(id) = &answer.id_token {
         next.id_token = Some(id.clone());
     }
-    let id_claims = next
-        .id_token
-        .as_ref()
-        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
-        .unwrap_or_default();
-    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
-        .unwrap_or_default()
-        .or(id_claims);
+    next.claims = source.claims(&next.access_token, next.id_token.as_ref());
     next
 }
 

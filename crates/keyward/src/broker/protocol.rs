@@ -355,7 +355,7 @@ impl Broker {
             patched.credential = view
                 .credential
                 .as_ref()
-                .map(|base| Arc::new(super::with_answer(base, &answer)));
+                .map(|base| Arc::new(super::with_answer(runtime.source.as_ref(), base, &answer)));
             patched.spend = None;
             patched.awaiting_write_back = true;
             let patched = Arc::new(patched);

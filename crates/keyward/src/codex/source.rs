@@ -13,9 +13,9 @@ use super::lock;
 use crate::atomic_file;
 use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
-    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer,
+    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims,
 };
-use crate::secret::Fingerprint;
+use crate::secret::{Fingerprint, Secret};
 
 /// How many times a read is retried when the file is replaced while being read.
 const READ_ATTEMPTS: usize = 3;
@@ -235,6 +235,10 @@ impl CredentialSource for CodexSource {
         }
     }
 
+    fn claims(&self, access_token: &Secret, id_token: Option<&Secret>) -> TokenClaims {
+        super::claims::of_login(access_token.expose(), id_token.map(Secret::expose))
+    }
+
     fn undated_expiry(&self, credential: &Credential) -> Option<DateTime<Utc>> {
         Some(credential.last_refresh? + chrono::Duration::days(UNDATED_LIFETIME_DAYS))
     }
@@ -243,8 +247,6 @@ impl CredentialSource for CodexSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::TokenClaims;
-    use crate::secret::Secret;
 
     /// A login without an expiry claim is due when the CLI would refresh it: 8 days after
     /// `last_refresh`; without `last_refresh` never by schedule.

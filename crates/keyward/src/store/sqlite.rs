@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::*;
 
 /// Migrations in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE spent_tokens (
     fingerprint TEXT PRIMARY KEY,
@@ -65,6 +65,38 @@ CREATE TABLE usage_windows (
     profile     TEXT PRIMARY KEY,
     usage       TEXT NOT NULL
 );
+"#,
+    // Usage windows by name, whatever the provider calls them, in its order. The rows of the
+    // JSON table before (Codex's `primary` and `secondary` windows) are carried over; a row that
+    // is not such JSON is left behind, as reading it did before.
+    r#"
+CREATE TABLE usage_window (
+    profile         TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    used_percent    REAL NOT NULL,
+    window_minutes  INTEGER,
+    resets_at       TEXT,
+    observed_at     TEXT NOT NULL,
+    PRIMARY KEY (profile, position)
+);
+INSERT INTO usage_window (profile, position, name, used_percent, window_minutes, resets_at, observed_at)
+SELECT profile, name = 'secondary', name,
+       json_extract(window_json, '$.used_percent'),
+       json_extract(window_json, '$.window_minutes'),
+       json_extract(window_json, '$.resets_at'),
+       json_extract(usage_json, '$.observed_at')
+FROM (
+    SELECT old.profile AS profile, entry.key AS name, old.usage_json AS usage_json,
+           CASE WHEN entry.type = 'object' THEN entry.value ELSE '{}' END AS window_json
+    FROM (SELECT profile, CASE WHEN json_valid(usage) THEN usage ELSE '{}' END AS usage_json
+          FROM usage_windows) AS old,
+         json_each(old.usage_json) AS entry
+)
+WHERE name IN ('primary', 'secondary')
+  AND json_type(window_json, '$.used_percent') IN ('integer', 'real')
+  AND json_type(usage_json, '$.observed_at') = 'text';
+DROP TABLE usage_windows;
 "#,
 ];
 

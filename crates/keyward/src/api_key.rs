@@ -1,0 +1,135 @@
+//! Profiles that serve with an API key, whatever their provider: `[[openai.profiles]]`,
+//! `[[anthropic.profiles]]`, and the `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` keyward runs with.
+//! Providers that serve with keys share this section shape and read it here.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::profile::ProfileId;
+use crate::provider::{SectionError, SectionReader};
+use crate::secret::Secret;
+
+/// A profile that serves with an API key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyProfile {
+    pub id: ProfileId,
+    pub key: Secret,
+    pub base_url: String,
+    /// Where the key came from, for `status` (never the key).
+    pub origin: String,
+}
+
+/// How a provider that serves with API keys is named in profile ids and the environment.
+pub(crate) struct KeyedProvider {
+    /// Its profiles' provider part (`openai` in `openai:work`).
+    pub name: &'static str,
+    pub default_base_url: &'static str,
+    /// Overrides the base URL (a proxy, or a test's mock).
+    pub base_url_env: &'static str,
+    /// A key in keyward's environment becomes the profile `NAME:default`.
+    pub key_env: &'static str,
+}
+
+/// Such a provider's settings: where its API is, and its profiles in config order.
+#[derive(Debug)]
+pub(crate) struct ApiKeySettings {
+    pub base_url: String,
+    pub profiles: Vec<ApiKeyProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeySection {
+    base_url: Option<String>,
+    #[serde(default)]
+    profiles: Vec<ApiKeyProfileEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyProfileEntry {
+    name: String,
+    /// The key itself (the config file then holds a secret: keep it 0600).
+    api_key: Option<String>,
+    /// The environment variable holding the key (preferred).
+    api_key_env: Option<String>,
+    base_url: Option<String>,
+}
+
+/// Reads `provider`'s section: its profiles in file order, then the key in the environment as
+/// its `default` profile unless the file defines one.
+pub(crate) fn read_section(
+    reader: &mut SectionReader<'_>,
+    provider: &KeyedProvider,
+) -> Result<ApiKeySettings, SectionError> {
+    let section: ApiKeySection = reader.parse()?;
+    let base_url = reader
+        .var(provider.base_url_env)
+        .or(section.base_url)
+        .unwrap_or_else(|| provider.default_base_url.to_string());
+    let invalid = |e: crate::profile::ProfileIdError| SectionError::Invalid(e.to_string());
+    let mut profiles: Vec<ApiKeyProfile> = Vec::new();
+    for entry in &section.profiles {
+        let id = ProfileId::new(provider.name, &entry.name).map_err(invalid)?;
+        if profiles.iter().any(|p| p.id == id) {
+            return Err(SectionError::Invalid(format!(
+                "profile `{id}` is defined twice"
+            )));
+        }
+        let (key, origin) = match (&entry.api_key, &entry.api_key_env) {
+            (Some(key), None) => {
+                let path = reader.config_path().to_path_buf();
+                if file_readable_by_others(&path) {
+                    reader.warn(format!(
+                        "{} holds the API key of {id} and other users can read it: `chmod 600 {}`, or use api_key_env",
+                        path.display(),
+                        path.display()
+                    ));
+                }
+                (key.clone(), "the config file".to_string())
+            }
+            (None, Some(var)) => {
+                let key = reader.var(var).ok_or_else(|| {
+                    SectionError::Invalid(format!(
+                        "profile `{id}` takes its key from ${var}, which is not set"
+                    ))
+                })?;
+                (key, format!("${var}"))
+            }
+            _ => {
+                return Err(SectionError::Invalid(format!(
+                    "profile `{id}` needs exactly one of api_key and api_key_env"
+                )))
+            }
+        };
+        if key.trim().is_empty() {
+            return Err(SectionError::Invalid(format!(
+                "profile `{id}` has an empty API key"
+            )));
+        }
+        profiles.push(ApiKeyProfile {
+            id,
+            key: Secret::new(key.trim()),
+            base_url: entry.base_url.clone().unwrap_or_else(|| base_url.clone()),
+            origin,
+        });
+    }
+    let default = ProfileId::new(provider.name, "default").map_err(invalid)?;
+    if let Some(key) = reader.var(provider.key_env) {
+        if !profiles.iter().any(|p| p.id == default) && !key.trim().is_empty() {
+            profiles.push(ApiKeyProfile {
+                id: default,
+                key: Secret::new(key.trim()),
+                base_url: base_url.clone(),
+                origin: format!("${}", provider.key_env),
+            });
+        }
+    }
+    Ok(ApiKeySettings { base_url, profiles })
+}
+
+fn file_readable_by_others(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
