@@ -183,8 +183,17 @@ pub enum SourceError {
         /// Who usually holds this lock, in the source's words.
         holder: &'static str,
     },
-    #[error("{path}: {detail}")]
-    Io { path: String, detail: String },
+    #[error("{path}: {doing}: {source}")]
+    Io {
+        path: String,
+        /// What failed, in the user's words ("cannot lock").
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or directory the source needs is not there.
+    #[error("{path}: {what} does not exist")]
+    Missing { path: String, what: &'static str },
     #[error("{0}")]
     Unusable(SourceProblem),
     #[error("the source changed under the lock without taking it (now holds {found})")]

@@ -287,7 +287,28 @@ pub enum AccessError {
         retry_after: Option<Duration>,
     },
     #[error("keyward's store failed: {0}")]
-    Store(String),
+    Store(#[source] Internal),
+}
+
+/// keyward's own part of an access that failed: its store, or the task a refresh ran in.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("refresh task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<crate::store::StoreError> for AccessError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for AccessError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Store(error.into())
+    }
 }
 
 /// A usable access token for one request.

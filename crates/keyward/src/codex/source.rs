@@ -178,9 +178,9 @@ impl CredentialSource for CodexSource {
 
     fn lock(&self, timeout: Duration) -> Result<Box<dyn SourceGuard>, SourceError> {
         if !self.home.is_dir() {
-            return Err(SourceError::Io {
+            return Err(SourceError::Missing {
                 path: self.home.display().to_string(),
-                detail: "the Codex home directory does not exist".into(),
+                what: "the Codex home directory",
             });
         }
         Ok(Box::new(lock::acquire(&self.home, timeout)?))
@@ -193,11 +193,14 @@ impl CredentialSource for CodexSource {
         answer: &TokenAnswer,
         now: DateTime<Utc>,
     ) -> Result<(), SourceError> {
-        let io_error = |e: io::Error| SourceError::Io {
-            path: self.path_text(),
-            detail: e.to_string(),
+        let io_error = |doing| {
+            move |source| SourceError::Io {
+                path: self.path_text(),
+                doing,
+                source,
+            }
         };
-        let (_, document) = self.read_document().map_err(io_error)?;
+        let (_, document) = self.read_document().map_err(io_error("cannot read it"))?;
         let mut document = document.map_err(SourceError::Unusable)?;
         let contents = document
             .contents()
@@ -216,7 +219,8 @@ impl CredentialSource for CodexSource {
             }
         }
         document.apply(answer, now);
-        atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-").map_err(io_error)
+        atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-")
+            .map_err(io_error("cannot write it"))
     }
 
     fn vocabulary(&self) -> SourceVocabulary {

@@ -213,9 +213,10 @@ mod tests {
     /// Cooldowns and usage windows survive a reopen, one row per profile.
     #[test]
     fn cooldowns_and_usage_are_kept() -> StoreResult<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Db {
+        let dir = tempfile::tempdir().map_err(|source| StoreError::File {
             path: "temp".into(),
-            detail: e.to_string(),
+            doing: "cannot make a directory",
+            source,
         })?;
         let store = SqliteStore::open(dir.path())?;
         let profile = ProfileId::codex_default();

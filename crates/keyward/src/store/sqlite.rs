@@ -112,19 +112,26 @@ impl SqliteStore {
     /// Opens (creating and migrating as needed) `keyward.db` in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         let path = dir.join("keyward.db");
-        let fail = |detail: String| StoreError::Db {
-            path: path.display().to_string(),
-            detail,
+        let fail = |doing: &'static str| {
+            let path = path.display().to_string();
+            move |source| StoreError::File {
+                path,
+                doing,
+                source,
+            }
         };
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
+            .map_err(fail("cannot create its directory"))?;
         // Tokens pass through these files: none may be a link, another user's, or writable by
         // one. Checked before anything opens them, so a link is never followed.
         for file in crate::host::store_files(&path) {
-            crate::host::check_store_file(&file).map_err(|e| fail(e.to_string()))?;
+            crate::host::check_store_file(&file).map_err(|source| StoreError::NotPrivate {
+                path: path.display().to_string(),
+                source,
+            })?;
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives its -wal and
         // -shm files the database file's mode. O_NOFOLLOW: a link planted since the check above
@@ -135,9 +142,9 @@ impl SqliteStore {
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
-            .map_err(|e| fail(format!("cannot create: {e}")))?;
+            .map_err(fail("cannot create"))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
+            .map_err(fail("cannot set mode 0600"))?;
         let fail_db = |e| db_error(&path, e);
         let conn = Connection::open(&path).map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
@@ -220,10 +227,7 @@ fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let path = path.display().to_string();
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Unreadable { path },
-        _ => StoreError::Db {
-            path,
-            detail: e.to_string(),
-        },
+        _ => StoreError::Db { path, source: e },
     }
 }
 

@@ -295,7 +295,11 @@ impl CredentialSource for FakeSource {
                 Some(WriteFault::Fails) => {
                     return Err(SourceError::Io {
                         path: self.path.display().to_string(),
-                        detail: "no space left on device".into(),
+                        doing: "cannot write it",
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::StorageFull,
+                            "no space left on device",
+                        ),
                     })
                 }
                 Some(WriteFault::FindsGarbage) => state.corrupt(),
