@@ -4,12 +4,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::profile::ProfileId;
-use crate::provider::{SectionError, SectionReader};
+use crate::provider::{self, ProviderSettings, SectionError, SectionReader, Wiring};
 use crate::secret::Secret;
+use crate::upstream::Upstream;
 
 /// A profile that serves with an API key.
 #[derive(Debug, Clone)]
@@ -21,7 +23,11 @@ pub struct ApiKeyProfile {
     pub origin: String,
 }
 
-/// How a provider that serves with API keys is named in profile ids and the environment.
+/// Builds a provider's upstream for one of its keys.
+type UpstreamFor = fn(&ApiKeyProfile, &Wiring<'_>) -> Arc<dyn Upstream>;
+
+/// A provider that serves with API keys: its names in profile ids and the environment, and its
+/// upstream.
 pub(crate) struct KeyedProvider {
     /// Its profiles' provider part (`openai` in `openai:work`).
     pub name: &'static str,
@@ -30,13 +36,45 @@ pub(crate) struct KeyedProvider {
     pub base_url_env: &'static str,
     /// A key in keyward's environment becomes the profile `NAME:default`.
     pub key_env: &'static str,
+    pub upstream: UpstreamFor,
 }
 
 /// Such a provider's settings: where its API is, and its profiles in config order.
 #[derive(Debug)]
 pub(crate) struct ApiKeySettings {
+    /// The provider's part of its profiles' ids.
+    pub provider: &'static str,
     pub base_url: String,
     pub profiles: Vec<ApiKeyProfile>,
+    upstream: UpstreamFor,
+}
+
+impl ApiKeySettings {
+    /// The settings of the key-serving provider `name` among `all`, if it is registered.
+    pub(crate) fn of<'a>(all: &'a [Arc<dyn ProviderSettings>], name: &str) -> Option<&'a Self> {
+        provider::settings_of::<Self>(all).find(|settings| settings.provider == name)
+    }
+}
+
+impl ProviderSettings for ApiKeySettings {
+    fn profiles(&self) -> Vec<ProfileId> {
+        self.profiles.iter().map(|p| p.id.clone()).collect()
+    }
+
+    fn api_key_profiles(&self) -> &[ApiKeyProfile] {
+        &self.profiles
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.provider, self.base_url)
+    }
+
+    fn upstreams(&self, wiring: &Wiring<'_>) -> Vec<Arc<dyn Upstream>> {
+        self.profiles
+            .iter()
+            .map(|profile| (self.upstream)(profile, wiring))
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,7 +165,12 @@ pub(crate) fn read_section(
             });
         }
     }
-    Ok(ApiKeySettings { base_url, profiles })
+    Ok(ApiKeySettings {
+        provider: provider.name,
+        base_url,
+        profiles,
+        upstream: provider.upstream,
+    })
 }
 
 fn file_readable_by_others(path: &Path) -> bool {

@@ -3,8 +3,9 @@
 //! one it accepts on the way), and what its answers mean for the pool: a refusal that puts the
 //! profile in cooldown until a reset, and the usage windows it reports.
 //!
-//! Provider knowledge lives in each implementation (`codex::upstream`, `openai`, `anthropic`);
-//! the gateway and the pool name no provider.
+//! Provider knowledge lives in each implementation (`codex::upstream`, `openai::upstream`,
+//! `anthropic::upstream`), built by its provider ([`crate::provider`]); the gateway and the pool
+//! name no provider.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -135,7 +136,7 @@ pub enum SendError {
 
 impl SendError {
     /// `source` from sending to `url`, with the URL left out of the error itself (it is `url`).
-    pub fn unreachable(url: &Endpoint, source: reqwest::Error) -> Self {
+    pub(crate) fn unreachable(url: &Endpoint, source: reqwest::Error) -> Self {
         Self::Unreachable {
             url: url.to_string(),
             source: source.without_url(),

@@ -4,22 +4,18 @@
 use std::sync::Arc;
 
 use super::AnthropicUpstream;
-use crate::api_key::{self, ApiKeyProfile, ApiKeySettings, KeyedProvider};
-use crate::profile::ProfileId;
-use crate::provider::{Provider, ProviderSettings, SectionError, SectionReader, Wiring};
-use crate::upstream::Upstream;
+use crate::api_key::{self, KeyedProvider};
+use crate::provider::{Provider, ProviderSettings, SectionError, SectionReader};
 
 const KEYED: KeyedProvider = KeyedProvider {
     name: super::PROVIDER,
     default_base_url: super::DEFAULT_BASE_URL,
     base_url_env: super::BASE_URL_ENV,
     key_env: super::API_KEY_ENV,
+    upstream: |profile, wiring| Arc::new(AnthropicUpstream::new(profile, wiring.http.clone())),
 };
 
 pub(crate) struct Anthropic;
-
-#[derive(Debug)]
-pub(crate) struct AnthropicSettings(ApiKeySettings);
 
 impl Provider for Anthropic {
     fn section(&self) -> &'static str {
@@ -30,32 +26,6 @@ impl Provider for Anthropic {
         &self,
         reader: &mut SectionReader<'_>,
     ) -> Result<Arc<dyn ProviderSettings>, SectionError> {
-        Ok(Arc::new(AnthropicSettings(api_key::read_section(
-            reader, &KEYED,
-        )?)))
-    }
-}
-
-impl ProviderSettings for AnthropicSettings {
-    fn profiles(&self) -> Vec<ProfileId> {
-        self.0.profiles.iter().map(|p| p.id.clone()).collect()
-    }
-
-    fn api_key_profiles(&self) -> &[ApiKeyProfile] {
-        &self.0.profiles
-    }
-
-    fn describe(&self) -> String {
-        format!("{} {}", super::PROVIDER, self.0.base_url)
-    }
-
-    fn upstreams(&self, wiring: &Wiring<'_>) -> Vec<Arc<dyn Upstream>> {
-        self.0
-            .profiles
-            .iter()
-            .map(|profile| -> Arc<dyn Upstream> {
-                Arc::new(AnthropicUpstream::new(profile, wiring.http.clone()))
-            })
-            .collect()
+        Ok(Arc::new(api_key::read_section(reader, &KEYED)?))
     }
 }

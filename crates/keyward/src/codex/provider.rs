@@ -161,9 +161,7 @@ impl ProviderSettings for CodexSettings {
 
     fn upstreams(&self, wiring: &Wiring<'_>) -> Vec<Arc<dyn Upstream>> {
         // An `auth.json` in API-key mode is served where OpenAI's API is.
-        let openai_base_url = wiring
-            .settings_of::<openai::provider::OpenAiSettings>()
-            .map_or(openai::DEFAULT_BASE_URL, |openai| openai.base_url());
+        let openai_base_url = openai::provider::base_url(wiring.settings);
         self.profiles
             .iter()
             .map(|profile| -> Arc<dyn Upstream> {

@@ -315,16 +315,16 @@ impl Config {
     /// The settings of type `T`, if its provider is registered.
     #[cfg(test)]
     pub(crate) fn settings_of<T: ProviderSettings>(&self) -> Option<&T> {
-        provider::settings_of(&self.providers)
+        provider::settings_of(&self.providers).next()
     }
 
     /// The profiles that serve with an API key, whatever their provider, in config order.
-    pub fn api_profiles(&self) -> impl Iterator<Item = &ApiKeyProfile> {
+    pub(crate) fn api_profiles(&self) -> impl Iterator<Item = &ApiKeyProfile> {
         self.providers.iter().flat_map(|p| p.api_key_profiles())
     }
 
     /// Where each provider sends its requests, for the startup log.
-    pub fn describe_upstreams(&self) -> String {
+    pub(crate) fn describe_upstreams(&self) -> String {
         let described: Vec<String> = self.providers.iter().map(|p| p.describe()).collect();
         described.join("; ")
     }

@@ -4,31 +4,24 @@
 use std::sync::Arc;
 
 use super::{models, OpenAiUpstream};
-use crate::api_key::{self, ApiKeyProfile, ApiKeySettings, KeyedProvider};
-use crate::profile::ProfileId;
-use crate::provider::{
-    ModelDefaults, Provider, ProviderSettings, SectionError, SectionReader, Wiring,
-};
-use crate::upstream::Upstream;
+use crate::api_key::{self, ApiKeySettings, KeyedProvider};
+use crate::provider::{ModelDefaults, Provider, ProviderSettings, SectionError, SectionReader};
 
 const KEYED: KeyedProvider = KeyedProvider {
     name: super::PROVIDER,
     default_base_url: super::DEFAULT_BASE_URL,
     base_url_env: super::BASE_URL_ENV,
     key_env: super::API_KEY_ENV,
+    upstream: |profile, wiring| {
+        Arc::new(OpenAiUpstream::new(
+            profile,
+            wiring.http.clone(),
+            wiring.models.clone(),
+        ))
+    },
 };
 
 pub(crate) struct OpenAi;
-
-#[derive(Debug)]
-pub(crate) struct OpenAiSettings(ApiKeySettings);
-
-impl OpenAiSettings {
-    /// Where OpenAI API requests go: the key profiles', and a Codex `auth.json` in API-key mode.
-    pub(crate) fn base_url(&self) -> &str {
-        &self.0.base_url
-    }
-}
 
 impl Provider for OpenAi {
     fn section(&self) -> &'static str {
@@ -46,36 +39,12 @@ impl Provider for OpenAi {
         &self,
         reader: &mut SectionReader<'_>,
     ) -> Result<Arc<dyn ProviderSettings>, SectionError> {
-        Ok(Arc::new(OpenAiSettings(api_key::read_section(
-            reader, &KEYED,
-        )?)))
+        Ok(Arc::new(api_key::read_section(reader, &KEYED)?))
     }
 }
 
-impl ProviderSettings for OpenAiSettings {
-    fn profiles(&self) -> Vec<ProfileId> {
-        self.0.profiles.iter().map(|p| p.id.clone()).collect()
-    }
-
-    fn api_key_profiles(&self) -> &[ApiKeyProfile] {
-        &self.0.profiles
-    }
-
-    fn describe(&self) -> String {
-        format!("{} {}", super::PROVIDER, self.0.base_url)
-    }
-
-    fn upstreams(&self, wiring: &Wiring<'_>) -> Vec<Arc<dyn Upstream>> {
-        self.0
-            .profiles
-            .iter()
-            .map(|profile| -> Arc<dyn Upstream> {
-                Arc::new(OpenAiUpstream::new(
-                    profile,
-                    wiring.http.clone(),
-                    wiring.models.clone(),
-                ))
-            })
-            .collect()
-    }
+/// Where OpenAI API requests go: its key profiles', and a Codex `auth.json` in API-key mode's.
+pub(crate) fn base_url(settings: &[Arc<dyn ProviderSettings>]) -> &str {
+    ApiKeySettings::of(settings, super::PROVIDER)
+        .map_or(super::DEFAULT_BASE_URL, |openai| openai.base_url.as_str())
 }

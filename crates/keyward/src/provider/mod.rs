@@ -83,15 +83,11 @@ pub(crate) struct Wiring<'a> {
     pub settings: &'a [Arc<dyn ProviderSettings>],
 }
 
-impl Wiring<'_> {
-    pub(crate) fn settings_of<T: ProviderSettings>(&self) -> Option<&T> {
-        settings_of(self.settings)
-    }
-}
-
-/// The settings of type `T` among `all`, if its provider is registered.
-pub(crate) fn settings_of<T: ProviderSettings>(all: &[Arc<dyn ProviderSettings>]) -> Option<&T> {
-    all.iter().find_map(|settings| {
+/// The settings of type `T` among `all`, in the registry's order.
+pub(crate) fn settings_of<T: ProviderSettings>(
+    all: &[Arc<dyn ProviderSettings>],
+) -> impl Iterator<Item = &T> {
+    all.iter().filter_map(|settings| {
         let settings: &dyn Any = settings.as_ref();
         settings.downcast_ref::<T>()
     })
