@@ -107,14 +107,11 @@ pub(crate) fn read_section(
         .var(provider.base_url_env)
         .or(section.base_url)
         .unwrap_or_else(|| provider.default_base_url.to_string());
-    let invalid = |e: crate::profile::ProfileIdError| SectionError::Invalid(e.to_string());
     let mut profiles: Vec<ApiKeyProfile> = Vec::new();
     for entry in &section.profiles {
-        let id = ProfileId::new(provider.name, &entry.name).map_err(invalid)?;
+        let id = ProfileId::new(provider.name, &entry.name)?;
         if profiles.iter().any(|p| p.id == id) {
-            return Err(SectionError::Invalid(format!(
-                "profile `{id}` is defined twice"
-            )));
+            return Err(SectionError::defined_twice(&id));
         }
         let (key, origin) = match (&entry.api_key, &entry.api_key_env) {
             (Some(key), None) => {
@@ -154,7 +151,7 @@ pub(crate) fn read_section(
             origin,
         });
     }
-    let default = ProfileId::new(provider.name, "default").map_err(invalid)?;
+    let default = ProfileId::new(provider.name, "default")?;
     if let Some(key) = reader.var(provider.key_env) {
         if !profiles.iter().any(|p| p.id == default) && !key.trim().is_empty() {
             profiles.push(ApiKeyProfile {
@@ -175,4 +172,102 @@ pub(crate) fn read_section(
 
 fn file_readable_by_others(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const ACME: KeyedProvider = KeyedProvider {
+        name: "acme",
+        default_base_url: "http://acme.default",
+        base_url_env: "ACME_BASE_URL",
+        key_env: "ACME_API_KEY",
+        upstream: |_, _| panic!("no upstream is built here"),
+    };
+
+    fn read(text: &str, vars: &[(&str, &str)]) -> Result<ApiKeySettings, SectionError> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut warnings = Vec::new();
+        let mut reader = SectionReader::new(
+            "acme",
+            text,
+            &env,
+            Path::new("/none/config.toml"),
+            &mut warnings,
+        );
+        read_section(&mut reader, &ACME)
+    }
+
+    /// The file's profiles come first, in its order, with the file's base URL under the
+    /// environment's; the key keyward runs with becomes `default` unless the file names one.
+    #[test]
+    fn profiles_come_from_the_file_then_the_environment() -> Result<(), SectionError> {
+        let text = "[acme]\nbase_url = \"http://acme.file\"\n[[acme.profiles]]\nname = \"work\"\napi_key_env = \"WORK_KEY\"\nbase_url = \"http://acme.work\"\n";
+        let settings = read(
+            text,
+            &[("WORK_KEY", " k-work "), ("ACME_API_KEY", "k-default")],
+        )?;
+        assert_eq!(settings.base_url, "http://acme.file");
+        let profiles: Vec<(String, &str, &str, &str)> = settings
+            .profiles
+            .iter()
+            .map(|p| {
+                (
+                    p.id.to_string(),
+                    p.key.expose(),
+                    p.base_url.as_str(),
+                    p.origin.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            profiles,
+            [
+                (
+                    "acme:work".to_string(),
+                    "k-work",
+                    "http://acme.work",
+                    "$WORK_KEY"
+                ),
+                (
+                    "acme:default".to_string(),
+                    "k-default",
+                    "http://acme.file",
+                    "$ACME_API_KEY"
+                ),
+            ]
+        );
+        let overridden = read(text, &[("WORK_KEY", "k"), ("ACME_BASE_URL", "http://env")])?;
+        assert_eq!(overridden.base_url, "http://env");
+        Ok(())
+    }
+
+    /// A profile without its key, with two keys, or defined twice is refused, naming it.
+    #[test]
+    fn unusable_profiles_are_explained() {
+        let refusal = |text: &str| match read(text, &[]) {
+            Err(e) => e.to_string(),
+            Ok(settings) => panic!("accepted: {settings:?}"),
+        };
+        assert!(
+            refusal("[[acme.profiles]]\nname = \"a\"\napi_key_env = \"NOPE\"\n")
+                .contains("profile `acme:a` takes its key from $NOPE, which is not set")
+        );
+        assert!(refusal("[[acme.profiles]]\nname = \"a\"\n")
+            .contains("needs exactly one of api_key and api_key_env"));
+        assert!(refusal(
+            "[[acme.profiles]]\nname = \"a\"\napi_key = \"k\"\n[[acme.profiles]]\nname = \"a\"\napi_key = \"k\"\n"
+        )
+        .contains("profile `acme:a` is defined twice"));
+        assert!(
+            refusal("[[acme.profiles]]\nname = \"a b\"\napi_key = \"k\"\n")
+                .contains("invalid profile id")
+        );
+    }
 }

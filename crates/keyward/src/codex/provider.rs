@@ -95,12 +95,9 @@ impl Provider for Codex {
             });
         }
         for entry in &section.profiles {
-            let id = ProfileId::new(CODEX_PROVIDER, &entry.name)
-                .map_err(|e| SectionError::Invalid(e.to_string()))?;
+            let id = ProfileId::new(CODEX_PROVIDER, &entry.name)?;
             if profiles.iter().any(|p| p.id == id) {
-                return Err(SectionError::Invalid(format!(
-                    "profile `{id}` is defined twice"
-                )));
+                return Err(SectionError::defined_twice(&id));
             }
             let home = reader.expand_home(&entry.home);
             let is_default_home = default_home.as_deref() == Some(home.as_path());

@@ -249,6 +249,7 @@ impl Config {
                 SectionReader::new(provider.section(), &text, env, &config_path, &mut warnings);
             settings.push(provider.configure(&mut reader).map_err(|e| match e {
                 SectionError::Parse(source) => parse_error(source),
+                SectionError::ProfileId(e) => invalid(e.to_string()),
                 SectionError::Invalid(detail) => invalid(detail),
                 SectionError::NoHome => ConfigError::NoHome,
             })?);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::env::Env;
+use crate::profile::{ProfileId, ProfileIdError};
 
 /// Why a provider's section cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +17,22 @@ pub(crate) enum SectionError {
     /// The section is not shaped as the provider's settings are.
     #[error(transparent)]
     Parse(#[from] toml::de::Error),
+    /// A profile's name cannot make a profile id.
+    #[error(transparent)]
+    ProfileId(#[from] ProfileIdError),
     /// It is well formed but asks for something keyward cannot do.
     #[error("{0}")]
     Invalid(String),
     /// A default the provider derives from the user's home, without a home.
     #[error("cannot find your home directory")]
     NoHome,
+}
+
+impl SectionError {
+    /// Two profiles of the section have one id.
+    pub(crate) fn defined_twice(id: &ProfileId) -> Self {
+        Self::Invalid(format!("profile `{id}` is defined twice"))
+    }
 }
 
 /// One provider's view of the config file and the environment.
