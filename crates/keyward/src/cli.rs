@@ -176,11 +176,11 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| addr.to_string());
-    tracing::info!(store = %config.keyward_home.display(), token_url = %config.codex_token_url, base_url = %config.codex_base_url, "keyward listening on http://{bound}");
+    tracing::info!(store = %config.keyward_home.display(), upstreams = %config.describe_upstreams(), "keyward listening on http://{bound}");
     for runtime in broker.profiles() {
         tracing::info!(profile = %runtime.id, source = %runtime.source.location().display(), "profile");
     }
-    for profile in &config.api_profiles {
+    for profile in config.api_profiles() {
         tracing::info!(profile = %profile.id, key = %profile.origin, base_url = %profile.base_url, "profile");
     }
     let result = gateway::serve(gateway, listener, shutdown_signal()).await;
@@ -342,10 +342,8 @@ fn human(report: &ProfileReport) -> String {
         );
     }
     if let Some(usage) = &report.usage {
-        for (name, window) in [("primary", &usage.primary), ("secondary", &usage.secondary)] {
-            if let Some(window) = window {
-                field(&format!("usage {name}"), window_text(window));
-            }
+        for window in &usage.windows {
+            field(&format!("usage {}", window.name), window_text(window));
         }
     }
     field("health", report.health.detail.clone());
@@ -375,7 +373,7 @@ async fn token(config: Config, profile: Option<ProfileId>, refresh: bool) -> u8 
         }
     };
     let profile = profile.unwrap_or_else(ProfileId::codex_default);
-    if broker.profile(&profile).is_none() && config.api_profiles.iter().any(|p| p.id == profile) {
+    if broker.profile(&profile).is_none() && config.api_profiles().any(|p| p.id == profile) {
         eprintln!(
             "keyward: {profile} serves with an API key, which keyward does not print; `keyward token` prints the access tokens of logins (`keyward status` lists them)"
         );

@@ -7,9 +7,35 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::claims::TokenClaims;
 use crate::secret::{Fingerprint, Secret};
+
+/// What a login's tokens say about it, as its source reads them: trusted for scheduling (when to
+/// refresh) and display only, never for an access decision (the provider is the authority).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub email: Option<String>,
+    pub account_id: Option<String>,
+    pub plan: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl TokenClaims {
+    /// Fills the gaps of `self` (the access token's claims) from the id token's.
+    pub fn or(self, other: TokenClaims) -> TokenClaims {
+        TokenClaims {
+            expires_at: self.expires_at,
+            issued_at: self.issued_at,
+            email: self.email.or(other.email),
+            account_id: self.account_id.or(other.account_id),
+            plan: self.plan.or(other.plan),
+            user_id: self.user_id.or(other.user_id),
+        }
+    }
+}
 
 /// An OAuth login as read from its source.
 #[derive(Clone)]
@@ -157,8 +183,17 @@ pub enum SourceError {
         /// Who usually holds this lock, in the source's words.
         holder: &'static str,
     },
-    #[error("{path}: {detail}")]
-    Io { path: String, detail: String },
+    #[error("{path}: {doing}: {source}")]
+    Io {
+        path: String,
+        /// What failed, in the user's words ("cannot lock").
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or directory the source needs is not there.
+    #[error("{path}: {what} does not exist")]
+    Missing { path: String, what: &'static str },
     #[error("{0}")]
     Unusable(SourceProblem),
     #[error("the source changed under the lock without taking it (now holds {found})")]
@@ -193,6 +228,10 @@ pub trait CredentialSource: Send + Sync + 'static {
 
     /// The words this source's users know its login and its CLI by.
     fn vocabulary(&self) -> SourceVocabulary;
+
+    /// What a login's tokens say about it (expiry, account, plan), read the way the owning CLI
+    /// reads them: for a login whose tokens keyward just received.
+    fn claims(&self, access_token: &Secret, id_token: Option<&Secret>) -> TokenClaims;
 
     /// When a login whose access token carries no expiry is due for refresh anyway, by the owning
     /// CLI's own rule; `None` leaves it until the upstream refuses it.

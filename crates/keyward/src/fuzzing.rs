@@ -15,9 +15,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::claims::TokenClaims;
 use crate::codex::auth_file::AuthDocument;
 use crate::codex::backend;
+use crate::codex::claims;
 use crate::config::{self, Config};
 use crate::credential::{SourceContents, TokenAnswer};
 use crate::dialect::responses::{self, parse_event, Assembler, StreamEvent};
@@ -117,9 +117,9 @@ fn check_write_back(original: &Map<String, Value>, answer: &TokenAnswer, was_log
 /// JWT claims, decoded from the token endpoint's and the file's tokens: the input as a token,
 /// and the input as a token's payload, which must decode whenever it is a JSON object.
 pub fn jwt_claims(data: &[u8]) {
-    let _ = TokenClaims::decode(&String::from_utf8_lossy(data));
+    let _ = claims::decode(&String::from_utf8_lossy(data));
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data);
-    let decoded = TokenClaims::decode(&format!("eyJhbGciOiJub25lIn0.{payload}.sig"));
+    let decoded = claims::decode(&format!("eyJhbGciOiJub25lIn0.{payload}.sig"));
     if matches!(serde_json::from_slice(data), Ok(Value::Object(_))) {
         assert!(
             decoded.is_ok(),

@@ -2,16 +2,17 @@
 //! standard HTTP APIs, and keeps their OAuth lineage alive without ever spending a stale token.
 
 pub mod anthropic;
+mod api_key;
 pub mod app;
 pub mod atomic_file;
 pub mod broker;
-pub mod claims;
 pub mod cli;
 pub mod codex;
 pub mod config;
 mod cpu;
 pub mod credential;
 pub mod dialect;
+mod env;
 pub mod failpoint;
 /// Entry points for the fuzz targets in `fuzz/`; never in a build users run.
 #[cfg(feature = "fuzzing")]
@@ -23,6 +24,8 @@ pub mod models;
 pub mod openai;
 pub mod pool;
 pub mod profile;
+pub(crate) mod provider;
+pub(crate) mod providers;
 pub mod report;
 pub mod secret;
 pub mod store;

@@ -133,7 +133,7 @@ struct HealthLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabels {
     profile: String,
-    window: &'static str,
+    window: String,
 }
 
 fn counter(
@@ -194,7 +194,7 @@ impl Collector for StateCollector {
             counters.write_back_failures,
         )?;
 
-        let now = chrono::Utc::now();
+        let now = self.broker.clock().now();
         let probe = ConstGauge::new(0.0f64);
         let mut cooldowns = Vec::new();
         let mut usage = Vec::new();
@@ -205,13 +205,8 @@ impl Collector for StateCollector {
             });
             cooldowns.push((id.to_string(), remaining));
             if let Some(windows) = self.pool.usage(id) {
-                for (name, window) in [
-                    ("primary", windows.primary),
-                    ("secondary", windows.secondary),
-                ] {
-                    if let Some(window) = window {
-                        usage.push((id.to_string(), name, window.used_percent));
-                    }
+                for window in windows.windows {
+                    usage.push((id.to_string(), window.name, window.used_percent));
                 }
             }
         }

@@ -1,9 +1,9 @@
 //! Which model names keyward serves, and by which upstream model.
 //!
-//! OpenAI model names go upstream as asked: the upstream decides, and its refusal reaches the
-//! caller. Other vendors' names (Claude Code asks for `claude-opus-*`) are served through an alias
-//! table of glob patterns, the config file's first, then the defaults. A name that is neither is
-//! refused before anything is sent.
+//! Names in a provider's own name space (OpenAI's `gpt-*`, ...) go upstream as asked: the upstream
+//! decides, and its refusal reaches the caller. Other vendors' names (Claude Code asks for
+//! `claude-opus-*`) are served through an alias table of glob patterns, the config file's first,
+//! then the providers' defaults. A name that is neither is refused before anything is sent.
 
 use globset::{Glob, GlobMatcher};
 
@@ -41,6 +41,8 @@ pub struct ServedModel {
 pub struct Models {
     pub served: Vec<ServedModel>,
     pub aliases: Vec<Alias>,
+    /// The providers' name spaces: a name in one goes upstream as asked.
+    pub namespaces: Vec<fn(&str) -> bool>,
 }
 
 impl Models {
@@ -50,24 +52,13 @@ impl Models {
             return Some(alias.target.clone());
         }
         let served = self.served.iter().any(|m| m.id == asked);
-        (served || is_openai_name(asked)).then(|| asked.to_string())
+        let in_namespace = self.namespaces.iter().any(|namespace| namespace(asked));
+        (served || in_namespace).then(|| asked.to_string())
     }
 
     pub fn alias_for(&self, asked: &str) -> Option<&Alias> {
         self.aliases.iter().find(|a| a.matcher.is_match(asked))
     }
-}
-
-/// Names in OpenAI's model namespace: `gpt-*`, `chatgpt-*`, `codex-*`, the `o` series
-/// (`o3`, `o4-mini`, ...) and fine-tunes (`ft:`).
-pub fn is_openai_name(name: &str) -> bool {
-    let o_series = name
-        .strip_prefix('o')
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
-    o_series
-        || ["gpt-", "chatgpt-", "codex-", "ft:"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -86,6 +77,7 @@ mod tests {
                 alias("claude-*", "gpt-6.1-sol"),
                 alias("gpt-4o", "gpt-6-luna"),
             ],
+            namespaces: vec![crate::openai::models::is_openai_name],
         }
     }
 

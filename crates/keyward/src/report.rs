@@ -40,7 +40,7 @@ pub struct ProfileReport {
 /// Every profile of the pool, in its order: Codex logins with their broker state, API-key
 /// profiles with where their key comes from; each with its cooldown and usage windows.
 pub async fn pool_reports(broker: &Broker, pool: &Pool) -> Vec<ProfileReport> {
-    let now = Utc::now();
+    let now = broker.clock().now();
     let mut reports = Vec::new();
     for member in pool.members() {
         let id = member.profile();

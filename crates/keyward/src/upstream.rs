@@ -3,8 +3,9 @@
 //! one it accepts on the way), and what its answers mean for the pool: a refusal that puts the
 //! profile in cooldown until a reset, and the usage windows it reports.
 //!
-//! Provider knowledge lives in each implementation (`codex::upstream`, `openai`, `anthropic`);
-//! the gateway and the pool name no provider.
+//! Provider knowledge lives in each implementation (`codex::upstream`, `openai::upstream`,
+//! `anthropic::upstream`), built by its provider ([`crate::provider`]); the gateway and the pool
+//! name no provider.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -109,14 +110,38 @@ pub struct Sent {
     pub dropped: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The profile cannot be served now (needs a login, refreshing failed, ...).
+    #[error(transparent)]
     Access(AccessError),
     /// The request is one this upstream refuses before anything is sent.
+    #[error("{}", .0.message)]
     Invalid(Invalid),
-    /// The upstream could not be reached.
-    Unreachable(String),
+    /// The upstream could not be reached. The error carries no URL of its own (the upstream's
+    /// is `url`), and keyward's upstream URLs hold no credential: those go in headers.
+    #[error("cannot reach the upstream {url}: {}", root_cause(.source))]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The configured URL does not parse.
+    #[error("{0} is not a URL")]
+    NotAUrl(String),
+    /// The request could not be written out as JSON.
+    #[error("the request cannot be encoded: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl SendError {
+    /// `source` from sending to `url`, with the URL left out of the error itself (it is `url`).
+    pub(crate) fn unreachable(url: &Endpoint, source: reqwest::Error) -> Self {
+        Self::Unreachable {
+            url: url.to_string(),
+            source: source.without_url(),
+        }
+    }
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
@@ -172,7 +197,7 @@ impl Endpoint {
     pub fn url(&self) -> Result<reqwest::Url, SendError> {
         self.url
             .clone()
-            .ok_or_else(|| SendError::Unreachable(format!("{} is not a URL", self.text)))
+            .ok_or_else(|| SendError::NotAUrl(self.text.clone()))
     }
 }
 

@@ -16,7 +16,7 @@ mod protocol;
 mod recovery;
 mod scheduler;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 pub mod timing;
@@ -287,7 +287,28 @@ pub enum AccessError {
         retry_after: Option<Duration>,
     },
     #[error("keyward's store failed: {0}")]
-    Store(String),
+    Store(#[source] Internal),
+}
+
+/// keyward's own part of an access that failed: its store, or the task a refresh ran in.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("refresh task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<crate::store::StoreError> for AccessError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for AccessError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Store(error.into())
+    }
 }
 
 /// A usable access token for one request.
@@ -644,15 +665,19 @@ fn with_kept_answers(
             continue;
         }
         if let Some(answer) = &entry.answer {
-            current = Arc::new(with_answer(&current, answer));
+            current = Arc::new(with_answer(runtime.source.as_ref(), &current, answer));
             awaiting = true;
         }
     }
     (current, awaiting)
 }
 
-/// `base` as it will be once `answer` lands in the source.
-pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential {
+/// `base` as it will be once `answer` lands in `source`.
+pub(crate) fn with_answer(
+    source: &dyn CredentialSource,
+    base: &Credential,
+    answer: &TokenAnswer,
+) -> Credential {
     let mut next = base.clone();
     next.access_token = answer.access_token.clone();
     if let Some(refresh) = &answer.refresh_token {
@@ -661,14 +686,7 @@ pub(crate) fn with_answer(base: &Credential, answer: &TokenAnswer) -> Credential
     if let Some(id) = &answer.id_token {
         next.id_token = Some(id.clone());
     }
-    let id_claims = next
-        .id_token
-        .as_ref()
-        .and_then(|t| crate::claims::TokenClaims::decode(t.expose()).ok())
-        .unwrap_or_default();
-    next.claims = crate::claims::TokenClaims::decode(next.access_token.expose())
-        .unwrap_or_default()
-        .or(id_claims);
+    next.claims = source.claims(&next.access_token, next.id_token.as_ref());
     next
 }
 

@@ -62,7 +62,7 @@ impl Broker {
         });
         match task.await {
             Ok(result) => result,
-            Err(e) => Err(AccessError::Store(format!("refresh task failed: {e}"))),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -121,9 +121,7 @@ impl Broker {
 
         let prepared = {
             let (broker, rt) = (self.clone(), runtime.clone());
-            tokio::task::spawn_blocking(move || broker.prepare_locked(&rt, seen, trigger))
-                .await
-                .map_err(|e| AccessError::Store(format!("refresh task failed: {e}")))?
+            tokio::task::spawn_blocking(move || broker.prepare_locked(&rt, seen, trigger)).await?
         };
         let (guard, credential, journal) = match prepared {
             Prepared::Adopted(view) => {
@@ -153,8 +151,7 @@ impl Broker {
         let finished = tokio::task::spawn_blocking(move || {
             broker.finish_locked(&rt, guard, spent, journal, outcome)
         })
-        .await
-        .map_err(|e| AccessError::Store(format!("refresh task failed: {e}")))?;
+        .await?;
         match finished {
             Finished::Done(view) => {
                 {
@@ -284,7 +281,7 @@ impl Broker {
                 let view = reload(runtime, self.store.as_ref());
                 Prepared::Refused(self.refused(runtime, &view, &record))
             }
-            Err(e) => Prepared::Refused(AccessError::Store(e.to_string())),
+            Err(e) => Prepared::Refused(e.into()),
         }
     }
 
@@ -355,7 +352,7 @@ impl Broker {
             patched.credential = view
                 .credential
                 .as_ref()
-                .map(|base| Arc::new(super::with_answer(base, &answer)));
+                .map(|base| Arc::new(super::with_answer(runtime.source.as_ref(), base, &answer)));
             patched.spend = None;
             patched.awaiting_write_back = true;
             let patched = Arc::new(patched);

@@ -15,9 +15,7 @@ impl Broker {
         guard: &dyn SourceGuard,
     ) -> Result<(), AccessError> {
         let store = self.store.as_ref();
-        let unsettled = store
-            .unsettled(&runtime.id)
-            .map_err(|e| AccessError::Store(e.to_string()))?;
+        let unsettled = store.unsettled(&runtime.id)?;
         for entry in unsettled {
             Counters::bump(&self.counters.journal_recovered);
             let Some(answer) = entry
@@ -26,13 +24,11 @@ impl Broker {
             else {
                 // The request may have left before the crash: its outcome is unknown for good.
                 tracing::warn!(profile = %runtime.id, spent = %entry.spent, started = %entry.started_at, "journal: a refresh was cut off before its answer arrived; its token may be spent and will not be sent again");
-                store
-                    .record_failure(
-                        entry.id,
-                        JournalState::Unknown,
-                        "keyward stopped before the answer arrived",
-                    )
-                    .map_err(|e| AccessError::Store(e.to_string()))?;
+                store.record_failure(
+                    entry.id,
+                    JournalState::Unknown,
+                    "keyward stopped before the answer arrived",
+                )?;
                 continue;
             };
             let successor = answer.refresh_token.as_ref().map(|t| t.fingerprint());
@@ -68,19 +64,14 @@ impl Broker {
                 tracing::warn!(profile = %runtime.id, spent = %entry.spent, "journal: the source holds another lineage now; the kept answer is superseded");
                 JournalState::Superseded
             };
-            store
-                .settle(entry.id, state)
-                .map_err(|e| AccessError::Store(e.to_string()))?;
+            store.settle(entry.id, state)?;
         }
         Ok(())
     }
 
     /// Recovery outside a refresh: at start, and when the scheduler sees unsettled entries.
     pub(super) fn recover(&self, runtime: &Arc<ProfileRuntime>) -> Result<(), AccessError> {
-        let pending = self
-            .store
-            .unsettled(&runtime.id)
-            .map_err(|e| AccessError::Store(e.to_string()))?;
+        let pending = self.store.unsettled(&runtime.id)?;
         if pending.is_empty() {
             return Ok(());
         }

@@ -88,7 +88,7 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::TokenClaims;
+    use crate::credential::TokenClaims;
     use crate::secret::Secret;
 
     fn credential(issued: i64, expires: i64) -> Credential {

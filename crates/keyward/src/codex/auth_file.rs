@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::claims::TokenClaims;
+use super::claims;
 use crate::credential::{Credential, SourceContents, TokenAnswer};
 use crate::secret::Secret;
 
@@ -89,11 +89,7 @@ impl AuthDocument {
             });
         };
         let id_token = text("id_token")?;
-        let access_claims = TokenClaims::decode(&access).unwrap_or_default();
-        let id_claims = id_token
-            .as_deref()
-            .and_then(|t| TokenClaims::decode(t).ok())
-            .unwrap_or_default();
+        let claims = claims::of_login(&access, id_token.as_deref());
         let last_refresh = match self.root.get("last_refresh") {
             Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
                 .ok()
@@ -105,7 +101,7 @@ impl AuthDocument {
             refresh_token: Secret::new(refresh),
             id_token: id_token.map(Secret::new),
             account_id: text("account_id")?,
-            claims: access_claims.or(id_claims),
+            claims,
             last_refresh,
         })))
     }
@@ -161,7 +157,7 @@ fn kind(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::test_jwt;
+    use crate::codex::claims::test_jwt;
     use serde_json::json;
 
     fn login_json() -> Value {

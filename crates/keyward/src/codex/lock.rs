@@ -43,19 +43,21 @@ fn lock_file(path: &PathBuf, deadline: Instant, timeout: Duration) -> Result<Fil
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|e| SourceError::Io {
+        .map_err(|source| SourceError::Io {
             path: path.display().to_string(),
-            detail: format!("cannot open lock file: {e}"),
+            doing: "cannot open lock file",
+            source,
         })?;
     let mut pause = Duration::from_millis(2);
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => {
+            Err(TryLockError::Error(source)) => {
                 return Err(SourceError::Io {
                     path: path.display().to_string(),
-                    detail: format!("cannot lock: {e}"),
+                    doing: "cannot lock",
+                    source,
                 })
             }
         }
@@ -78,9 +80,10 @@ mod tests {
     /// A second holder waits for the first and times out with a message naming the lock.
     #[test]
     fn second_holder_waits_then_times_out() -> Result<(), SourceError> {
-        let dir = tempfile::tempdir().map_err(|e| SourceError::Io {
+        let dir = tempfile::tempdir().map_err(|source| SourceError::Io {
             path: "tmp".into(),
-            detail: e.to_string(),
+            doing: "cannot make a directory",
+            source,
         })?;
         let first = acquire(dir.path(), Duration::from_secs(1))?;
         match acquire(dir.path(), Duration::from_millis(30)) {

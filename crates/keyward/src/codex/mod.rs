@@ -1,9 +1,13 @@
-//! The Codex CLI's login: `$CODEX_HOME/auth.json`, its format, its locks, and its token endpoint.
+//! The Codex CLI's login: `$CODEX_HOME/auth.json`, its format, its locks, its tokens' claims and
+//! its token endpoint; the ChatGPT Codex backend it is served by; and the provider description
+//! that registers both with keyward (`provider`).
 
 pub mod auth_file;
 pub(crate) mod backend;
+pub(crate) mod claims;
 pub mod lock;
 pub(crate) mod models;
+pub(crate) mod provider;
 pub mod source;
 pub mod token_endpoint;
 pub mod upstream;

@@ -13,9 +13,9 @@ use super::lock;
 use crate::atomic_file;
 use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
-    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer,
+    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims,
 };
-use crate::secret::Fingerprint;
+use crate::secret::{Fingerprint, Secret};
 
 /// How many times a read is retried when the file is replaced while being read.
 const READ_ATTEMPTS: usize = 3;
@@ -178,9 +178,9 @@ impl CredentialSource for CodexSource {
 
     fn lock(&self, timeout: Duration) -> Result<Box<dyn SourceGuard>, SourceError> {
         if !self.home.is_dir() {
-            return Err(SourceError::Io {
+            return Err(SourceError::Missing {
                 path: self.home.display().to_string(),
-                detail: "the Codex home directory does not exist".into(),
+                what: "the Codex home directory",
             });
         }
         Ok(Box::new(lock::acquire(&self.home, timeout)?))
@@ -193,11 +193,14 @@ impl CredentialSource for CodexSource {
         answer: &TokenAnswer,
         now: DateTime<Utc>,
     ) -> Result<(), SourceError> {
-        let io_error = |e: io::Error| SourceError::Io {
-            path: self.path_text(),
-            detail: e.to_string(),
+        let io_error = |doing| {
+            move |source| SourceError::Io {
+                path: self.path_text(),
+                doing,
+                source,
+            }
         };
-        let (_, document) = self.read_document().map_err(io_error)?;
+        let (_, document) = self.read_document().map_err(io_error("cannot read it"))?;
         let mut document = document.map_err(SourceError::Unusable)?;
         let contents = document
             .contents()
@@ -216,7 +219,8 @@ impl CredentialSource for CodexSource {
             }
         }
         document.apply(answer, now);
-        atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-").map_err(io_error)
+        atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-")
+            .map_err(io_error("cannot write it"))
     }
 
     fn vocabulary(&self) -> SourceVocabulary {
@@ -235,6 +239,10 @@ impl CredentialSource for CodexSource {
         }
     }
 
+    fn claims(&self, access_token: &Secret, id_token: Option<&Secret>) -> TokenClaims {
+        super::claims::of_login(access_token.expose(), id_token.map(Secret::expose))
+    }
+
     fn undated_expiry(&self, credential: &Credential) -> Option<DateTime<Utc>> {
         Some(credential.last_refresh? + chrono::Duration::days(UNDATED_LIFETIME_DAYS))
     }
@@ -243,8 +251,6 @@ impl CredentialSource for CodexSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::TokenClaims;
-    use crate::secret::Secret;
 
     /// A login without an expiry claim is due when the CLI would refresh it: 8 days after
     /// `last_refresh`; without `last_refresh` never by schedule.

@@ -18,8 +18,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::{Usage, UsageWindow};
 use crate::upstream::{
-    header as header_text, retry_after, root_cause, seconds_from, Endpoint, Limit, Outgoing,
-    SendError, SendFuture, Sent, Upstream, UpstreamHttp, Wire,
+    header as header_text, retry_after, seconds_from, Endpoint, Limit, Outgoing, SendError,
+    SendFuture, Sent, Upstream, UpstreamHttp, Wire,
 };
 
 /// How long a profile rests after a 429 that names no reset.
@@ -95,12 +95,11 @@ impl CodexUpstream {
         if let Some(account) = credential.account() {
             request = request.header("chatgpt-account-id", account);
         }
-        request.body(body).send().await.map_err(|e| {
-            SendError::Unreachable(format!(
-                "cannot reach the upstream {url}: {}",
-                root_cause(&e)
-            ))
-        })
+        request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SendError::unreachable(url, e))
     }
 }
 
@@ -173,9 +172,9 @@ impl Upstream for CodexUpstream {
                 }
                 _ => {
                     body.insert("model".into(), Value::String(model.to_string()));
-                    Bytes::from(serde_json::to_vec(&Value::Object(body)).map_err(|e| {
-                        SendError::Unreachable(format!("the request cannot be encoded: {e}"))
-                    })?)
+                    Bytes::from(
+                        serde_json::to_vec(&Value::Object(body)).map_err(SendError::Encode)?,
+                    )
                 }
             };
             let mut response = self.post(&grant, client_headers, bytes.clone()).await?;
@@ -240,7 +239,7 @@ pub(crate) fn usage_limit(
                 .and_then(Value::as_f64)
                 .and_then(|secs| seconds_from(now, secs))
         });
-    let full_window = ["primary", "secondary"].iter().find_map(|window| {
+    let full_window = WINDOWS.iter().find_map(|window| {
         let used: f64 = header_text(headers, &format!("x-codex-{window}-used-percent"))?
             .parse()
             .ok()?;
@@ -262,6 +261,9 @@ pub(crate) fn usage_limit(
     Some(Limit { until, reason })
 }
 
+/// The backend's usage windows, in the order `status` shows them.
+const WINDOWS: [&str; 2] = ["primary", "secondary"];
+
 /// The `x-codex-primary-*` and `x-codex-secondary-*` windows of an answer.
 pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
     let window = |name: &str| {
@@ -281,15 +283,15 @@ pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<U
                     .and_then(|at| DateTime::from_timestamp(at, 0))
             });
         Some(UsageWindow {
+            name: name.to_string(),
             used_percent,
             window_minutes,
             resets_at,
         })
     };
-    let (primary, secondary) = (window("primary"), window("secondary"));
-    (primary.is_some() || secondary.is_some()).then_some(Usage {
-        primary,
-        secondary,
+    let windows: Vec<UsageWindow> = WINDOWS.iter().filter_map(|name| window(name)).collect();
+    (!windows.is_empty()).then_some(Usage {
+        windows,
         observed_at: now,
     })
 }
@@ -356,14 +358,20 @@ mod tests {
             now,
         );
         let usage = usage.unwrap_or_else(|| panic!("no usage"));
-        let primary = usage.primary.unwrap_or_else(|| panic!("no primary"));
+        let [primary, secondary] = usage.windows.as_slice() else {
+            panic!("not two windows: {usage:?}")
+        };
+        assert_eq!(primary.name, "primary");
         assert_eq!(primary.used_percent, 12.5);
         assert_eq!(primary.window_minutes, Some(300));
         assert_eq!(
             primary.resets_at,
             Some(now + chrono::Duration::seconds(600))
         );
-        assert_eq!(usage.secondary.map(|w| w.used_percent), Some(40.0));
+        assert_eq!(
+            (secondary.name.as_str(), secondary.used_percent),
+            ("secondary", 40.0)
+        );
         assert!(usage_windows(&HeaderMap::new(), now).is_none());
     }
 }

@@ -1,23 +1,27 @@
 //! Configuration: `$KEYWARD_HOME/config.toml` (optional) under environment overrides.
 //!
-//! The environment is read through [`Env`], so tests pass a map instead of mutating the process.
+//! keyward's own settings (`listen`, `[refresh]`, `[gateway]`, `[models]`, `[[routes]]`) are read
+//! here; each provider's section is read by that provider ([`crate::provider`]), so this module
+//! names none. The environment is read through [`Env`], so tests pass a map instead of mutating
+//! the process.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::codex;
 use crate::models::{Alias, Models, ServedModel};
 use crate::pool::RouteConfig;
-use crate::profile::{ProfileId, CODEX_PROVIDER};
+use crate::profile::ProfileId;
+use crate::provider::{self, Provider, ProviderSettings, SectionError, SectionReader};
 use crate::secret::Secret;
 
-mod keys;
+mod routes;
 
-pub use keys::ApiKeyProfile;
+pub use crate::api_key::ApiKeyProfile;
+pub use crate::env::{Env, ProcessEnv};
 
 pub const HOME_ENV: &str = "KEYWARD_HOME";
 pub const CONFIG_ENV: &str = "KEYWARD_CONFIG";
@@ -27,42 +31,22 @@ pub const API_KEYS_ENV: &str = "KEYWARD_API_KEYS";
 /// A gateway key shorter than this is refused: it guards a paid subscription.
 pub const MIN_API_KEY_LEN: usize = 16;
 
-pub trait Env {
-    fn get(&self, key: &str) -> Option<String>;
-}
+/// keyward's own top-level keys; every other one must be a registered provider's section.
+const OWN_KEYS: &[&str] = &["listen", "refresh", "models", "gateway", "routes"];
 
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-}
-
+/// keyward's own settings in the file. Unknown keys are refused before this is read (the
+/// providers' sections are theirs to read), so it takes what it knows and leaves the rest.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
     #[serde(default)]
     refresh: RefreshFile,
     #[serde(default)]
-    codex: CodexFile,
-    #[serde(default)]
     models: ModelsFile,
     #[serde(default)]
     gateway: GatewayFile,
     #[serde(default)]
-    openai: keys::ApiProviderFile,
-    #[serde(default)]
-    anthropic: keys::ApiProviderFile,
-    #[serde(default)]
-    routes: Vec<keys::RouteFile>,
+    routes: Vec<routes::RouteFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,47 +97,16 @@ struct RefreshFile {
     tick: Option<Duration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodexFile {
-    base_url: Option<String>,
-    token_url: Option<String>,
-    discover_default: Option<bool>,
-    #[serde(default)]
-    profiles: Vec<CodexProfileFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodexProfileFile {
-    name: String,
-    home: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct CodexProfileConfig {
-    pub id: ProfileId,
-    pub home: PathBuf,
-    /// Whether a plain `codex login` logs this home in.
-    pub is_default_home: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub keyward_home: PathBuf,
     pub config_path: PathBuf,
     pub listen: SocketAddr,
-    pub codex_base_url: String,
-    pub codex_token_url: String,
-    pub codex_profiles: Vec<CodexProfileConfig>,
     pub models: Models,
     pub gateway: GatewayConfig,
-    /// OpenAI and Anthropic API-key profiles, in config order (OpenAI first).
-    pub api_profiles: Vec<ApiKeyProfile>,
     pub routes: Vec<RouteConfig>,
-    /// Where OpenAI API requests go (API-key profiles, and a Codex `auth.json` in API-key mode).
-    pub openai_base_url: String,
-    pub anthropic_base_url: String,
+    /// Each registered provider's settings, in the registry's order.
+    pub(crate) providers: Vec<Arc<dyn ProviderSettings>>,
     /// Things worth telling the user that do not stop keyward.
     pub warnings: Vec<String>,
     pub margin: Duration,
@@ -208,8 +161,20 @@ impl Default for GatewayConfig {
 pub enum ConfigError {
     #[error("cannot find your home directory: set HOME or KEYWARD_HOME")]
     NoHome,
-    #[error("cannot read {path}: {detail}")]
-    Read { path: String, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or not shaped as keyward's settings (the message shows the line at fault).
+    #[error("{path} is not valid: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// Well formed, but asking for something keyward cannot do.
     #[error("{path} is not valid: {detail}")]
     Invalid { path: String, detail: String },
     #[error(transparent)]
@@ -230,7 +195,7 @@ pub fn keyward_home(env: &dyn Env) -> Result<PathBuf, ConfigError> {
 impl Config {
     /// Loads the configuration; `explicit` is `--config`, which must exist when given.
     pub fn load(env: &dyn Env, explicit: Option<&Path>) -> Result<Self, ConfigError> {
-        let user_home = env.get("HOME").map(PathBuf::from);
+        let providers = crate::providers::ALL;
         let keyward_home = keyward_home(env)?;
         let (config_path, required) = match (explicit, env.get(CONFIG_ENV)) {
             (Some(path), _) => (path.to_path_buf(), true),
@@ -239,25 +204,32 @@ impl Config {
         };
         // The config names where refresh tokens are sent: only the user may have written it.
         crate::host::check_own_file(&config_path)?;
-        let file = match std::fs::read_to_string(&config_path) {
-            Ok(text) => toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Invalid {
-                path: config_path.display().to_string(),
-                detail: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                FileConfig::default()
-            }
-            Err(e) => {
+        let path_text = config_path.display().to_string();
+        let text = match std::fs::read_to_string(&config_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+            Err(source) => {
                 return Err(ConfigError::Read {
-                    path: config_path.display().to_string(),
-                    detail: e.to_string(),
+                    path: path_text,
+                    source,
                 })
             }
         };
+        let parse_error = |source: toml::de::Error| ConfigError::Parse {
+            path: path_text.clone(),
+            source,
+        };
         let invalid = |detail: String| ConfigError::Invalid {
-            path: config_path.display().to_string(),
+            path: path_text.clone(),
             detail,
         };
+        let known: Vec<&str> = OWN_KEYS
+            .iter()
+            .copied()
+            .chain(providers.iter().map(|p| p.section()))
+            .collect();
+        provider::refuse_unknown_keys(&text, &known).map_err(parse_error)?;
+        let file: FileConfig = toml::from_str(&text).map_err(parse_error)?;
         let listen_text = file
             .listen
             .clone()
@@ -267,63 +239,23 @@ impl Config {
                 "listen = \"{listen_text}\" is not an address like 127.0.0.1:7411"
             ))
         })?;
-
-        let default_codex_home = user_home.as_ref().map(|h| h.join(".codex"));
-        let mut codex_profiles = Vec::new();
-        if file.codex.discover_default.unwrap_or(true) {
-            let home = env
-                .get(codex::HOME_ENV)
-                .map(PathBuf::from)
-                .or_else(|| default_codex_home.clone())
-                .ok_or(ConfigError::NoHome)?;
-            let is_default_home = env.get(codex::HOME_ENV).is_none();
-            codex_profiles.push(CodexProfileConfig {
-                id: ProfileId::codex_default(),
-                home,
-                is_default_home,
-            });
-        }
-        for profile in &file.codex.profiles {
-            let id = ProfileId::new(CODEX_PROVIDER, &profile.name)
-                .map_err(|e| invalid(e.to_string()))?;
-            if codex_profiles.iter().any(|p| p.id == id) {
-                return Err(invalid(format!("profile `{id}` is defined twice")));
-            }
-            let home = expand_tilde(&profile.home, user_home.as_deref());
-            let is_default_home = default_codex_home.as_deref() == Some(home.as_path());
-            codex_profiles.push(CodexProfileConfig {
-                id,
-                home,
-                is_default_home,
-            });
-        }
-
-        let models = models_config(&file.models).map_err(invalid)?;
+        let models = models_config(&file.models, providers).map_err(invalid)?;
         let gateway = gateway_config(env, &file.gateway).map_err(invalid)?;
-        let openai_base_url = env
-            .get(crate::openai::BASE_URL_ENV)
-            .or(file.openai.base_url.clone())
-            .unwrap_or_else(|| crate::openai::DEFAULT_BASE_URL.to_string());
-        let anthropic_base_url = env
-            .get(crate::anthropic::BASE_URL_ENV)
-            .or(file.anthropic.base_url.clone())
-            .unwrap_or_else(|| crate::anthropic::DEFAULT_BASE_URL.to_string());
+
         let mut warnings = Vec::new();
-        let api_profiles = keys::api_profiles(
-            env,
-            &file.openai,
-            &file.anthropic,
-            (&openai_base_url, &anthropic_base_url),
-            &config_path,
-            &mut warnings,
-        )
-        .map_err(invalid)?;
-        let known: Vec<ProfileId> = codex_profiles
-            .iter()
-            .map(|p| p.id.clone())
-            .chain(api_profiles.iter().map(|p| p.id.clone()))
-            .collect();
-        let routes = keys::routes(&file.routes, &known).map_err(invalid)?;
+        let mut settings = Vec::new();
+        for provider in providers {
+            let mut reader =
+                SectionReader::new(provider.section(), &text, env, &config_path, &mut warnings);
+            settings.push(provider.configure(&mut reader).map_err(|e| match e {
+                SectionError::Parse(source) => parse_error(source),
+                SectionError::ProfileId(e) => invalid(e.to_string()),
+                SectionError::Invalid(detail) => invalid(detail),
+                SectionError::NoHome => ConfigError::NoHome,
+            })?);
+        }
+        let known: Vec<ProfileId> = settings.iter().flat_map(|s| s.profiles()).collect();
+        let routes = routes::routes(&file.routes, &known).map_err(invalid)?;
         let refresh = &file.refresh;
         let bounded =
             |key: &str, value: Option<Duration>, default: Duration, range: (Duration, Duration)| {
@@ -336,23 +268,10 @@ impl Config {
             keyward_home,
             config_path: config_path.clone(),
             listen,
-            codex_base_url: env
-                .get(codex::BASE_URL_ENV)
-                .or(file.codex.base_url.clone())
-                .unwrap_or_else(|| codex::DEFAULT_BASE_URL.to_string())
-                .trim_end_matches('/')
-                .to_string(),
-            codex_token_url: env
-                .get(codex::TOKEN_URL_ENV)
-                .or(file.codex.token_url.clone())
-                .unwrap_or_else(|| codex::DEFAULT_TOKEN_URL.to_string()),
-            codex_profiles,
             models,
             gateway,
-            api_profiles,
             routes,
-            openai_base_url,
-            anthropic_base_url,
+            providers: settings,
             warnings,
             margin: bounded(
                 "margin",
@@ -387,6 +306,28 @@ impl Config {
             )?,
             tick: bounded("tick", refresh.tick, secs(30), (millis(100), secs(3600)))?,
         })
+    }
+
+    /// Every registered provider's settings, in the registry's order.
+    pub(crate) fn providers(&self) -> &[Arc<dyn ProviderSettings>] {
+        &self.providers
+    }
+
+    /// The settings of type `T`, if its provider is registered.
+    #[cfg(test)]
+    pub(crate) fn settings_of<T: ProviderSettings>(&self) -> Option<&T> {
+        provider::settings_of(&self.providers).next()
+    }
+
+    /// The profiles that serve with an API key, whatever their provider, in config order.
+    pub(crate) fn api_profiles(&self) -> impl Iterator<Item = &ApiKeyProfile> {
+        self.providers.iter().flat_map(|p| p.api_key_profiles())
+    }
+
+    /// Where each provider sends its requests, for the startup log.
+    pub(crate) fn describe_upstreams(&self) -> String {
+        let described: Vec<String> = self.providers.iter().map(|p| p.describe()).collect();
+        described.join("; ")
     }
 }
 
@@ -492,8 +433,9 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
     })
 }
 
-/// The `[models]` table over the Codex defaults.
-fn models_config(file: &ModelsFile) -> Result<Models, String> {
+/// The `[models]` table over the providers' defaults.
+fn models_config(file: &ModelsFile, providers: &[&dyn Provider]) -> Result<Models, String> {
+    let defaults: Vec<_> = providers.iter().map(|p| p.models()).collect();
     let served = match &file.served {
         Some(ids) => ids
             .iter()
@@ -502,8 +444,9 @@ fn models_config(file: &ModelsFile) -> Result<Models, String> {
                 display_name: id.clone(),
             })
             .collect(),
-        None => codex::models::MODELS
+        None => defaults
             .iter()
+            .flat_map(|d| d.served)
             .map(|(id, name)| ServedModel {
                 id: (*id).to_string(),
                 display_name: (*name).to_string(),
@@ -522,81 +465,29 @@ fn models_config(file: &ModelsFile) -> Result<Models, String> {
         );
     }
     if file.default_aliases.unwrap_or(true) {
-        for (pattern, target) in codex::models::ALIASES {
+        for (pattern, target) in defaults.iter().flat_map(|d| d.aliases) {
             aliases.push(Alias::new(pattern, target).map_err(|e| e.to_string())?);
         }
     }
-    Ok(Models { served, aliases })
-}
-
-fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {
-    match (path.strip_prefix("~"), home) {
-        (Ok(rest), Some(home)) => home.join(rest),
-        _ => path.to_path_buf(),
-    }
+    let namespaces = defaults.iter().filter_map(|d| d.namespace).collect();
+    Ok(Models {
+        served,
+        aliases,
+        namespaces,
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn zero_config_discovers_the_default_codex_home() -> Result<(), ConfigError> {
-        let config = Config::load(&env(&[("HOME", "/home/u")]), None)?;
-        assert_eq!(config.keyward_home, PathBuf::from("/home/u/.keyward"));
-        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(config.codex_profiles.len(), 1);
-        assert_eq!(config.codex_profiles[0].id, ProfileId::codex_default());
-        assert_eq!(
-            config.codex_profiles[0].home,
-            PathBuf::from("/home/u/.codex")
-        );
-        assert!(config.codex_profiles[0].is_default_home);
-        assert_eq!(config.codex_token_url, codex::DEFAULT_TOKEN_URL);
-        Ok(())
-    }
-
-    #[test]
-    fn file_adds_profiles_and_env_overrides_urls() -> Result<(), ConfigError> {
-        let dir = tempfile::tempdir().map_err(|e| ConfigError::NoHome.with(e))?;
-        let path = dir.path().join("config.toml");
-        std::fs::write(
-            &path,
-            r#"
-listen = "127.0.0.1:9000"
-[refresh]
-margin = "20m"
-[codex]
-token_url = "http://file/token"
-base_url = "http://file/base/"
-[[codex.profiles]]
-name = "work"
-home = "~/.codex-work"
-"#,
-        )
-        .map_err(|e| ConfigError::NoHome.with(e))?;
-        let vars = env(&[
-            ("HOME", "/h"),
-            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://env/token"),
-        ]);
-        let config = Config::load(&vars, Some(&path))?;
-        assert_eq!(config.listen.port(), 9000);
-        assert_eq!(config.margin, Duration::from_secs(1200));
-        assert_eq!(config.codex_token_url, "http://env/token");
-        assert_eq!(config.codex_base_url, "http://file/base");
-        assert_eq!(config.codex_profiles[1].id.to_string(), "openai-codex:work");
-        assert_eq!(
-            config.codex_profiles[1].home,
-            PathBuf::from("/h/.codex-work")
-        );
-        Ok(())
     }
 
     /// A gateway key that could never match what a client sends is refused, without echoing it.
@@ -627,7 +518,8 @@ home = "~/.codex-work"
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "lisen = 1").map_err(|e| ConfigError::NoHome.with(e))?;
         match Config::load(&env(&[("HOME", "/h")]), Some(&path)) {
-            Err(ConfigError::Invalid { detail, .. }) => {
+            Err(ConfigError::Parse { source, .. }) => {
+                let detail = source.to_string();
                 assert!(detail.contains("lisen"), "{detail}")
             }
             other => panic!("expected an error, got {other:?}"),
@@ -641,10 +533,10 @@ home = "~/.codex-work"
     }
 
     impl ConfigError {
-        fn with(self, e: std::io::Error) -> Self {
+        pub(crate) fn with(self, source: std::io::Error) -> Self {
             ConfigError::Read {
                 path: "test".into(),
-                detail: e.to_string(),
+                source,
             }
         }
     }

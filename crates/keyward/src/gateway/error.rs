@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::broker::AccessError;
@@ -112,6 +113,36 @@ impl ApiError {
                 "model_not_found",
                 format!("keyward does not serve the model `{}`: ask for an OpenAI model (GET /v1/models lists them), or map this name to one under [models.aliases] in keyward's config.toml", cut_short(model)),
             )
+        }
+    }
+
+    /// Every profile that could serve rests at a usage limit, the earliest until `resets_at`:
+    /// 429 with `Retry-After`, and for OpenAI-dialect callers the error object in the Codex
+    /// backend's own shape (`usage_limit_reached`, `resets_at`, `resets_in_seconds`), from which
+    /// the Codex CLI tells its user when to try again.
+    pub(crate) fn usage_limit_reached(
+        message: String,
+        resets_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let resets_in = (resets_at - now).num_seconds().max(1);
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "usage_limit_reached",
+            code: Some("usage_limit_reached".into()),
+            retry_after: Some(resets_in as u64),
+            extras: Some(Box::new(ErrorExtras {
+                error: Some(json!({
+                    "type": "usage_limit_reached",
+                    "code": "usage_limit_reached",
+                    "message": message,
+                    "param": null,
+                    "resets_at": resets_at.timestamp(),
+                    "resets_in_seconds": resets_in,
+                })),
+                headers: HeaderMap::new(),
+            })),
+            ..Self::bad_request(message)
         }
     }
 

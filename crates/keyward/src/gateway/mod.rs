@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Clock};
 use crate::config::GatewayConfig;
 use crate::dialect::Dialect;
 use crate::metrics::Metrics;
@@ -36,6 +36,8 @@ pub struct Gateway {
     pub models: Models,
     pub config: GatewayConfig,
     pub metrics: Arc<Metrics>,
+    /// The broker's clock: the pipeline's only source of time.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Gateway {
@@ -46,12 +48,14 @@ impl Gateway {
         config: GatewayConfig,
     ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
+        let clock = broker.clock().clone();
         Arc::new(Self {
             broker,
             pool,
             models,
             config,
             metrics,
+            clock,
         })
     }
 

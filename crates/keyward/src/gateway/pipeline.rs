@@ -1,17 +1,20 @@
-//! One request pipeline for every model endpoint, in named phases:
+//! One request pipeline for every model endpoint, in phases, each a function:
 //!
-//! 1. **parse** the caller's dialect into a public Responses request (`dialect::*::translate`);
-//! 2. **route**: the profiles that may serve it, in order (`pool`: routes, strategy, the
+//! 1. [`parse`] the caller's request: its dialect translated into a public Responses request
+//!    (`dialect::*::translate`), the profile it names, the conversation it belongs to;
+//! 2. [`route`]: the profiles that may serve it, in order (`pool`: routes, strategy, the
 //!    conversation's sticky profile);
-//! 3. **send** to each in turn (`upstream::Upstream::send`: the provider makes the request one
-//!    its API accepts, drops and reports what it cannot honour, adds its credentials); a profile
-//!    that needs a login, cannot be reached, or answers with a usage limit is skipped (the limit
-//!    rests it until its reset) and the next one is tried; nothing is retried once an answer has
-//!    begun;
-//! 4. **answer** in the caller's dialect (`answer`: passed through when the caller speaks the
+//! 3. [`attempt`] them in turn: a resting profile is skipped; the others send (the provider makes
+//!    the request one its API accepts, drops and reports what it cannot honour, adds its
+//!    credentials: `upstream::Upstream::send`) and their answer is judged: served, skipped (needs
+//!    a login, cannot be reached, or answers with a usage limit, which rests it until its reset),
+//!    or failed for a reason no other profile would change; nothing is retried once an answer
+//!    has begun;
+//! 4. [`answer`] in the caller's dialect (`answer`: passed through when the caller speaks the
 //!    upstream's API, else translated incrementally, or assembled);
 //!
-//! and every failure on the way is rendered once, in the caller's dialect.
+//! and every failure on the way is rendered once, in the caller's dialect; when no profile
+//! served, [`exhausted`] says why. Time is the gateway's clock, read once per request.
 
 use std::sync::Arc;
 
@@ -19,12 +22,11 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Map, Value};
 
-use super::error::ErrorExtras;
 use super::{answer, ApiError, Gateway};
 use crate::dialect::{self, Answer, Dialect, Translated};
-use crate::pool::{Candidate, NoCandidate};
+use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
 use crate::store::Cooldown;
 use crate::upstream::{Limit, Outgoing, SendError};
@@ -55,6 +57,51 @@ pub(super) async fn serve(
     }
 }
 
+/// The caller's request, as [`parse`] leaves it for the phases after.
+struct Request<'a> {
+    dialect: Dialect,
+    headers: &'a HeaderMap,
+    /// The caller's own bytes, for an upstream that speaks its API.
+    original: &'a Bytes,
+    /// The public Responses request each attempt starts from (the last attempt takes it).
+    body: Option<Map<String, Value>>,
+    /// The model the caller asked for.
+    asked: String,
+    stream: bool,
+    /// Fields dropped in translation, in the caller's names.
+    dropped: Vec<String>,
+    /// Fields translation renamed, for naming the upstream's drops in the caller's words.
+    renamed: Vec<(&'static str, &'static str)>,
+    /// The answer's translator into the caller's dialect (none for a Responses caller).
+    translator: Option<Box<dyn Answer>>,
+    /// What names the conversation, for its sticky profile.
+    session: Option<String>,
+    /// The profile the caller named, which alone may serve it.
+    forced: Option<ProfileId>,
+}
+
+/// How one profile's attempt ended.
+enum Attempt {
+    /// It answered: the answer's headers are in, its body is still to come.
+    Served(Served),
+    /// It did not serve; the next profile is tried.
+    Skipped(Skip),
+    /// A failure no other profile would change (an invalid request, the upstream's own refusal).
+    Failed(ApiError),
+}
+
+/// A profile's answer, ready for phase 4.
+struct Served {
+    profile: ProfileId,
+    /// The upstream model that served.
+    model: String,
+    /// Whether the caller speaks the upstream's API.
+    native: bool,
+    response: reqwest::Response,
+    /// Fields the upstream could not honour, in its API's names.
+    dropped: Vec<String>,
+}
+
 /// Why a profile did not serve this request.
 enum Skip {
     /// Resting from an earlier limit.
@@ -71,109 +118,61 @@ async fn run(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    let mut request = parse(dialect, headers, body).await?;
+    let candidates = route(&gateway.pool, &request)?;
+    let now = gateway.clock.now();
+    let last = candidates.len().saturating_sub(1);
+    let mut skipped = Vec::new();
+    for (index, candidate) in candidates.into_iter().enumerate() {
+        match attempt(gateway, &mut request, candidate, index == last, now).await {
+            Attempt::Served(served) => return answer(request, served).await,
+            Attempt::Skipped(skip) => skipped.push(skip),
+            Attempt::Failed(error) => return Err(error),
+        }
+    }
+    Err(exhausted(&request.asked, skipped, now))
+}
+
+/// Phase 1: the caller's request as a public Responses request, with the profile it names and
+/// the conversation it belongs to. A large body is translated off the serving thread (`cpu`).
+async fn parse<'a>(
+    dialect: Dialect,
+    headers: &'a HeaderMap,
+    original: &'a Bytes,
+) -> Result<Request<'a>, ApiError> {
     let translated = {
-        let body = body.clone();
-        crate::cpu::run(body.len(), move || parse(dialect, &body))
+        let body = original.clone();
+        crate::cpu::run(body.len(), move || translate(dialect, &body))
             .await
             .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
     };
     let forced = forced_profile(headers)?;
     let session = session_key(&translated, headers);
-    let pool = &gateway.pool;
-    let candidates = pool
-        .candidates(
-            dialect,
-            &translated.model,
-            session.as_deref(),
-            forced.as_ref(),
-        )
-        .map_err(no_candidate)?;
     let Translated {
-        body: request,
-        model: asked,
+        body,
+        model,
         stream,
-        dropped: mut dropped_in_translation,
+        dropped,
         renamed,
         answer,
     } = translated;
-    let mut request = Some(request);
-    let mut skipped = Vec::new();
-    let now = Utc::now();
-    let last = candidates.len() - 1;
-    for (index, Candidate { upstream, model }) in candidates.into_iter().enumerate() {
-        let profile = upstream.profile().clone();
-        if let Some(cooldown) = pool.cooldown(&profile, now) {
-            skipped.push(Skip::Resting(profile, cooldown));
-            continue;
-        }
-        // Each attempt may rewrite the request its own way; the last takes the original.
-        let attempt = if index == last {
-            request.take()
-        } else {
-            request.clone()
-        }
-        .unwrap_or_default();
-        let native = upstream.wire().is_native(dialect);
-        let outgoing = Outgoing {
-            body: attempt,
-            model: &model,
-            original: native.then_some(body),
-            native,
-            client_headers: headers,
-        };
-        let started = std::time::Instant::now();
-        let sent = upstream.send(outgoing).await;
-        gateway
-            .metrics
-            .upstream(&profile.to_string(), started.elapsed().as_secs_f64());
-        let sent = match sent {
-            Ok(sent) => sent,
-            Err(SendError::Invalid(invalid)) => return Err(invalid.into()),
-            Err(SendError::Access(error)) => {
-                skipped.push(Skip::Unavailable(profile, error.into()));
-                continue;
-            }
-            Err(SendError::Unreachable(detail)) => {
-                tracing::warn!(profile = %profile, %detail, "upstream unreachable; trying the next profile");
-                skipped.push(Skip::Unavailable(profile, ApiError::upstream(detail)));
-                continue;
-            }
-        };
-        let response = sent.response;
-        if !response.status().is_success() {
-            let (status, answer_headers, error_body) = answer::read_error(response).await;
-            // A usage limit's answer reports its (full) windows too.
-            if let Some(usage) = upstream.usage(&answer_headers, now) {
-                pool.observe_usage(&profile, usage);
-            }
-            let error = ApiError::from_upstream(status, &error_body, answer_headers.clone());
-            match upstream.limit(status, &answer_headers, &error_body, now) {
-                Some(limit) => {
-                    pool.cool(&profile, &limit, now);
-                    skipped.push(Skip::Limited(profile, limit, error));
-                    continue;
-                }
-                None => return Err(error),
-            }
-        }
-        if let Some(usage) = upstream.usage(response.headers(), now) {
-            pool.observe_usage(&profile, usage);
-        }
-        pool.served(&profile, session.as_deref());
-        dropped_in_translation.extend(
-            sent.dropped
-                .iter()
-                .map(|field| dialect::client_name(&renamed, field).to_string()),
-        );
-        let keyward_headers =
-            keyward_headers(&profile, &asked, &model, &dropped_in_translation, dialect);
-        return answer_in_dialect(response, native, stream, answer, keyward_headers).await;
-    }
-    Err(exhausted(&asked, skipped, now))
+    Ok(Request {
+        dialect,
+        headers,
+        original,
+        body: Some(body),
+        asked: model,
+        stream,
+        dropped,
+        renamed,
+        translator: answer,
+        session,
+        forced,
+    })
 }
 
-/// Phase 1: the caller's request as a public Responses request.
-fn parse(dialect: Dialect, body: &[u8]) -> Result<Translated, ApiError> {
+/// The caller's body, in its dialect, as a public Responses request.
+fn translate(dialect: Dialect, body: &[u8]) -> Result<Translated, ApiError> {
     let translated = match dialect {
         Dialect::Responses => dialect::responses::translate(body),
         Dialect::Chat => dialect::chat::translate(body),
@@ -181,6 +180,93 @@ fn parse(dialect: Dialect, body: &[u8]) -> Result<Translated, ApiError> {
         Dialect::Messages => dialect::messages::translate(body),
     };
     Ok(translated?)
+}
+
+/// Phase 2: the profiles that may serve the request, in the order to try them (never none).
+fn route(pool: &Pool, request: &Request<'_>) -> Result<Vec<Candidate>, ApiError> {
+    pool.candidates(
+        request.dialect,
+        &request.asked,
+        request.session.as_deref(),
+        request.forced.as_ref(),
+    )
+    .map_err(no_candidate)
+}
+
+/// Phase 3: one profile's try, and what its answer means for the pool (a limit rests it, usage
+/// windows are kept, a served conversation sticks to it).
+async fn attempt(
+    gateway: &Gateway,
+    request: &mut Request<'_>,
+    Candidate { upstream, model }: Candidate,
+    last: bool,
+    now: DateTime<Utc>,
+) -> Attempt {
+    let pool = &gateway.pool;
+    let profile = upstream.profile().clone();
+    if let Some(cooldown) = pool.cooldown(&profile, now) {
+        return Attempt::Skipped(Skip::Resting(profile, cooldown));
+    }
+    // Each attempt may rewrite the request its own way; the last takes the original.
+    let body = if last {
+        request.body.take()
+    } else {
+        request.body.clone()
+    }
+    .unwrap_or_default();
+    let native = upstream.wire().is_native(request.dialect);
+    let outgoing = Outgoing {
+        body,
+        model: &model,
+        original: native.then_some(request.original),
+        native,
+        client_headers: request.headers,
+    };
+    let started = gateway.clock.monotonic();
+    let sent = upstream.send(outgoing).await;
+    let waited = gateway.clock.monotonic().saturating_sub(started);
+    gateway
+        .metrics
+        .upstream(&profile.to_string(), waited.as_secs_f64());
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(SendError::Invalid(invalid)) => return Attempt::Failed(invalid.into()),
+        Err(SendError::Access(error)) => {
+            return Attempt::Skipped(Skip::Unavailable(profile, error.into()))
+        }
+        Err(unreachable) => {
+            tracing::warn!(profile = %profile, detail = %unreachable, "upstream unreachable; trying the next profile");
+            let error = ApiError::upstream(unreachable.to_string());
+            return Attempt::Skipped(Skip::Unavailable(profile, error));
+        }
+    };
+    let response = sent.response;
+    if !response.status().is_success() {
+        let (status, headers, body) = answer::read_error(response).await;
+        // A usage limit's answer reports its (full) windows too.
+        if let Some(usage) = upstream.usage(&headers, now) {
+            pool.observe_usage(&profile, usage);
+        }
+        let error = ApiError::from_upstream(status, &body, headers.clone());
+        return match upstream.limit(status, &headers, &body, now) {
+            Some(limit) => {
+                pool.cool(&profile, &limit, now);
+                Attempt::Skipped(Skip::Limited(profile, limit, error))
+            }
+            None => Attempt::Failed(error),
+        };
+    }
+    if let Some(usage) = upstream.usage(response.headers(), now) {
+        pool.observe_usage(&profile, usage);
+    }
+    pool.served(&profile, request.session.as_deref());
+    Attempt::Served(Served {
+        profile,
+        model,
+        native,
+        response,
+        dropped: sent.dropped,
+    })
 }
 
 /// The profile the caller named, if it did.
@@ -251,16 +337,32 @@ fn keyward_headers(
     headers
 }
 
-/// Phase 4: the answer in the caller's dialect.
-async fn answer_in_dialect(
-    response: reqwest::Response,
-    native: bool,
-    stream: bool,
-    answer: Option<Box<dyn Answer>>,
-    mut headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// Phase 4: the served answer in the caller's dialect, with keyward's headers.
+async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiError> {
+    let Request {
+        dialect,
+        asked,
+        stream,
+        mut dropped,
+        renamed,
+        translator,
+        ..
+    } = request;
+    let Served {
+        profile,
+        model,
+        native,
+        response,
+        dropped: dropped_upstream,
+    } = served;
+    dropped.extend(
+        dropped_upstream
+            .iter()
+            .map(|field| dialect::client_name(&renamed, field).to_string()),
+    );
+    let mut headers = keyward_headers(&profile, &asked, &model, &dropped, dialect);
     let events = answer::is_event_stream(&response);
-    match (native, stream, answer) {
+    match (native, stream, translator) {
         (true, true, _) if events => Ok(answer::pass_through(response, headers)),
         (true, true, _) => Ok(answer::pass_body(response, headers)),
         // A Responses caller wanting one object from an upstream that only streams.
@@ -270,13 +372,15 @@ async fn answer_in_dialect(
             Ok(answer::reply(&assembled, None, headers))
         }
         (true, false, _) => Ok(answer::pass_body(response, headers)),
-        (false, true, Some(answer)) => {
-            Ok(answer::translate_stream(response, answer.stream(), headers))
-        }
-        (false, false, answer) => {
+        (false, true, Some(translator)) => Ok(answer::translate_stream(
+            response,
+            translator.stream(),
+            headers,
+        )),
+        (false, false, translator) => {
             headers.extend(answer::answer_headers(response.headers()));
             let assembled = answer::assemble(response).await?;
-            Ok(answer::reply(&assembled, answer.as_deref(), headers))
+            Ok(answer::reply(&assembled, translator.as_deref(), headers))
         }
         // Every dialect but the upstream's own has an answer translator.
         (false, true, None) => Ok(answer::pass_through(response, headers)),
@@ -327,26 +431,7 @@ fn exhausted(model: &str, skipped: Vec<Skip>, now: DateTime<Utc>) -> ApiError {
             parts.join("; "),
             when(&earliest)
         );
-        let resets_in = (earliest - now).num_seconds().max(1);
-        return ApiError {
-            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
-            kind: "usage_limit_reached",
-            code: Some("usage_limit_reached".into()),
-            retry_after,
-            extras: Some(Box::new(ErrorExtras {
-                // The Codex backend's own shape, so the Codex CLI tells its user when to retry.
-                error: Some(json!({
-                    "type": "usage_limit_reached",
-                    "code": "usage_limit_reached",
-                    "message": message,
-                    "param": null,
-                    "resets_at": earliest.timestamp(),
-                    "resets_in_seconds": resets_in,
-                })),
-                headers: HeaderMap::new(),
-            })),
-            ..ApiError::bad_request(message)
-        };
+        return ApiError::usage_limit_reached(message, earliest, now);
     }
     let mut others = Vec::new();
     let mut first = None;
@@ -366,5 +451,60 @@ fn exhausted(model: &str, skipped: Vec<Skip>, now: DateTime<Utc>) -> ApiError {
             error
         }
         None => ApiError::bad_request("no profile could serve this request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn id(text: &str) -> ProfileId {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// With every profile resting, the caller gets 429 with `Retry-After` at the earliest reset,
+    /// a message naming each profile, and the Codex backend's usage-limit object, which the Codex
+    /// CLI reads to tell its user when to retry.
+    #[tokio::test]
+    async fn every_profile_resting_is_a_usage_limit_the_codex_cli_reads() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let rest = |name: &str, secs: i64, reason: &str| {
+            Skip::Resting(
+                id(name),
+                Cooldown {
+                    until: now + chrono::Duration::seconds(secs),
+                    reason: reason.into(),
+                    since: now,
+                },
+            )
+        };
+        let skipped = vec![
+            rest("openai-codex:default", 3600, "ChatGPT usage limit reached"),
+            rest("openai:default", 90, "rate limited (rate_limit_exceeded)"),
+        ];
+        let response = exhausted("gpt-6.1-sol", skipped, now).render(Dialect::Responses);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("90")
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            concat!(
+                r#"{"error":{"type":"usage_limit_reached","code":"usage_limit_reached","#,
+                r#""message":"every profile that serves `gpt-6.1-sol` is resting at a usage limit: "#,
+                r#"openai-codex:default: ChatGPT usage limit reached, until 2027-01-15 09:00:00 UTC (in 1h 0m); "#,
+                r#"openai:default: rate limited (rate_limit_exceeded), until 2027-01-15 08:01:30 UTC (in 1m 30s). "#,
+                r#"keyward serves again by itself after the earliest reset, 2027-01-15 08:01:30 UTC (in 1m 30s)","#,
+                r#""param":null,"resets_at":1800000090,"resets_in_seconds":90}}"#
+            )
+        );
     }
 }

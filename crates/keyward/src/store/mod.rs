@@ -155,8 +155,27 @@ pub struct HealthEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("keyward's store {path}: {detail}")]
-    Db { path: String, detail: String },
+    #[error("keyward's store {path}: {source}")]
+    Db {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Setting up the store's file or directory failed.
+    #[error("keyward's store {path}: {doing}: {source}")]
+    File {
+        path: String,
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of the store is not safely the user's own.
+    #[error("keyward's store {path}: {source}")]
+    NotPrivate {
+        path: String,
+        #[source]
+        source: crate::host::HostError,
+    },
     #[error("keyward's store {path} is not a database keyward can read (damaged?): move it aside and keyward starts a new one; the new ledger will not know the tokens spent so far, so keep the old file if you want to inspect it")]
     Unreadable { path: String },
     #[error("keyward's store {path} has schema version {found}, newer than this keyward understands ({supported}); upgrade keyward")]

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::*;
 
 /// Migrations in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE spent_tokens (
     fingerprint TEXT PRIMARY KEY,
@@ -66,6 +66,38 @@ CREATE TABLE usage_windows (
     usage       TEXT NOT NULL
 );
 "#,
+    // Usage windows by name, whatever the provider calls them, in its order. The rows of the
+    // JSON table before (Codex's `primary` and `secondary` windows) are carried over; a row that
+    // is not such JSON is left behind, as reading it did before.
+    r#"
+CREATE TABLE usage_window (
+    profile         TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    used_percent    REAL NOT NULL,
+    window_minutes  INTEGER,
+    resets_at       TEXT,
+    observed_at     TEXT NOT NULL,
+    PRIMARY KEY (profile, position)
+);
+INSERT INTO usage_window (profile, position, name, used_percent, window_minutes, resets_at, observed_at)
+SELECT profile, name = 'secondary', name,
+       json_extract(window_json, '$.used_percent'),
+       json_extract(window_json, '$.window_minutes'),
+       json_extract(window_json, '$.resets_at'),
+       json_extract(usage_json, '$.observed_at')
+FROM (
+    SELECT old.profile AS profile, entry.key AS name, old.usage_json AS usage_json,
+           CASE WHEN entry.type = 'object' THEN entry.value ELSE '{}' END AS window_json
+    FROM (SELECT profile, CASE WHEN json_valid(usage) THEN usage ELSE '{}' END AS usage_json
+          FROM usage_windows) AS old,
+         json_each(old.usage_json) AS entry
+)
+WHERE name IN ('primary', 'secondary')
+  AND json_type(window_json, '$.used_percent') IN ('integer', 'real')
+  AND json_type(usage_json, '$.observed_at') = 'text';
+DROP TABLE usage_windows;
+"#,
 ];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;
@@ -80,19 +112,26 @@ impl SqliteStore {
     /// Opens (creating and migrating as needed) `keyward.db` in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         let path = dir.join("keyward.db");
-        let fail = |detail: String| StoreError::Db {
-            path: path.display().to_string(),
-            detail,
+        let fail = |doing: &'static str| {
+            let path = path.display().to_string();
+            move |source| StoreError::File {
+                path,
+                doing,
+                source,
+            }
         };
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
+            .map_err(fail("cannot create its directory"))?;
         // Tokens pass through these files: none may be a link, another user's, or writable by
         // one. Checked before anything opens them, so a link is never followed.
         for file in crate::host::store_files(&path) {
-            crate::host::check_store_file(&file).map_err(|e| fail(e.to_string()))?;
+            crate::host::check_store_file(&file).map_err(|source| StoreError::NotPrivate {
+                path: path.display().to_string(),
+                source,
+            })?;
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives its -wal and
         // -shm files the database file's mode. O_NOFOLLOW: a link planted since the check above
@@ -103,9 +142,9 @@ impl SqliteStore {
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
-            .map_err(|e| fail(format!("cannot create: {e}")))?;
+            .map_err(fail("cannot create"))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
+            .map_err(fail("cannot set mode 0600"))?;
         let fail_db = |e| db_error(&path, e);
         let conn = Connection::open(&path).map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
@@ -188,10 +227,7 @@ fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let path = path.display().to_string();
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Unreadable { path },
-        _ => StoreError::Db {
-            path,
-            detail: e.to_string(),
-        },
+        _ => StoreError::Db { path, source: e },
     }
 }
 

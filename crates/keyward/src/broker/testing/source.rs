@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::provider::{FakeProvider, Issued, Spend, Spender};
-use crate::claims::TokenClaims;
+use crate::codex::claims;
 use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
-    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer,
+    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims,
 };
 use crate::secret::{Fingerprint, Secret};
 use crate::store::memory::crash;
@@ -227,7 +227,7 @@ fn credential(tokens: &Tokens) -> Credential {
         refresh_token: Secret::new(tokens.refresh.clone()),
         id_token: None,
         account_id: Some("acct-1".into()),
-        claims: TokenClaims::decode(&tokens.access).unwrap_or_default(),
+        claims: claims::decode(&tokens.access).unwrap_or_default(),
         last_refresh: tokens.last_refresh,
     }
 }
@@ -295,7 +295,11 @@ impl CredentialSource for FakeSource {
                 Some(WriteFault::Fails) => {
                     return Err(SourceError::Io {
                         path: self.path.display().to_string(),
-                        detail: "no space left on device".into(),
+                        doing: "cannot write it",
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::StorageFull,
+                            "no space left on device",
+                        ),
                     })
                 }
                 Some(WriteFault::FindsGarbage) => state.corrupt(),
@@ -352,6 +356,11 @@ impl CredentialSource for FakeSource {
             cli: "acme",
             lock_holder: "an acme process",
         }
+    }
+
+    /// The fake provider's tokens are JWTs with the standard claims, read as OpenAI's are.
+    fn claims(&self, access_token: &Secret, id_token: Option<&Secret>) -> TokenClaims {
+        claims::of_login(access_token.expose(), id_token.map(Secret::expose))
     }
 }
 

@@ -6,28 +6,29 @@
 //! key or session header) sticks to the profile that last served it while that one is healthy,
 //! since prompt caches and encrypted reasoning belong to one account. A profile that hit a usage
 //! limit rests until the reset its upstream named; cooldowns are kept in the store, so another
-//! process's `status` and a restarted `serve` see them.
+//! process's `status` and a restarted `serve` see them ([`state`], which keeps the store off the
+//! request path).
+
+mod state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use globset::{Glob, GlobMatcher};
 
+use crate::broker::Clock;
 use crate::dialect::Dialect;
 use crate::profile::ProfileId;
 use crate::store::{Cooldown, PoolStore, Usage};
 use crate::upstream::{Limit, Upstream};
+use state::ProfileStates;
 
-/// How often cooldowns other processes recorded are read back from the store.
-const COOLDOWN_SYNC: Duration = Duration::from_secs(5);
 /// A conversation stays with its profile this long after its last request.
 const STICKY_TTL: Duration = Duration::from_secs(3600);
 const STICKY_MAX: usize = 10_000;
-/// Usage windows are written to the store at most this often per profile (unless they change).
-const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
@@ -81,24 +82,13 @@ pub enum NoCandidate {
     UnknownModel(String),
 }
 
-#[derive(Default)]
-struct Cooldowns {
-    by_profile: HashMap<ProfileId, Cooldown>,
-    synced: Option<Instant>,
-}
-
-struct UsageState {
-    usage: Usage,
-    persisted: Option<Instant>,
-}
-
 pub struct Pool {
     members: Vec<Arc<dyn Upstream>>,
     routes: Vec<Route>,
-    store: Option<Arc<dyn PoolStore>>,
-    cooldowns: Mutex<Cooldowns>,
-    sticky: Mutex<HashMap<String, (ProfileId, Instant)>>,
-    usage: Mutex<HashMap<ProfileId, UsageState>>,
+    states: ProfileStates,
+    clock: Arc<dyn Clock>,
+    /// Conversation -> the profile that last served it, and when (the clock's monotonic time).
+    sticky: Mutex<HashMap<String, (ProfileId, Duration)>>,
     default_next: AtomicUsize,
 }
 
@@ -108,11 +98,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     /// Routes naming unknown profiles or bad patterns are refused by the config loader; here an
-    /// unusable pattern only makes its route match nothing.
+    /// unusable pattern only makes its route match nothing. Without a store, cooldowns and usage
+    /// windows last as long as the pool.
     pub fn new(
         members: Vec<Arc<dyn Upstream>>,
         routes: &[RouteConfig],
         store: Option<Arc<dyn PoolStore>>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let routes = routes
             .iter()
@@ -128,10 +120,9 @@ impl Pool {
         Self {
             members,
             routes,
-            store,
-            cooldowns: Mutex::new(Cooldowns::default()),
+            states: ProfileStates::new(store, clock.clone()),
+            clock,
             sticky: Mutex::new(HashMap::new()),
-            usage: Mutex::new(HashMap::new()),
             default_next: AtomicUsize::new(0),
         }
     }
@@ -209,10 +200,11 @@ impl Pool {
     }
 
     fn sticky_profile(&self, session: &str) -> Option<ProfileId> {
+        let now = self.clock.monotonic();
         let sticky = lock(&self.sticky);
         sticky
             .get(session)
-            .filter(|(_, at)| at.elapsed() < STICKY_TTL)
+            .filter(|(_, at)| now.saturating_sub(*at) < STICKY_TTL)
             .map(|(id, _)| id.clone())
     }
 
@@ -221,43 +213,28 @@ impl Pool {
         let Some(session) = session else {
             return;
         };
+        let now = self.clock.monotonic();
         let mut sticky = lock(&self.sticky);
         if sticky.len() >= STICKY_MAX && !sticky.contains_key(session) {
-            sticky.retain(|_, (_, at)| at.elapsed() < STICKY_TTL);
+            sticky.retain(|_, (_, at)| now.saturating_sub(*at) < STICKY_TTL);
             if sticky.len() >= STICKY_MAX {
                 // Still full of live conversations: forget the older half.
-                let mut ages: Vec<Instant> = sticky.values().map(|(_, at)| *at).collect();
+                let mut ages: Vec<Duration> = sticky.values().map(|(_, at)| *at).collect();
                 ages.sort();
                 let cutoff = ages[ages.len() / 2];
                 sticky.retain(|_, (_, at)| *at > cutoff);
             }
         }
-        sticky.insert(session.to_string(), (profile.clone(), Instant::now()));
+        sticky.insert(session.to_string(), (profile.clone(), now));
     }
 
-    /// The profile's cooldown, if it is resting now.
+    /// The profile's cooldown, if it is resting at `now`.
     pub fn cooldown(&self, profile: &ProfileId, now: DateTime<Utc>) -> Option<Cooldown> {
-        let mut cooldowns = lock(&self.cooldowns);
-        let stale = cooldowns
-            .synced
-            .is_none_or(|at| at.elapsed() >= COOLDOWN_SYNC);
-        if stale {
-            if let Some(store) = &self.store {
-                match store.cooldowns() {
-                    Ok(all) => cooldowns.by_profile = all.into_iter().collect(),
-                    Err(e) => tracing::warn!(error = %e, "could not read cooldowns"),
-                }
-            }
-            cooldowns.synced = Some(Instant::now());
-        }
-        cooldowns
-            .by_profile
-            .get(profile)
-            .filter(|c| c.until > now)
-            .cloned()
+        self.states.cooldown(profile, now)
     }
 
-    /// Rests `profile` until the limit's reset, here and in the store.
+    /// Rests `profile` until the limit's reset, here and (shortly) in the store; its
+    /// conversations look for another profile.
     pub fn cool(&self, profile: &ProfileId, limit: &Limit, now: DateTime<Utc>) {
         let cooldown = Cooldown {
             until: limit.until,
@@ -265,66 +242,26 @@ impl Pool {
             since: now,
         };
         tracing::warn!(profile = %profile, until = %limit.until.format("%Y-%m-%d %H:%M:%S UTC"), reason = %limit.reason, "profile cooling down; trying the next one");
-        if let Some(store) = &self.store {
-            if let Err(e) = store.set_cooldown(profile, &cooldown) {
-                tracing::warn!(profile = %profile, error = %e, "could not record the cooldown");
-            }
-        }
-        lock(&self.cooldowns)
-            .by_profile
-            .insert(profile.clone(), cooldown);
+        self.states.cool(profile, cooldown);
         lock(&self.sticky).retain(|_, (id, _)| id != profile);
     }
 
     /// Keeps the usage windows an answer reported.
     pub fn observe_usage(&self, profile: &ProfileId, usage: Usage) {
-        let persist = {
-            let mut all = lock(&self.usage);
-            let state = all.entry(profile.clone()).or_insert(UsageState {
-                usage: usage.clone(),
-                persisted: None,
-            });
-            let moved = percents(&state.usage) != percents(&usage);
-            state.usage = usage.clone();
-            let due = state
-                .persisted
-                .is_none_or(|at| at.elapsed() >= USAGE_PERSIST_EVERY);
-            if moved || due {
-                state.persisted = Some(Instant::now());
-            }
-            moved || due
-        };
-        if persist {
-            if let Some(store) = &self.store {
-                if let Err(e) = store.set_usage(profile, &usage) {
-                    tracing::warn!(profile = %profile, error = %e, "could not record usage windows");
-                }
-            }
-        }
+        self.states.observe_usage(profile, usage);
     }
 
-    /// The latest usage windows of `profile` this process saw, else the store's.
+    /// The latest usage windows of `profile`, as this process or another saw them.
     pub fn usage(&self, profile: &ProfileId) -> Option<Usage> {
-        if let Some(state) = lock(&self.usage).get(profile) {
-            return Some(state.usage.clone());
-        }
-        let stored = self.store.as_ref()?.usage().ok()?;
-        stored
-            .into_iter()
-            .find(|(id, _)| id == profile)
-            .map(|(_, usage)| usage)
+        self.states.usage(profile)
     }
-}
-
-fn percents(usage: &Usage) -> (Option<u64>, Option<u64>) {
-    let whole = |w: &Option<crate::store::UsageWindow>| w.as_ref().map(|w| w.used_percent as u64);
-    (whole(&usage.primary), whole(&usage.secondary))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Usage;
+    use crate::broker::testing::ManualClock;
+    use crate::store::{SqliteStore, Usage, UsageWindow};
     use crate::upstream::{Outgoing, SendFuture, Wire};
     use axum::http::HeaderMap;
 
@@ -348,7 +285,7 @@ mod tests {
             asked.starts_with(self.prefix).then(|| asked.to_string())
         }
         fn send<'a>(&'a self, _request: Outgoing<'a>) -> SendFuture<'a> {
-            Box::pin(async { Err(crate::upstream::SendError::Unreachable("fake".into())) })
+            Box::pin(async { Err(crate::upstream::SendError::NotAUrl("fake".into())) })
         }
         fn limit(&self, _: u16, _: &HeaderMap, _: &[u8], _: DateTime<Utc>) -> Option<Limit> {
             None
@@ -362,7 +299,19 @@ mod tests {
         text.parse().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn clock() -> ManualClock {
+        ManualClock::new(Utc::now(), false)
+    }
+
     fn pool(routes: &[RouteConfig]) -> Pool {
+        pool_with(routes, None, clock())
+    }
+
+    fn pool_with(
+        routes: &[RouteConfig],
+        store: Option<Arc<dyn PoolStore>>,
+        clock: ManualClock,
+    ) -> Pool {
         let member = |name: &str, wire, prefix| -> Arc<dyn Upstream> {
             Arc::new(Fake {
                 id: id(name),
@@ -377,7 +326,8 @@ mod tests {
                 member("anthropic:default", Wire::Messages, "claude-"),
             ],
             routes,
-            None,
+            store,
+            Arc::new(clock),
         )
     }
 
@@ -481,5 +431,87 @@ mod tests {
             forced("openai:nope", "gpt-x"),
             Err(NoCandidate::UnknownProfile(_))
         ));
+    }
+
+    /// A conversation forgets its profile an hour after its last request.
+    #[test]
+    fn conversations_unstick_after_an_hour() {
+        let clock = clock();
+        let pool = pool_with(&[], None, clock.clone());
+        pool.served(&id("openai-codex:work"), Some("conv-1"));
+        clock.advance(STICKY_TTL - Duration::from_secs(1));
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv-1"))[0],
+            "openai-codex:work"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv-1"))[0],
+            "openai-codex:default"
+        );
+    }
+
+    /// A cooldown and usage windows one process records reach, through the store, a process
+    /// that starts afterwards and one that was already running, and a store's older record of a
+    /// profile does not undo a newer one made here.
+    #[test]
+    fn cooldowns_and_windows_are_shared_through_the_store() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = |dir: &std::path::Path| -> Result<Option<Arc<dyn PoolStore>>, crate::store::StoreError> {
+            Ok(Some(Arc::new(SqliteStore::open(dir)?)))
+        };
+        let clock = clock();
+        let now = clock.now();
+        let running = pool_with(&[], store(dir.path())?, clock.clone());
+        let first = pool_with(&[], store(dir.path())?, clock.clone());
+        let work = id("openai-codex:work");
+        let limit = Limit {
+            until: now + chrono::Duration::seconds(60),
+            reason: "usage limit".into(),
+        };
+        first.cool(&work, &limit, now);
+        let usage = Usage {
+            windows: vec![UsageWindow {
+                name: "primary".into(),
+                used_percent: 100.0,
+                window_minutes: Some(300),
+                resets_at: Some(limit.until),
+            }],
+            observed_at: now,
+        };
+        first.observe_usage(&work, usage.clone());
+        first.states.sync();
+
+        let restarted = pool_with(&[], store(dir.path())?, clock.clone());
+        assert_eq!(
+            restarted.cooldown(&work, now).map(|c| c.reason),
+            Some("usage limit".to_string())
+        );
+        assert_eq!(restarted.usage(&work), Some(usage.clone()));
+        assert_eq!(running.cooldown(&work, now), None, "not read back yet");
+        running.states.sync();
+        assert_eq!(
+            running.cooldown(&work, now).map(|c| c.until),
+            Some(limit.until)
+        );
+        assert_eq!(running.usage(&work), Some(usage));
+
+        let later = Limit {
+            until: now + chrono::Duration::seconds(600),
+            reason: "usage limit again".into(),
+        };
+        running.cool(&work, &later, now + chrono::Duration::seconds(1));
+        running.states.sync();
+        first.states.sync();
+        assert_eq!(
+            running.cooldown(&work, now).map(|c| c.until),
+            Some(later.until)
+        );
+        assert_eq!(
+            first.cooldown(&work, now).map(|c| c.until),
+            Some(later.until)
+        );
+        Ok(())
     }
 }
