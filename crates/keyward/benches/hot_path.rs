@@ -9,9 +9,7 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyward::app;
-use keyward::config::Config;
-use keyward::profile::ProfileId;
+use keyward::bench::HotPath;
 
 fn jwt(payload: serde_json::Value) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,14 +43,12 @@ fn hot_path(c: &mut Criterion) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let config = Config::load(&env, None).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let broker = app::build(&config).unwrap().broker;
-    let profile = ProfileId::codex_default();
-    runtime.block_on(broker.access(&profile)).unwrap();
+    let hot = HotPath::new(&env).unwrap();
+    runtime.block_on(hot.access()).unwrap();
 
     // What the harness and the freshness check cost on their own, to read the numbers below.
     c.bench_function("baseline/block_on a ready future", |b| {
@@ -63,13 +59,12 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| std::fs::metadata(&auth_path).unwrap())
     });
     c.bench_function("access/unchanged source", |b| {
-        b.iter(|| runtime.block_on(broker.access(&profile)).unwrap())
+        b.iter(|| runtime.block_on(hot.access()).unwrap())
     });
-    let source = broker.profile(&profile).unwrap().clone();
     c.bench_function("access/source just changed", |b| {
         b.iter(|| {
-            source.source_changed();
-            runtime.block_on(broker.access(&profile)).unwrap()
+            hot.source_changed();
+            runtime.block_on(hot.access()).unwrap()
         })
     });
 }

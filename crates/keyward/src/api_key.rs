@@ -15,7 +15,7 @@ use crate::upstream::Upstream;
 
 /// A profile that serves with an API key.
 #[derive(Debug, Clone)]
-pub struct ApiKeyProfile {
+pub(crate) struct ApiKeyProfile {
     pub id: ProfileId,
     pub key: Secret,
     pub base_url: String,

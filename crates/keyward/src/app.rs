@@ -12,14 +12,14 @@ use crate::store::{PoolStore, SqliteStore, Store};
 use crate::upstream::UpstreamHttp;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
 }
 
-pub fn settings(config: &Config) -> BrokerSettings {
+pub(crate) fn settings(config: &Config) -> BrokerSettings {
     BrokerSettings {
         timing: RefreshTiming {
             margin: config.margin,
@@ -34,12 +34,12 @@ pub fn settings(config: &Config) -> BrokerSettings {
 }
 
 /// Everything a command needs.
-pub struct App {
+pub(crate) struct App {
     pub broker: Arc<Broker>,
     pub pool: Arc<Pool>,
 }
 
-pub fn build(config: &Config) -> Result<App, AppError> {
+pub(crate) fn build(config: &Config) -> Result<App, AppError> {
     let store = Arc::new(SqliteStore::open(&config.keyward_home)?);
     let mut logins = Vec::new();
     for provider in config.providers() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The file a write to `path` must replace: a symlink's final target, so that the user's link
 /// survives and its target gets the new content.
-pub fn write_target(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn write_target(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path),
         _ => Ok(path.to_path_buf()),
@@ -21,7 +21,7 @@ pub fn write_target(path: &Path) -> io::Result<PathBuf> {
 ///
 /// A file of another user's is refused, not replaced: the new file would be this user's, so the
 /// replacement would take it from its owner (and a link to it may be a trap).
-pub fn replace(path: &Path, contents: &[u8], temp_prefix: &str) -> io::Result<()> {
+pub(crate) fn replace(path: &Path, contents: &[u8], temp_prefix: &str) -> io::Result<()> {
     let target = write_target(path)?;
     if let Ok(meta) = fs::metadata(&target) {
         let ours = crate::host::our_uid();
@@ -50,7 +50,7 @@ pub fn replace(path: &Path, contents: &[u8], temp_prefix: &str) -> io::Result<()
     sync_dir(dir)
 }
 
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

@@ -14,7 +14,7 @@ use crate::secret::{Fingerprint, Secret};
 /// What a login's tokens say about it, as its source reads them: trusted for scheduling (when to
 /// refresh) and display only, never for an access decision (the provider is the authority).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenClaims {
+pub(crate) struct TokenClaims {
     pub expires_at: Option<DateTime<Utc>>,
     pub issued_at: Option<DateTime<Utc>>,
     pub email: Option<String>,
@@ -25,7 +25,7 @@ pub struct TokenClaims {
 
 impl TokenClaims {
     /// Fills the gaps of `self` (the access token's claims) from the id token's.
-    pub fn or(self, other: TokenClaims) -> TokenClaims {
+    pub(crate) fn or(self, other: TokenClaims) -> TokenClaims {
         TokenClaims {
             expires_at: self.expires_at,
             issued_at: self.issued_at,
@@ -39,7 +39,7 @@ impl TokenClaims {
 
 /// An OAuth login as read from its source.
 #[derive(Clone)]
-pub struct Credential {
+pub(crate) struct Credential {
     pub access_token: Secret,
     pub refresh_token: Secret,
     pub id_token: Option<Secret>,
@@ -49,20 +49,21 @@ pub struct Credential {
 }
 
 impl Credential {
-    pub fn refresh_fingerprint(&self) -> Fingerprint {
+    pub(crate) fn refresh_fingerprint(&self) -> Fingerprint {
         self.refresh_token.fingerprint()
     }
 
-    pub fn access_fingerprint(&self) -> Fingerprint {
+    pub(crate) fn access_fingerprint(&self) -> Fingerprint {
         self.access_token.fingerprint()
     }
 
-    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+    #[cfg(test)]
+    pub(crate) fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.claims.expires_at
     }
 
     /// The account to name in upstream requests: the source's own field first, as the CLI does.
-    pub fn account(&self) -> Option<&str> {
+    pub(crate) fn account(&self) -> Option<&str> {
         self.account_id
             .as_deref()
             .or(self.claims.account_id.as_deref())
@@ -82,7 +83,7 @@ impl fmt::Debug for Credential {
 
 /// What a token endpoint returned for a refresh. Fields it left out keep their old values.
 #[derive(Clone, serde::Deserialize)]
-pub struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
     pub id_token: Option<Secret>,
@@ -91,7 +92,7 @@ pub struct TokenAnswer {
 impl TokenAnswer {
     /// The answer as the journal keeps it until it is written back and settled: the one place
     /// besides the write-back where these tokens are written out (read back by `Deserialize`).
-    pub fn journal_json(&self) -> String {
+    pub(crate) fn journal_json(&self) -> String {
         serde_json::json!({
             "access_token": self.access_token.expose(),
             "refresh_token": self.refresh_token.as_ref().map(Secret::expose),
@@ -116,7 +117,7 @@ impl fmt::Debug for TokenAnswer {
 /// Identity of the source file as `stat` sees it: if none of these moved, the content did not change
 /// (every writer we share the file with replaces it by rename, which changes the inode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceIdentity {
+pub(crate) struct SourceIdentity {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
@@ -125,7 +126,7 @@ pub struct SourceIdentity {
 }
 
 impl SourceIdentity {
-    pub fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
             dev: meta.dev(),
@@ -139,7 +140,7 @@ impl SourceIdentity {
 
 /// What the source holds right now.
 #[derive(Debug, Clone)]
-pub enum SourceContents {
+pub(crate) enum SourceContents {
     /// An OAuth login keyward can serve and refresh.
     Login(Box<Credential>),
     /// An API key instead of OAuth tokens: never refreshed, not served as a login.
@@ -152,7 +153,7 @@ pub enum SourceContents {
 
 /// Why the source could not be read. Messages never contain file content.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum SourceProblem {
+pub(crate) enum SourceProblem {
     #[error("{path} is empty")]
     Empty { path: String },
     #[error("{path} is {size} bytes, more than the {limit}-byte limit for a login file")]
@@ -167,7 +168,7 @@ pub enum SourceProblem {
 
 /// One read of the source: its identity at the time of the read and what it held.
 #[derive(Debug, Clone)]
-pub struct SourceRead {
+pub(crate) struct SourceRead {
     pub identity: Option<SourceIdentity>,
     pub contents: Result<SourceContents, SourceProblem>,
     /// Something worth telling the user that does not stop keyward (e.g. a world-readable file).
@@ -175,7 +176,7 @@ pub struct SourceRead {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub(crate) enum SourceError {
     #[error("timed out after {waited:?} waiting for the lock {path} (held by {holder}?)")]
     LockTimeout {
         path: String,
@@ -201,10 +202,10 @@ pub enum SourceError {
 }
 
 /// Held while the source's own cross-process locks are taken; dropping it releases them.
-pub trait SourceGuard: Send {}
+pub(crate) trait SourceGuard: Send {}
 
 /// A CLI's credential store that keyward borrows and writes back to.
-pub trait CredentialSource: Send + Sync + 'static {
+pub(crate) trait CredentialSource: Send + Sync + 'static {
     /// The file users know this source by.
     fn location(&self) -> &Path;
 
@@ -243,7 +244,7 @@ pub trait CredentialSource: Send + Sync + 'static {
 /// How the user knows a source's login, so that the broker's health and errors say what to run
 /// without naming any provider itself. Each text is a fragment the broker builds sentences with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceVocabulary {
+pub(crate) struct SourceVocabulary {
     /// The product whose profiles these are: "Codex" ("keyward serves a Codex profile ...").
     pub provider: &'static str,
     /// The kind of login keyward serves: "ChatGPT login" ("... holds no ChatGPT login").

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-pub trait Env {
+pub(crate) trait Env {
     /// The variable's value; an empty one counts as unset.
     fn get(&self, key: &str) -> Option<String>;
 }
 
-pub struct ProcessEnv;
+pub(crate) struct ProcessEnv;
 
 impl Env for ProcessEnv {
     fn get(&self, key: &str) -> Option<String> {

@@ -5,10 +5,10 @@
 //! crate's own dev-dependency on itself); a build users run has no way to abort mid-refresh.
 
 #[cfg(feature = "failpoints")]
-pub const ENV: &str = "KEYWARD_CRASH_AT";
+pub(crate) const ENV: &str = "KEYWARD_CRASH_AT";
 
 #[cfg(feature = "failpoints")]
-pub fn crash_point(name: &str) {
+pub(crate) fn crash_point(name: &str) {
     use std::sync::OnceLock;
     static TARGET: OnceLock<Option<String>> = OnceLock::new();
     let target = TARGET.get_or_init(|| std::env::var(ENV).ok());
@@ -20,4 +20,4 @@ pub fn crash_point(name: &str) {
 
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn crash_point(_name: &str) {}
+pub(crate) fn crash_point(_name: &str) {}

@@ -21,7 +21,7 @@ const OWN_FILES: &[&str] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum HostError {
+pub(crate) enum HostError {
     #[error("{path} belongs to another user (uid {owner}); keyward keeps tokens there and will only use a directory of its own user's. To fix: point KEYWARD_HOME at a directory you own")]
     NotOurs { path: String, owner: u32 },
     #[error("{path} can be written by other users (mode {mode:03o}), so another user could plant a config that sends your tokens elsewhere. To fix: `chmod 700 {path}`, or check who else wrote there")]
@@ -54,7 +54,7 @@ pub(crate) fn our_uid() -> u32 {
 /// Creates keyward's home (mode 0700) or checks the existing one: owned by this user and not
 /// writable by group or others. A home keyward made (everything in it is keyward's and this
 /// user's) whose mode was loosened is repaired, with a warning; any other is refused.
-pub fn prepare_home(dir: &Path) -> Result<Vec<String>, HostError> {
+pub(crate) fn prepare_home(dir: &Path) -> Result<Vec<String>, HostError> {
     match fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
@@ -115,7 +115,7 @@ fn only_our_files(dir: &Path) -> Result<bool, HostError> {
 
 /// A file keyward trusts (its config, its store): a regular file of this user's that nobody else
 /// can write. A missing file passes (the caller decides whether it must exist).
-pub fn check_own_file(path: &Path) -> Result<(), HostError> {
+pub(crate) fn check_own_file(path: &Path) -> Result<(), HostError> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -144,7 +144,7 @@ pub fn check_own_file(path: &Path) -> Result<(), HostError> {
 
 /// A warning when a credential file belongs to another user: keyward still reads it (the user may
 /// share a login on purpose) but says so.
-pub fn foreign_owner_warning(meta: &fs::Metadata, path: &Path) -> Option<String> {
+pub(crate) fn foreign_owner_warning(meta: &fs::Metadata, path: &Path) -> Option<String> {
     (meta.uid() != our_uid()).then(|| {
         format!(
             "{} belongs to another user (uid {}); that user can read and replace this login",
@@ -157,7 +157,7 @@ pub fn foreign_owner_warning(meta: &fs::Metadata, path: &Path) -> Option<String>
 /// A store file (the database, its WAL and shared memory): not a symbolic link (whoever can
 /// change the link's target decides where tokens are written), and, when it exists, a file of
 /// this user's that nobody else can write.
-pub fn check_store_file(path: &Path) -> Result<(), HostError> {
+pub(crate) fn check_store_file(path: &Path) -> Result<(), HostError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(HostError::Symlink {
             path: path.display().to_string(),
@@ -167,7 +167,7 @@ pub fn check_store_file(path: &Path) -> Result<(), HostError> {
 }
 
 /// The store files beside `db`, which must all be this user's.
-pub fn store_files(db: &Path) -> Vec<PathBuf> {
+pub(crate) fn store_files(db: &Path) -> Vec<PathBuf> {
     ["", "-wal", "-shm"]
         .iter()
         .map(|suffix| {

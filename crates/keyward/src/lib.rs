@@ -1,34 +1,42 @@
 //! keyward: a local gateway that lends the logins of your coding CLIs (the Codex CLI first) to
 //! standard HTTP APIs, and keeps their OAuth lineage alive without ever spending a stale token.
+//!
+//! The library's public surface is what the binary needs (`cli`), and, behind features, the fuzz
+//! targets' and the benchmark's entry points; everything else is the crate's own.
 
-pub mod anthropic;
+#![warn(unreachable_pub)]
+
+mod anthropic;
 mod api_key;
-pub mod app;
-pub mod atomic_file;
-pub mod broker;
+mod app;
+mod atomic_file;
+/// The hot path's benchmark (`benches/hot_path.rs`); never in a build users run.
+#[cfg(feature = "bench")]
+pub mod bench;
+mod broker;
 pub mod cli;
-pub mod codex;
-pub mod config;
+mod codex;
+mod config;
 mod cpu;
-pub mod credential;
-pub mod dialect;
+mod credential;
+mod dialect;
 mod env;
-pub mod failpoint;
+mod failpoint;
 /// Entry points for the fuzz targets in `fuzz/`; never in a build users run.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod gateway;
-pub mod host;
-pub mod metrics;
-pub mod models;
-pub mod openai;
-pub mod pool;
-pub mod profile;
-pub(crate) mod provider;
-pub(crate) mod providers;
-pub mod report;
-pub mod secret;
-pub mod store;
-pub mod token_endpoint;
-pub mod upstream;
-pub mod watcher;
+mod gateway;
+mod host;
+mod metrics;
+mod models;
+mod openai;
+mod pool;
+mod profile;
+mod provider;
+mod providers;
+mod report;
+mod secret;
+mod store;
+mod token_endpoint;
+mod upstream;
+mod watcher;

@@ -18,7 +18,7 @@ use crate::broker::Broker;
 use crate::pool::Pool;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub route: &'static str,
     pub dialect: &'static str,
     pub status: u16,
@@ -35,7 +35,7 @@ struct RouteLabels {
     route: &'static str,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     upstream_seconds: Family<ProfileLabels, Histogram>,
@@ -48,7 +48,7 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(broker: Arc<Broker>, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(broker: Arc<Broker>, pool: Arc<Pool>) -> Self {
         let mut registry = Registry::with_prefix("keyward");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -79,11 +79,11 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, labels: RequestLabels) {
+    pub(crate) fn request(&self, labels: RequestLabels) {
         self.requests.get_or_create(&labels).inc();
     }
 
-    pub fn upstream(&self, profile: &str, seconds: f64) {
+    pub(crate) fn upstream(&self, profile: &str, seconds: f64) {
         self.upstream_seconds
             .get_or_create(&ProfileLabels {
                 profile: profile.to_string(),
@@ -91,14 +91,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn first_byte(&self, route: &'static str, seconds: f64) {
+    pub(crate) fn first_byte(&self, route: &'static str, seconds: f64) {
         self.first_byte_seconds
             .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 
     /// The text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "could not encode the metrics");

@@ -9,14 +9,14 @@ use globset::{Glob, GlobMatcher};
 
 /// One alias: model names matching `pattern` are served by `target`.
 #[derive(Debug, Clone)]
-pub struct Alias {
+pub(crate) struct Alias {
     pub pattern: String,
     pub target: String,
     matcher: GlobMatcher,
 }
 
 impl Alias {
-    pub fn new(pattern: &str, target: &str) -> Result<Self, globset::Error> {
+    pub(crate) fn new(pattern: &str, target: &str) -> Result<Self, globset::Error> {
         Ok(Self {
             pattern: pattern.to_string(),
             target: target.to_string(),
@@ -25,20 +25,20 @@ impl Alias {
     }
 
     /// A pattern without wildcards names one model, which the model list can show.
-    pub fn is_exact(&self) -> bool {
+    pub(crate) fn is_exact(&self) -> bool {
         !self.pattern.contains(['*', '?', '[', '{'])
     }
 }
 
 /// A model keyward lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedModel {
+pub(crate) struct ServedModel {
     pub id: String,
     pub display_name: String,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Models {
+pub(crate) struct Models {
     pub served: Vec<ServedModel>,
     pub aliases: Vec<Alias>,
     /// The providers' name spaces: a name in one goes upstream as asked.
@@ -47,7 +47,7 @@ pub struct Models {
 
 impl Models {
     /// The upstream model for a requested name, or `None` when keyward does not serve it.
-    pub fn resolve(&self, asked: &str) -> Option<String> {
+    pub(crate) fn resolve(&self, asked: &str) -> Option<String> {
         if let Some(alias) = self.alias_for(asked) {
             return Some(alias.target.clone());
         }
@@ -56,7 +56,7 @@ impl Models {
         (served || in_namespace).then(|| asked.to_string())
     }
 
-    pub fn alias_for(&self, asked: &str) -> Option<&Alias> {
+    pub(crate) fn alias_for(&self, asked: &str) -> Option<&Alias> {
         self.aliases.iter().find(|a| a.matcher.is_match(asked))
     }
 }

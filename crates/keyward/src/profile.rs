@@ -12,7 +12,7 @@ pub struct ProfileId {
     name: String,
 }
 
-pub const CODEX_PROVIDER: &str = "openai-codex";
+pub(crate) const CODEX_PROVIDER: &str = "openai-codex";
 
 impl ProfileId {
     pub fn new(provider: &str, name: &str) -> Result<Self, ProfileIdError> {

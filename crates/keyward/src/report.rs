@@ -9,7 +9,7 @@ use crate::store::{Cooldown, HealthEvent, Usage};
 use crate::upstream::Upstream;
 
 #[derive(Debug, Serialize)]
-pub struct ProfileReport {
+pub(crate) struct ProfileReport {
     pub profile: String,
     pub source: String,
     pub source_kind: &'static str,
@@ -39,7 +39,7 @@ pub struct ProfileReport {
 
 /// Every profile of the pool, in its order: Codex logins with their broker state, API-key
 /// profiles with where their key comes from; each with its cooldown and usage windows.
-pub async fn pool_reports(broker: &Broker, pool: &Pool) -> Vec<ProfileReport> {
+pub(crate) async fn pool_reports(broker: &Broker, pool: &Pool) -> Vec<ProfileReport> {
     let now = broker.clock().now();
     let mut reports = Vec::new();
     for member in pool.members() {
@@ -88,7 +88,7 @@ fn api_key_report(member: &dyn Upstream) -> ProfileReport {
 }
 
 /// A usage window as one line: "12% of 5h, resets in 2h 3m".
-pub fn window_text(window: &crate::store::UsageWindow) -> String {
+pub(crate) fn window_text(window: &crate::store::UsageWindow) -> String {
     let mut text = format!("{:.0}%", window.used_percent);
     if let Some(minutes) = window.window_minutes {
         text.push_str(&format!(" of {}", span(minutes * 60)));
@@ -113,7 +113,11 @@ fn span(secs: u64) -> String {
     }
 }
 
-pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) -> ProfileReport {
+pub(crate) fn profile_report(
+    broker: &Broker,
+    runtime: &ProfileRuntime,
+    view: &View,
+) -> ProfileReport {
     let now = Utc::now();
     let credential = view.credential.as_deref();
     let claims = credential.map(|c| &c.claims);
@@ -155,7 +159,7 @@ pub fn profile_report(broker: &Broker, runtime: &ProfileRuntime, view: &View) ->
 }
 
 /// "in 3h 12m" / "12m ago".
-pub fn relative(secs: i64) -> String {
+pub(crate) fn relative(secs: i64) -> String {
     if secs == 0 {
         return "just now".into();
     }

@@ -10,18 +10,18 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
+pub(crate) struct Secret(Zeroizing<String>);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Self(Zeroizing::new(value.into()))
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
-    pub fn fingerprint(&self) -> Fingerprint {
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self.expose())
     }
 }
@@ -51,21 +51,21 @@ impl<'de> Deserialize<'de> for Secret {
 /// A one-way digest of a token, safe to store, log and compare. Refresh tokens carry far more
 /// entropy than a hash can be searched for, so the digest reveals nothing usable.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint([u8; 16]);
+pub(crate) struct Fingerprint([u8; 16]);
 
 impl Fingerprint {
-    pub fn of(token: &str) -> Self {
+    pub(crate) fn of(token: &str) -> Self {
         let digest = Sha256::digest(token.as_bytes());
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
         Self(bytes)
     }
 
-    pub fn to_hex(self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    pub fn from_hex(hex: &str) -> Option<Self> {
+    pub(crate) fn from_hex(hex: &str) -> Option<Self> {
         if hex.len() != 32 || !hex.is_ascii() {
             return None;
         }
@@ -77,7 +77,7 @@ impl Fingerprint {
     }
 
     /// The short form shown in logs and `keyward status`.
-    pub fn short(self) -> String {
+    pub(crate) fn short(self) -> String {
         self.to_hex()[..12].to_string()
     }
 }

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 
 /// Why a refresh was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshTrigger {
+pub(crate) enum RefreshTrigger {
     /// The scheduler, ahead of expiry.
     Ahead,
     /// A request found the access token expired (or about to).
@@ -26,7 +26,7 @@ pub enum RefreshTrigger {
 }
 
 impl RefreshTrigger {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ahead => "ahead",
             Self::Expired => "expired",
@@ -37,7 +37,7 @@ impl RefreshTrigger {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshFailure {
+pub(crate) enum RefreshFailure {
     /// The endpoint refused this refresh token for good (reused, expired, revoked, invalid grant):
     /// never send it again.
     Rejected { status: u16, code: String },
@@ -78,11 +78,11 @@ impl fmt::Display for RefreshFailure {
     }
 }
 
-pub type RefreshFuture<'a> =
+pub(crate) type RefreshFuture<'a> =
     Pin<Box<dyn Future<Output = Result<TokenAnswer, RefreshFailure>> + Send + 'a>>;
 
 /// A provider's OAuth token endpoint.
-pub trait TokenEndpoint: Send + Sync + 'static {
+pub(crate) trait TokenEndpoint: Send + Sync + 'static {
     fn refresh<'a>(
         &'a self,
         refresh_token: &'a Secret,

@@ -25,21 +25,21 @@ use crate::store::Usage;
 /// A pooled connection is driven by the runtime that opened it, so with a client per serving
 /// thread (`gateway::server`) a request and its upstream connection stay on one core.
 #[derive(Clone)]
-pub struct UpstreamHttp {
+pub(crate) struct UpstreamHttp {
     /// For a thread whose own client could not be built (it was built once at start, so this
     /// only happens if the system's TLS roots became unreadable since).
     shared: reqwest::Client,
 }
 
 impl UpstreamHttp {
-    pub fn new() -> reqwest::Result<Self> {
+    pub(crate) fn new() -> reqwest::Result<Self> {
         Ok(Self {
             shared: build_client()?,
         })
     }
 
     /// This thread's client.
-    pub fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         thread_local! {
             static CLIENT: Option<reqwest::Client> = build_client().ok();
         }
@@ -62,7 +62,7 @@ fn build_client() -> reqwest::Result<reqwest::Client> {
 
 /// The API an upstream speaks natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
+pub(crate) enum Wire {
     /// OpenAI Responses: every client dialect reaches it, translated.
     Responses,
     /// Anthropic Messages: only Messages clients, passed through.
@@ -71,7 +71,7 @@ pub enum Wire {
 
 impl Wire {
     /// Whether a client speaking `dialect` can be served by this API.
-    pub fn serves(self, dialect: Dialect) -> bool {
+    pub(crate) fn serves(self, dialect: Dialect) -> bool {
         match self {
             Self::Responses => true,
             Self::Messages => dialect == Dialect::Messages,
@@ -79,7 +79,7 @@ impl Wire {
     }
 
     /// Whether `dialect` is this API itself (its requests and answers pass through).
-    pub fn is_native(self, dialect: Dialect) -> bool {
+    pub(crate) fn is_native(self, dialect: Dialect) -> bool {
         matches!(
             (self, dialect),
             (Self::Responses, Dialect::Responses) | (Self::Messages, Dialect::Messages)
@@ -88,7 +88,7 @@ impl Wire {
 }
 
 /// One request on its way to an upstream.
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     /// The request in the upstream's API: a public Responses request for a Responses upstream
     /// (translated from the caller's dialect, or the caller's own), the caller's Messages request
     /// for a Messages upstream.
@@ -104,14 +104,14 @@ pub struct Outgoing<'a> {
 }
 
 /// An upstream's answer headers and body stream, once sent.
-pub struct Sent {
+pub(crate) struct Sent {
     pub response: reqwest::Response,
     /// Request fields the upstream cannot honour that were dropped (upstream API names).
     pub dropped: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The profile cannot be served now (needs a login, refreshing failed, ...).
     #[error(transparent)]
     Access(AccessError),
@@ -144,16 +144,16 @@ impl SendError {
     }
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
+pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
 
 /// A refusal that keeps the profile out of rotation until `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limit {
+pub(crate) struct Limit {
     pub until: DateTime<Utc>,
     pub reason: String,
 }
 
-pub trait Upstream: Send + Sync {
+pub(crate) trait Upstream: Send + Sync {
     fn profile(&self) -> &ProfileId;
 
     /// Where this profile's credential comes from, for `status` (never the credential).
@@ -182,19 +182,19 @@ pub trait Upstream: Send + Sync {
 
 /// An upstream URL, parsed once (not on every request).
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     text: String,
     url: Option<reqwest::Url>,
 }
 
 impl Endpoint {
-    pub fn new(text: String) -> Self {
+    pub(crate) fn new(text: String) -> Self {
         let url = reqwest::Url::parse(&text).ok();
         Self { text, url }
     }
 
     /// The URL to send to; an unparsable one (the config loader refuses them) cannot be reached.
-    pub fn url(&self) -> Result<reqwest::Url, SendError> {
+    pub(crate) fn url(&self) -> Result<reqwest::Url, SendError> {
         self.url
             .clone()
             .ok_or_else(|| SendError::NotAUrl(self.text.clone()))
@@ -208,7 +208,7 @@ impl std::fmt::Display for Endpoint {
 }
 
 /// `Retry-After` as a time: seconds, or an HTTP date.
-pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(now + chrono::Duration::seconds(secs.min(MAX_COOLDOWN_SECS) as i64));
@@ -220,10 +220,10 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<U
 
 /// A reset an upstream names further out than this is taken as this: a week is longer than any
 /// subscription window, and a garbled value must not park a profile for years.
-pub const MAX_COOLDOWN_SECS: u64 = 7 * 86_400;
+pub(crate) const MAX_COOLDOWN_SECS: u64 = 7 * 86_400;
 
 /// A number of seconds from an upstream, bounded.
-pub fn seconds_from(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
+pub(crate) fn seconds_from(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
     (secs.is_finite() && secs >= 0.0).then(|| {
         let secs = secs.min(MAX_COOLDOWN_SECS as f64);
         now + chrono::Duration::milliseconds((secs * 1000.0) as i64)
@@ -231,12 +231,12 @@ pub fn seconds_from(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
 }
 
 /// A header's value as text.
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The root cause of an error chain, for "cannot reach" messages.
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut current = e;
     while let Some(source) = current.source() {
         current = source;

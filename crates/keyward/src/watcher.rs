@@ -10,11 +10,11 @@ use notify::{RecursiveMode, Watcher};
 use crate::broker::ProfileRuntime;
 
 /// Keeps the watcher alive; drop it to stop watching.
-pub struct SourceWatcher {
+pub(crate) struct SourceWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
-pub fn watch(profiles: &[Arc<ProfileRuntime>]) -> notify::Result<SourceWatcher> {
+pub(crate) fn watch(profiles: &[Arc<ProfileRuntime>]) -> notify::Result<SourceWatcher> {
     let mut by_file: HashMap<PathBuf, Vec<Arc<ProfileRuntime>>> = HashMap::new();
     for profile in profiles {
         by_file

@@ -27,7 +27,7 @@ const RESET_HEADERS: &[&str] = &[
     "anthropic-ratelimit-output-tokens-reset",
 ];
 
-pub struct AnthropicUpstream {
+pub(crate) struct AnthropicUpstream {
     id: ProfileId,
     key: Secret,
     /// Where the key came from (a variable's name, or the config file).
@@ -37,7 +37,7 @@ pub struct AnthropicUpstream {
 }
 
 impl AnthropicUpstream {
-    pub fn new(profile: &ApiKeyProfile, http: UpstreamHttp) -> Self {
+    pub(crate) fn new(profile: &ApiKeyProfile, http: UpstreamHttp) -> Self {
         Self {
             id: profile.id.clone(),
             key: profile.key.clone(),

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-pub trait Clock: Send + Sync + fmt::Debug + 'static {
+pub(crate) trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Wall time: what token expiries, refresh schedules and reports are measured in.
     fn now(&self) -> DateTime<Utc>;
 
@@ -25,12 +25,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// The machine's clocks and tokio's timer.
 #[derive(Debug)]
-pub struct SystemClock {
+pub(crate) struct SystemClock {
     origin: Instant,
 }
 
 impl SystemClock {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             origin: Instant::now(),
         }

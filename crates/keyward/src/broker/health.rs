@@ -10,7 +10,7 @@ use crate::store::SpendState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum HealthState {
+pub(crate) enum HealthState {
     /// Serving, and the next refresh is scheduled.
     Ok,
     /// Serving, but something needs attention (a failing refresh, an unreadable source).
@@ -26,7 +26,7 @@ pub enum HealthState {
 }
 
 impl HealthState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Degraded => "degraded",
@@ -39,7 +39,7 @@ impl HealthState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     pub state: HealthState,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,13 +47,13 @@ pub struct Health {
 }
 
 /// The part of the refresh state health depends on.
-pub struct RefreshStatus {
+pub(crate) struct RefreshStatus {
     pub backoff: Option<(String, DateTime<Utc>)>,
 }
 
 /// The profile's health; `words` are the source's, so every remedy names the command its users
 /// know.
-pub fn assess(
+pub(crate) fn assess(
     view: &View,
     refresh: &RefreshStatus,
     words: &SourceVocabulary,

@@ -8,8 +8,8 @@
 //! rule comes from the profile's source and token endpoint, so the protocol is tested in-process
 //! against fakes and a manual clock (`tests.rs`, `proptests.rs`, `testing/`).
 
-pub mod clock;
-pub mod health;
+pub(crate) mod clock;
+pub(crate) mod health;
 #[cfg(test)]
 mod proptests;
 mod protocol;
@@ -19,7 +19,7 @@ mod scheduler;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
-pub mod timing;
+pub(crate) mod timing;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,12 +39,12 @@ use crate::secret::{Fingerprint, Secret};
 use crate::store::{JournalState, Lineage, LineageAuthor, SpendRecord, Store};
 use crate::token_endpoint::{RefreshTrigger, TokenEndpoint};
 
-pub use clock::{Clock, SystemClock};
-pub use health::{Health, HealthState};
-pub use timing::RefreshTiming;
+pub(crate) use clock::{Clock, SystemClock};
+pub(crate) use health::{Health, HealthState};
+pub(crate) use timing::RefreshTiming;
 
 #[derive(Debug, Clone)]
-pub struct BrokerSettings {
+pub(crate) struct BrokerSettings {
     pub timing: RefreshTiming,
     /// How long to wait for the source's locks before giving up on a refresh.
     pub lock_timeout: Duration,
@@ -73,7 +73,7 @@ impl Default for BrokerSettings {
 
 /// What the source held at the last read.
 #[derive(Debug, Clone)]
-pub enum SourceStatus {
+pub(crate) enum SourceStatus {
     Login,
     ApiKey,
     NoLogin,
@@ -83,7 +83,7 @@ pub enum SourceStatus {
 
 /// One profile's snapshot: immutable, swapped whole.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     pub epoch: u64,
     pub identity: Option<SourceIdentity>,
     pub status: SourceStatus,
@@ -102,7 +102,7 @@ pub struct View {
 
 /// Per-process counters, reported by `/healthz`.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub token_requests: AtomicU64,
     pub refreshed: AtomicU64,
     pub adopted: AtomicU64,
@@ -115,7 +115,7 @@ pub struct Counters {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CounterSnapshot {
+pub(crate) struct CounterSnapshot {
     pub token_requests: u64,
     pub refreshed: u64,
     pub adopted: u64,
@@ -128,7 +128,7 @@ pub struct CounterSnapshot {
 }
 
 impl Counters {
-    pub fn snapshot(&self) -> CounterSnapshot {
+    pub(crate) fn snapshot(&self) -> CounterSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CounterSnapshot {
             token_requests: get(&self.token_requests),
@@ -193,7 +193,7 @@ impl Backoff {
     }
 }
 
-pub struct ProfileRuntime {
+pub(crate) struct ProfileRuntime {
     pub id: ProfileId,
     pub source: Arc<dyn CredentialSource>,
     pub endpoint: Arc<dyn TokenEndpoint>,
@@ -208,7 +208,7 @@ pub struct ProfileRuntime {
 }
 
 impl ProfileRuntime {
-    pub fn new(
+    pub(crate) fn new(
         id: ProfileId,
         source: Arc<dyn CredentialSource>,
         endpoint: Arc<dyn TokenEndpoint>,
@@ -239,16 +239,16 @@ impl ProfileRuntime {
     }
 
     /// Called by the file watcher: the next access re-reads the source.
-    pub fn source_changed(&self) {
+    pub(crate) fn source_changed(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_one();
     }
 
-    pub fn source_reads(&self) -> u64 {
+    pub(crate) fn source_reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
 
-    pub fn view(&self) -> Arc<View> {
+    pub(crate) fn view(&self) -> Arc<View> {
         self.view.load_full()
     }
 
@@ -270,7 +270,7 @@ impl ProfileRuntime {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AccessError {
+pub(crate) enum AccessError {
     #[error("no profile named `{0}`")]
     UnknownProfile(String),
     #[error("profile {profile} needs a new login: {detail}")]
@@ -292,7 +292,7 @@ pub enum AccessError {
 
 /// keyward's own part of an access that failed: its store, or the task a refresh ran in.
 #[derive(Debug, thiserror::Error)]
-pub enum Internal {
+pub(crate) enum Internal {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("refresh task failed: {0}")]
@@ -313,12 +313,11 @@ impl From<tokio::task::JoinError> for AccessError {
 
 /// A usable access token for one request.
 #[derive(Debug, Clone)]
-pub struct Grant {
-    pub profile: ProfileId,
+pub(crate) struct Grant {
     pub credential: Arc<Credential>,
 }
 
-pub struct Broker {
+pub(crate) struct Broker {
     profiles: Vec<Arc<ProfileRuntime>>,
     store: Arc<dyn Store>,
     settings: BrokerSettings,
@@ -332,7 +331,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(
+    pub(crate) fn new(
         profiles: Vec<Arc<ProfileRuntime>>,
         store: Arc<dyn Store>,
         settings: BrokerSettings,
@@ -341,7 +340,7 @@ impl Broker {
     }
 
     /// A broker whose every time-based decision reads `clock`.
-    pub fn with_clock(
+    pub(crate) fn with_clock(
         profiles: Vec<Arc<ProfileRuntime>>,
         store: Arc<dyn Store>,
         settings: BrokerSettings,
@@ -359,23 +358,23 @@ impl Broker {
         })
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
 
-    pub fn profiles(&self) -> &[Arc<ProfileRuntime>] {
+    pub(crate) fn profiles(&self) -> &[Arc<ProfileRuntime>] {
         &self.profiles
     }
 
-    pub fn counters(&self) -> &Counters {
+    pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub fn profile(&self, id: &ProfileId) -> Option<&Arc<ProfileRuntime>> {
+    pub(crate) fn profile(&self, id: &ProfileId) -> Option<&Arc<ProfileRuntime>> {
         self.profiles.iter().find(|p| &p.id == id)
     }
 
@@ -386,7 +385,7 @@ impl Broker {
     }
 
     /// The current snapshot, re-read only when the source changed.
-    pub async fn current_view(&self, runtime: &Arc<ProfileRuntime>) -> Arc<View> {
+    pub(crate) async fn current_view(&self, runtime: &Arc<ProfileRuntime>) -> Arc<View> {
         let view = runtime.view();
         if runtime.is_current(&view) {
             return view;
@@ -400,17 +399,17 @@ impl Broker {
     }
 
     /// A valid access token for `profile`, refreshing through the protocol if it is about to expire.
-    pub async fn access(self: &Arc<Self>, profile: &ProfileId) -> Result<Grant, AccessError> {
+    pub(crate) async fn access(
+        self: &Arc<Self>,
+        profile: &ProfileId,
+    ) -> Result<Grant, AccessError> {
         let runtime = self.runtime(profile)?;
         let view = self.current_view(&runtime).await;
         let Some(credential) = view.credential.clone() else {
             return Err(self.unavailable(&runtime, &view));
         };
         if self.settings.timing.usable(&credential, self.clock.now()) {
-            return Ok(Grant {
-                profile: runtime.id.clone(),
-                credential,
-            });
+            return Ok(Grant { credential });
         }
         self.refresh(
             &runtime,
@@ -422,7 +421,7 @@ impl Broker {
     }
 
     /// The upstream refused `rejected`: adopt a newer token from the source, or refresh.
-    pub async fn reauthorize(
+    pub(crate) async fn reauthorize(
         self: &Arc<Self>,
         profile: &ProfileId,
         rejected: &Credential,
@@ -432,7 +431,6 @@ impl Broker {
         if let Some(credential) = &view.credential {
             if credential.access_fingerprint() != rejected.access_fingerprint() {
                 return Ok(Grant {
-                    profile: runtime.id.clone(),
                     credential: credential.clone(),
                 });
             }
@@ -447,7 +445,7 @@ impl Broker {
     }
 
     /// Refreshes now (for `keyward token --refresh`), through the same protocol.
-    pub async fn force_refresh(
+    pub(crate) async fn force_refresh(
         self: &Arc<Self>,
         profile: &ProfileId,
     ) -> Result<Grant, AccessError> {
@@ -465,7 +463,7 @@ impl Broker {
         .await
     }
 
-    pub fn health(&self, runtime: &ProfileRuntime, view: &View) -> Health {
+    pub(crate) fn health(&self, runtime: &ProfileRuntime, view: &View) -> Health {
         let backoff = runtime
             .state()
             .backoff
@@ -489,7 +487,7 @@ impl Broker {
         )
     }
 
-    pub fn last_outcome(&self, runtime: &ProfileRuntime) -> Option<(DateTime<Utc>, String)> {
+    pub(crate) fn last_outcome(&self, runtime: &ProfileRuntime) -> Option<(DateTime<Utc>, String)> {
         runtime.state().last_outcome.clone()
     }
 
@@ -512,7 +510,7 @@ impl Broker {
 
     /// Starts the ahead-of-expiry scheduler of every profile, and makes this runtime the one
     /// refreshes run on.
-    pub fn start(self: &Arc<Self>) {
+    pub(crate) fn start(self: &Arc<Self>) {
         let _ = self.home.set(tokio::runtime::Handle::current());
         for runtime in &self.profiles {
             let broker = self.clone();
@@ -536,7 +534,7 @@ impl Broker {
 
     /// Stops the schedulers and waits (up to `grace`) for refreshes in flight to finish; one cut
     /// short stays in the journal and is finished at the next start.
-    pub async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, grace: Duration) {
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
@@ -549,7 +547,7 @@ impl Broker {
         }
     }
 
-    pub fn record_health(&self, runtime: &ProfileRuntime) {
+    pub(crate) fn record_health(&self, runtime: &ProfileRuntime) {
         let view = runtime.view();
         let health = self.health(runtime, &view);
         let changed = {

@@ -74,10 +74,7 @@ impl Broker {
         rejected_access: Option<Fingerprint>,
     ) -> Result<Grant, AccessError> {
         let _flight = runtime.flight.lock().await;
-        let grant = |credential: Arc<Credential>| Grant {
-            profile: runtime.id.clone(),
-            credential,
-        };
+        let grant = |credential: Arc<Credential>| Grant { credential };
 
         // Another flight (or the CLI) may have replaced the token while we queued: take the
         // replacement. If it cannot be used either, the next attempt starts from it.

@@ -8,7 +8,7 @@ use crate::credential::Credential;
 use crate::secret::Fingerprint;
 
 #[derive(Debug, Clone)]
-pub struct RefreshTiming {
+pub(crate) struct RefreshTiming {
     /// Refresh once the access token has this much or less left (plus jitter). A margin above
     /// the owning CLI's own refresh window lets keyward go first and the CLI adopt.
     pub margin: Duration,
@@ -34,7 +34,7 @@ impl RefreshTiming {
     /// token's lifetime, so short-lived tokens do not refresh in a loop. An access token without
     /// an `exp` claim expires at `undated_expiry`, the source's own rule for such logins (none:
     /// the scheduler leaves it alone and the upstream's 401 triggers the refresh).
-    pub fn refresh_at(
+    pub(crate) fn refresh_at(
         &self,
         credential: &Credential,
         undated_expiry: Option<DateTime<Utc>>,
@@ -53,7 +53,7 @@ impl RefreshTiming {
     }
 
     /// Whether the access token can still be sent with a request at `now`.
-    pub fn usable(&self, credential: &Credential, now: DateTime<Utc>) -> bool {
+    pub(crate) fn usable(&self, credential: &Credential, now: DateTime<Utc>) -> bool {
         let Some(expires) = credential.claims.expires_at else {
             // No expiry claim: the upstream's 401 is the only signal; use it until then.
             return true;
@@ -77,7 +77,7 @@ fn unit_fraction(token: Fingerprint, seed: u64) -> f64 {
 }
 
 /// Exponential backoff with jitter after `failures` consecutive transient failures.
-pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
     let base = Duration::from_secs(1);
     let cap = Duration::from_secs(300);
     let exp = base.saturating_mul(1u32 << failures.min(12)).min(cap);

@@ -12,22 +12,22 @@ use crate::credential::{Credential, SourceContents, TokenAnswer};
 use crate::secret::Secret;
 
 /// A login file larger than this is not one: refuse it rather than buffer it.
-pub const MAX_AUTH_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_AUTH_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     Empty,
     NotJson(String),
     BadShape(String),
 }
 
 /// The parsed document: the whole JSON object (for write-back) and what it means.
-pub struct AuthDocument {
+pub(crate) struct AuthDocument {
     pub root: Map<String, Value>,
 }
 
 impl AuthDocument {
-    pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ParseError::Empty);
         }
@@ -49,7 +49,7 @@ impl AuthDocument {
         }
     }
 
-    pub fn contents(&self) -> Result<SourceContents, ParseError> {
+    pub(crate) fn contents(&self) -> Result<SourceContents, ParseError> {
         let api_key = match self.root.get("OPENAI_API_KEY") {
             Some(Value::String(k)) if !k.is_empty() => Some(Secret::new(k.clone())),
             _ => None,
@@ -108,7 +108,7 @@ impl AuthDocument {
 
     /// Writes the answer's tokens in, as the CLI's `persist_tokens` does: only the fields the server
     /// returned change, `last_refresh` is stamped, everything else stays as it was.
-    pub fn apply(&mut self, answer: &TokenAnswer, now: DateTime<Utc>) {
+    pub(crate) fn apply(&mut self, answer: &TokenAnswer, now: DateTime<Utc>) {
         let tokens = self
             .root
             .entry("tokens")
@@ -137,7 +137,7 @@ impl AuthDocument {
         );
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         // Serialising a Map of Values cannot fail; fall back to an empty object rather than panic.
         serde_json::to_vec_pretty(&self.root).unwrap_or_else(|_| b"{}".to_vec())
     }

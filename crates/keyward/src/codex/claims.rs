@@ -13,7 +13,7 @@ use crate::credential::TokenClaims;
 const OPENAI_AUTH_CLAIM: &str = "https://api.openai.com/auth";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ClaimsError {
+pub(crate) enum ClaimsError {
     #[error("the token is not a JWT (expected three dot-separated parts)")]
     NotAJwt,
     #[error("the token's payload is not base64url")]
@@ -29,7 +29,7 @@ pub(crate) fn of_login(access_token: &str, id_token: Option<&str>) -> TokenClaim
 }
 
 /// One token's claims.
-pub fn decode(jwt: &str) -> Result<TokenClaims, ClaimsError> {
+pub(crate) fn decode(jwt: &str) -> Result<TokenClaims, ClaimsError> {
     let mut parts = jwt.split('.');
     let (Some(_header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

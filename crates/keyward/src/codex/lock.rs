@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 
 use crate::credential::{SourceError, SourceGuard};
 
-pub const OUTER_LOCK: &str = "auth.lock";
-pub const INNER_LOCK: &str = "auth.json.lock";
+pub(crate) const OUTER_LOCK: &str = "auth.lock";
+pub(crate) const INNER_LOCK: &str = "auth.json.lock";
 
 /// Both locks, held until dropped (closing the descriptors releases the flocks).
-pub struct CodexLockGuard {
+pub(crate) struct CodexLockGuard {
     _outer: File,
     _inner: File,
 }
 
 impl SourceGuard for CodexLockGuard {}
 
-pub fn acquire(codex_home: &Path, timeout: Duration) -> Result<CodexLockGuard, SourceError> {
+pub(crate) fn acquire(codex_home: &Path, timeout: Duration) -> Result<CodexLockGuard, SourceError> {
     let deadline = Instant::now() + timeout;
     let outer = lock_file(&codex_home.join(OUTER_LOCK), deadline, timeout)?;
     let inner = lock_file(&codex_home.join(INNER_LOCK), deadline, timeout)?;

@@ -25,7 +25,7 @@ const READ_ATTEMPTS: usize = 3;
 const UNDATED_LIFETIME_DAYS: i64 = 8;
 
 #[derive(Debug, Clone)]
-pub struct CodexSource {
+pub(crate) struct CodexSource {
     home: PathBuf,
     auth_path: PathBuf,
     is_default_home: bool,
@@ -33,7 +33,7 @@ pub struct CodexSource {
 
 impl CodexSource {
     /// `is_default_home`: whether a plain `codex login` (no `CODEX_HOME`) logs this home in.
-    pub fn new(home: impl Into<PathBuf>, is_default_home: bool) -> Self {
+    pub(crate) fn new(home: impl Into<PathBuf>, is_default_home: bool) -> Self {
         let home = home.into();
         let auth_path = home.join("auth.json");
         Self {

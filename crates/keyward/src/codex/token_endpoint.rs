@@ -18,7 +18,7 @@ const LATE_WAKE: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(2);
 const MAX_GRACES: u32 = 3;
 
-pub struct CodexTokenEndpoint {
+pub(crate) struct CodexTokenEndpoint {
     http: reqwest::Client,
     url: String,
     timeout: Duration,
@@ -26,7 +26,7 @@ pub struct CodexTokenEndpoint {
 
 impl CodexTokenEndpoint {
     /// `timeout` bounds the whole refresh, from connecting to the answer's last byte.
-    pub fn new(http: reqwest::Client, url: impl Into<String>, timeout: Duration) -> Self {
+    pub(crate) fn new(http: reqwest::Client, url: impl Into<String>, timeout: Duration) -> Self {
         Self {
             http,
             url: url.into(),
@@ -243,7 +243,7 @@ fn error_code(body: &[u8]) -> Option<String> {
 }
 
 /// The token endpoint's client; the refresh's own deadline is `CodexTokenEndpoint`'s (`within`).
-pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))

@@ -25,7 +25,7 @@ use crate::upstream::{
 /// How long a profile rests after a 429 that names no reset.
 const DEFAULT_COOLDOWN_SECS: i64 = 60;
 
-pub struct CodexUpstream {
+pub(crate) struct CodexUpstream {
     id: ProfileId,
     broker: Arc<Broker>,
     http: UpstreamHttp,
@@ -36,7 +36,7 @@ pub struct CodexUpstream {
 }
 
 impl CodexUpstream {
-    pub fn new(
+    pub(crate) fn new(
         id: ProfileId,
         broker: Arc<Broker>,
         http: UpstreamHttp,

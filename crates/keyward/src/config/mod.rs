@@ -20,16 +20,16 @@ use crate::secret::Secret;
 
 mod routes;
 
-pub use crate::api_key::ApiKeyProfile;
-pub use crate::env::{Env, ProcessEnv};
+pub(crate) use crate::api_key::ApiKeyProfile;
+pub(crate) use crate::env::{Env, ProcessEnv};
 
-pub const HOME_ENV: &str = "KEYWARD_HOME";
-pub const CONFIG_ENV: &str = "KEYWARD_CONFIG";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+pub(crate) const HOME_ENV: &str = "KEYWARD_HOME";
+pub(crate) const CONFIG_ENV: &str = "KEYWARD_CONFIG";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
 /// Gateway keys, comma-separated (wins over `[gateway] api_keys`).
-pub const API_KEYS_ENV: &str = "KEYWARD_API_KEYS";
+pub(crate) const API_KEYS_ENV: &str = "KEYWARD_API_KEYS";
 /// A gateway key shorter than this is refused: it guards a paid subscription.
-pub const MIN_API_KEY_LEN: usize = 16;
+pub(crate) const MIN_API_KEY_LEN: usize = 16;
 
 /// keyward's own top-level keys; every other one must be a registered provider's section.
 const OWN_KEYS: &[&str] = &["listen", "refresh", "models", "gateway", "routes"];
@@ -98,7 +98,7 @@ struct RefreshFile {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub keyward_home: PathBuf,
     pub config_path: PathBuf,
     pub listen: SocketAddr,
@@ -120,7 +120,7 @@ pub struct Config {
 
 /// The front door: who may use keyward, from where, and how much.
 #[derive(Debug, Clone)]
-pub struct GatewayConfig {
+pub(crate) struct GatewayConfig {
     /// Gateway keys; when any is set, every request must carry one (loopback included).
     pub api_keys: Vec<Secret>,
     /// Browser origins granted CORS (none by default).
@@ -158,7 +158,7 @@ impl Default for GatewayConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot find your home directory: set HOME or KEYWARD_HOME")]
     NoHome,
     #[error("cannot read {path}: {source}")]
@@ -182,7 +182,7 @@ pub enum ConfigError {
 }
 
 /// keyward's state and config directory: `$KEYWARD_HOME`, else `~/.keyward`.
-pub fn keyward_home(env: &dyn Env) -> Result<PathBuf, ConfigError> {
+pub(crate) fn keyward_home(env: &dyn Env) -> Result<PathBuf, ConfigError> {
     match env.get(HOME_ENV) {
         Some(home) => Ok(PathBuf::from(home)),
         None => env
@@ -194,7 +194,7 @@ pub fn keyward_home(env: &dyn Env) -> Result<PathBuf, ConfigError> {
 
 impl Config {
     /// Loads the configuration; `explicit` is `--config`, which must exist when given.
-    pub fn load(env: &dyn Env, explicit: Option<&Path>) -> Result<Self, ConfigError> {
+    pub(crate) fn load(env: &dyn Env, explicit: Option<&Path>) -> Result<Self, ConfigError> {
         let providers = crate::providers::ALL;
         let keyward_home = keyward_home(env)?;
         let (config_path, required) = match (explicit, env.get(CONFIG_ENV)) {

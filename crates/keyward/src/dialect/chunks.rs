@@ -67,7 +67,7 @@ impl Shape {
     }
 
     /// The answer's `usage` object.
-    pub fn usage(self, usage: Usage) -> Value {
+    pub(super) fn usage(self, usage: Usage) -> Value {
         match self {
             Self::Chat => json!({
                 "prompt_tokens": usage.input,
@@ -106,7 +106,12 @@ pub(crate) struct ChunkStream {
 }
 
 impl ChunkStream {
-    pub fn new(shape: Shape, model: String, stops: Vec<String>, include_usage: bool) -> Self {
+    pub(super) fn new(
+        shape: Shape,
+        model: String,
+        stops: Vec<String>,
+        include_usage: bool,
+    ) -> Self {
         Self {
             shape,
             model,
@@ -122,7 +127,7 @@ impl ChunkStream {
     }
 
     /// Sends `prompt` before the answer.
-    pub fn with_echo(mut self, prompt: Option<String>) -> Self {
+    pub(super) fn with_echo(mut self, prompt: Option<String>) -> Self {
         self.echo = prompt;
         self
     }
@@ -130,7 +135,7 @@ impl ChunkStream {
     /// The events both shapes answer alike: a failure, the first event (which opens the answer),
     /// answer text, and the end (`called_tools`: whether the answer called tools, for its
     /// `finish_reason`). `None` for any other event, which only chat reads.
-    pub fn shared_event(
+    pub(super) fn shared_event(
         &mut self,
         event: &StreamEvent,
         called_tools: bool,
@@ -191,7 +196,7 @@ impl ChunkStream {
     }
 
     /// One chat `delta` chunk.
-    pub fn send_delta(&self, delta: Value, out: &mut Vec<u8>) {
+    pub(super) fn send_delta(&self, delta: Value, out: &mut Vec<u8>) {
         let choice = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": null});
         write_frame(out, None, &self.chunk(json!([choice])));
     }
@@ -231,7 +236,7 @@ impl ChunkStream {
     }
 
     /// Sends text the stop sequences held back, when something else comes after it.
-    pub fn flush_text(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn flush_text(&mut self, out: &mut Vec<u8>) {
         let held = self.stop.flush();
         self.send_text(&held, out);
         self.sent.push_str(&held);

@@ -15,7 +15,7 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    pub fn new(model: &str) -> Self {
+    pub(super) fn new(model: &str) -> Self {
         let mut body = Map::new();
         body.insert("model".into(), model.into());
         Self {
@@ -27,7 +27,7 @@ impl Draft {
 
     /// Reports a client field keyward cannot carry, unless its value asks for nothing (null,
     /// `false`, 0, empty): LangChain and others send such defaults with every request.
-    pub fn drop_field(&mut self, name: &str, value: &Value) {
+    pub(super) fn drop_field(&mut self, name: &str, value: &Value) {
         let asks_nothing = match value {
             Value::Null => true,
             Value::Bool(set) => !set,
@@ -42,7 +42,7 @@ impl Draft {
     }
 
     /// Reports a dropped field once.
-    pub fn report(&mut self, name: impl Into<String>) {
+    pub(super) fn report(&mut self, name: impl Into<String>) {
         let name = name.into();
         if !self.dropped.contains(&name) {
             self.dropped.push(name);
@@ -50,14 +50,14 @@ impl Draft {
     }
 
     /// Carries a field under its own name; null counts as absent.
-    pub fn copy(&mut self, name: &str, value: &Value) {
+    pub(super) fn copy(&mut self, name: &str, value: &Value) {
         if !value.is_null() {
             self.body.insert(name.into(), value.clone());
         }
     }
 
     /// Carries a field that must be of the `expected` type (a 400 naming it when not).
-    pub fn copy_checked(
+    pub(super) fn copy_checked(
         &mut self,
         name: &str,
         value: &Value,
@@ -70,7 +70,7 @@ impl Draft {
 
     /// Reports a documented field keyward cannot carry, as [`Draft::drop_field`]; one that is
     /// not of the `expected` type is refused (a 400 naming it), as the API it belongs to would.
-    pub fn drop_checked(
+    pub(super) fn drop_checked(
         &mut self,
         name: &str,
         value: &Value,
@@ -82,7 +82,7 @@ impl Draft {
     }
 
     /// `max_output_tokens` from the first of the client's `names` that is set.
-    pub fn max_tokens(
+    pub(super) fn max_tokens(
         &mut self,
         request: &Map<String, Value>,
         names: &[&'static str],

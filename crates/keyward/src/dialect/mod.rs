@@ -19,7 +19,7 @@ mod draft;
 mod fields;
 pub(crate) mod messages;
 pub(crate) mod responses;
-pub mod sse;
+pub(crate) mod sse;
 pub(crate) mod stop;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -31,7 +31,7 @@ use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// OpenAI Responses (`/v1/responses`).
     Responses,
     /// OpenAI Chat Completions (`/v1/chat/completions`).
@@ -43,7 +43,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Responses => "responses",
             Self::Chat => "chat",
@@ -53,7 +53,7 @@ impl Dialect {
     }
 
     /// Whether errors take Anthropic's shape rather than OpenAI's.
-    pub fn is_anthropic(self) -> bool {
+    pub(crate) fn is_anthropic(self) -> bool {
         matches!(self, Self::Messages)
     }
 }
@@ -100,21 +100,21 @@ pub(crate) fn client_name<'a>(
 
 /// A request keyward refuses before sending anything: a 400 in the caller's dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     pub message: String,
     /// The offending field, as a path (`messages[2].content`), when there is one.
     pub param: Option<String>,
 }
 
 impl Invalid {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             param: None,
         }
     }
 
-    pub fn at(param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn at(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             param: Some(param.into()),

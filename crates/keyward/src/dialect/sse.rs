@@ -2,13 +2,13 @@
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     pub event: Option<String>,
     pub data: String,
 }
 
 #[derive(Debug, Default)]
-pub struct SseParser {
+pub(crate) struct SseParser {
     line: Vec<u8>,
     event: Option<String>,
     data: Vec<String>,
@@ -18,7 +18,7 @@ pub struct SseParser {
 
 impl SseParser {
     /// Feeds bytes; returns the events they completed.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
         for &byte in bytes {
             if self.pending_cr {
@@ -40,7 +40,7 @@ impl SseParser {
     }
 
     /// Ends the stream: a last event without its blank line still counts.
-    pub fn finish(&mut self) -> Option<Event> {
+    pub(crate) fn finish(&mut self) -> Option<Event> {
         let mut events = Vec::new();
         if !self.line.is_empty() {
             self.end_line(&mut events);

@@ -23,7 +23,7 @@ pub(crate) struct Released {
 
 impl StopMatcher {
     /// Empty sequences are ignored (they would match everywhere).
-    pub fn new(stops: Vec<String>) -> Self {
+    pub(crate) fn new(stops: Vec<String>) -> Self {
         Self {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
             held: String::new(),
@@ -31,12 +31,12 @@ impl StopMatcher {
         }
     }
 
-    pub fn sequence(&self, index: usize) -> Option<&str> {
+    pub(crate) fn sequence(&self, index: usize) -> Option<&str> {
         self.stops.get(index).map(String::as_str)
     }
 
     /// Feeds a delta; returns what can be sent now.
-    pub fn push(&mut self, delta: &str) -> Released {
+    pub(crate) fn push(&mut self, delta: &str) -> Released {
         if self.matched.is_some() {
             return Released {
                 text: String::new(),
@@ -83,7 +83,7 @@ impl StopMatcher {
     }
 
     /// The text ended: whatever was held back is released (no stop sequence completed in it).
-    pub fn flush(&mut self) -> String {
+    pub(crate) fn flush(&mut self) -> String {
         if self.matched.is_some() {
             return String::new();
         }
@@ -91,7 +91,7 @@ impl StopMatcher {
     }
 
     /// Applies the stop sequences to a whole text: the text up to the first match, and which matched.
-    pub fn cut(stops: &[String], text: &str) -> (String, Option<usize>) {
+    pub(crate) fn cut(stops: &[String], text: &str) -> (String, Option<usize>) {
         let mut matcher = Self::new(stops.to_vec());
         let released = matcher.push(text);
         match released.stopped {

@@ -13,7 +13,7 @@ use crate::dialect::responses::StreamFailure;
 use crate::dialect::{cut_short, Dialect, Invalid};
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     /// The OpenAI error `type`.
     pub kind: &'static str,
@@ -27,7 +27,7 @@ pub struct ApiError {
 
 /// An error's rarer parts: a whole error object, extra headers.
 #[derive(Debug, Default)]
-pub struct ErrorExtras {
+pub(crate) struct ErrorExtras {
     /// An OpenAI-shaped error object given whole to OpenAI-dialect callers (an upstream's own,
     /// which may carry more than the four standard fields, such as a usage limit's reset time).
     pub error: Option<Value>,
@@ -48,7 +48,7 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -57,7 +57,7 @@ impl ApiError {
         )
     }
 
-    pub fn upstream(message: impl Into<String>) -> Self {
+    pub(crate) fn upstream(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
             "upstream_error",
@@ -66,7 +66,7 @@ impl ApiError {
         )
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -76,7 +76,7 @@ impl ApiError {
     }
 
     /// keyward cannot serve this now (it is stopping, or busy): try again.
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(1),
             ..Self::new(
@@ -88,14 +88,14 @@ impl ApiError {
         }
     }
 
-    pub fn with_code(self, code: &str) -> Self {
+    pub(crate) fn with_code(self, code: &str) -> Self {
         Self {
             code: Some(code.to_string()),
             ..self
         }
     }
 
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -104,7 +104,7 @@ impl ApiError {
         )
     }
 
-    pub fn unknown_model(model: &str) -> Self {
+    pub(crate) fn unknown_model(model: &str) -> Self {
         Self {
             param: Some("model".into()),
             ..Self::new(
@@ -165,7 +165,7 @@ impl ApiError {
     }
 
     /// An upstream's error answer: its status, and its message whatever shape the body has.
-    pub fn from_upstream(status: u16, body: &[u8], headers: HeaderMap) -> Self {
+    pub(crate) fn from_upstream(status: u16, body: &[u8], headers: HeaderMap) -> Self {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         let kind = if status.is_client_error() {
             "invalid_request_error"
@@ -211,7 +211,7 @@ impl ApiError {
     }
 
     /// The body and headers in `dialect`.
-    pub fn render(self, dialect: Dialect) -> Response {
+    pub(crate) fn render(self, dialect: Dialect) -> Response {
         let ErrorExtras { error, headers } = self.extras.map(|u| *u).unwrap_or_default();
         let body = if dialect.is_anthropic() {
             json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})

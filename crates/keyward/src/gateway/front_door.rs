@@ -57,7 +57,7 @@ pub(super) enum Caller {
 }
 
 impl FrontDoor {
-    pub fn new(config: &GatewayConfig) -> Self {
+    pub(super) fn new(config: &GatewayConfig) -> Self {
         Self {
             keys: config
                 .api_keys

@@ -44,7 +44,7 @@ pub(super) struct Reservation {
 }
 
 impl MemoryBudget {
-    pub fn new(max_bytes: usize) -> Self {
+    pub(super) fn new(max_bytes: usize) -> Self {
         let units = (max_bytes / UNIT).max(2);
         // A quarter for bodies as they arrive, the rest for the work of translating them.
         let body_units = units / 4;
@@ -57,7 +57,11 @@ impl MemoryBudget {
     }
 
     /// Counts `len` more bytes of a body arriving, or refuses it at once when the pool is full.
-    pub fn hold_body(&self, reservation: &mut Reservation, len: usize) -> Result<(), ApiError> {
+    pub(super) fn hold_body(
+        &self,
+        reservation: &mut Reservation,
+        len: usize,
+    ) -> Result<(), ApiError> {
         let held_units = units_for(reservation.body_bytes);
         let wanted = units_for(reservation.body_bytes + len) - held_units;
         reservation.body_bytes += len;
@@ -76,7 +80,7 @@ impl MemoryBudget {
     }
 
     /// Waits for the memory that parsing and translating `body` takes.
-    pub async fn reserve_work(
+    pub(super) async fn reserve_work(
         &self,
         reservation: &mut Reservation,
         body: &[u8],

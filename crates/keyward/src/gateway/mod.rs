@@ -27,10 +27,10 @@ use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pool::Pool;
 
-pub use error::ApiError;
-pub use pipeline::{DROPPED_HEADER, PROFILE_HEADER, UPSTREAM_MODEL_HEADER};
+pub(crate) use error::ApiError;
+pub(crate) use pipeline::PROFILE_HEADER;
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub broker: Arc<Broker>,
     pub pool: Arc<Pool>,
     pub models: Models,
@@ -41,7 +41,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         broker: Arc<Broker>,
         pool: Arc<Pool>,
         models: Models,
@@ -59,7 +59,7 @@ impl Gateway {
         })
     }
 
-    pub fn router(self: &Arc<Self>) -> Router {
+    pub(crate) fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/v1/responses", post(responses))
             .route("/v1/chat/completions", post(chat))
@@ -131,7 +131,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish within the configured
 /// `shutdown_timeout`.
-pub async fn serve(
+pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

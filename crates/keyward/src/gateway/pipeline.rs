@@ -32,11 +32,11 @@ use crate::store::Cooldown;
 use crate::upstream::{Limit, Outgoing, SendError};
 
 /// Selects a profile by id (no failover); without it, the pool decides.
-pub const PROFILE_HEADER: &str = "x-keyward-profile";
+pub(crate) const PROFILE_HEADER: &str = "x-keyward-profile";
 /// Lists the request fields keyward dropped because the upstream cannot honour them.
-pub const DROPPED_HEADER: &str = "x-keyward-dropped";
+pub(crate) const DROPPED_HEADER: &str = "x-keyward-dropped";
 /// Names the upstream model that served an aliased name.
-pub const UPSTREAM_MODEL_HEADER: &str = "x-keyward-upstream-model";
+pub(crate) const UPSTREAM_MODEL_HEADER: &str = "x-keyward-upstream-model";
 /// Headers naming a conversation, besides the request's `prompt_cache_key`.
 const SESSION_HEADERS: &[&str] = &[
     "session_id",

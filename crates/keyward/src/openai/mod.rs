@@ -3,14 +3,14 @@
 
 pub(crate) mod models;
 pub(crate) mod provider;
-pub mod upstream;
+pub(crate) mod upstream;
 
-pub use upstream::OpenAiUpstream;
+pub(crate) use upstream::OpenAiUpstream;
 pub(crate) use upstream::{encode, post, responses_url};
 
-pub const PROVIDER: &str = "openai";
-pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub(crate) const PROVIDER: &str = "openai";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Overrides the API's base URL (a proxy, or a test's mock).
-pub const BASE_URL_ENV: &str = "KEYWARD_OPENAI_BASE_URL";
+pub(crate) const BASE_URL_ENV: &str = "KEYWARD_OPENAI_BASE_URL";
 /// An OpenAI API key in keyward's environment becomes the profile `openai:default`.
-pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
+pub(crate) const API_KEY_ENV: &str = "OPENAI_API_KEY";

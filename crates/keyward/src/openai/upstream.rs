@@ -23,7 +23,7 @@ const DEFAULT_COOLDOWN_SECS: i64 = 60;
 /// An account out of credit does not recover by waiting a minute.
 const QUOTA_COOLDOWN_SECS: i64 = 3600;
 
-pub struct OpenAiUpstream {
+pub(crate) struct OpenAiUpstream {
     id: ProfileId,
     key: Secret,
     /// Where the key came from (a variable's name, or the config file).
@@ -34,7 +34,7 @@ pub struct OpenAiUpstream {
 }
 
 impl OpenAiUpstream {
-    pub fn new(profile: &ApiKeyProfile, http: UpstreamHttp, models: Arc<Models>) -> Self {
+    pub(crate) fn new(profile: &ApiKeyProfile, http: UpstreamHttp, models: Arc<Models>) -> Self {
         Self {
             id: profile.id.clone(),
             key: profile.key.clone(),
@@ -46,7 +46,7 @@ impl OpenAiUpstream {
     }
 }
 
-pub fn responses_url(base_url: &str) -> String {
+pub(crate) fn responses_url(base_url: &str) -> String {
     format!("{}/responses", base_url.trim_end_matches('/'))
 }
 

@@ -31,7 +31,7 @@ const STICKY_TTL: Duration = Duration::from_secs(3600);
 const STICKY_MAX: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// The first profile that can serve, then the next.
     #[default]
     Failover,
@@ -40,7 +40,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "failover" => Some(Self::Failover),
             "round-robin" | "round_robin" => Some(Self::RoundRobin),
@@ -51,7 +51,7 @@ impl Strategy {
 
 /// A configured route.
 #[derive(Debug, Clone)]
-pub struct RouteConfig {
+pub(crate) struct RouteConfig {
     pub model: String,
     pub profiles: Vec<ProfileId>,
     pub strategy: Strategy,
@@ -66,14 +66,14 @@ struct Route {
 
 /// A profile that may serve this request, and the model it is asked for.
 #[derive(Clone)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub upstream: Arc<dyn Upstream>,
     pub model: String,
 }
 
 /// Why no profile can take a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoCandidate {
+pub(crate) enum NoCandidate {
     /// The header named a profile keyward does not have.
     UnknownProfile(String),
     /// The named profile does not serve this model or dialect.
@@ -82,7 +82,7 @@ pub enum NoCandidate {
     UnknownModel(String),
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     members: Vec<Arc<dyn Upstream>>,
     routes: Vec<Route>,
     states: ProfileStates,
@@ -100,7 +100,7 @@ impl Pool {
     /// Routes naming unknown profiles or bad patterns are refused by the config loader; here an
     /// unusable pattern only makes its route match nothing. Without a store, cooldowns and usage
     /// windows last as long as the pool.
-    pub fn new(
+    pub(crate) fn new(
         members: Vec<Arc<dyn Upstream>>,
         routes: &[RouteConfig],
         store: Option<Arc<dyn PoolStore>>,
@@ -127,7 +127,7 @@ impl Pool {
         }
     }
 
-    pub fn members(&self) -> &[Arc<dyn Upstream>] {
+    pub(crate) fn members(&self) -> &[Arc<dyn Upstream>] {
         &self.members
     }
 
@@ -136,7 +136,7 @@ impl Pool {
     }
 
     /// The profiles that may serve a request, in the order to try them.
-    pub fn candidates(
+    pub(crate) fn candidates(
         &self,
         dialect: Dialect,
         asked: &str,
@@ -209,7 +209,7 @@ impl Pool {
     }
 
     /// `profile` served `session`: the conversation stays with it while it is healthy.
-    pub fn served(&self, profile: &ProfileId, session: Option<&str>) {
+    pub(crate) fn served(&self, profile: &ProfileId, session: Option<&str>) {
         let Some(session) = session else {
             return;
         };
@@ -229,13 +229,13 @@ impl Pool {
     }
 
     /// The profile's cooldown, if it is resting at `now`.
-    pub fn cooldown(&self, profile: &ProfileId, now: DateTime<Utc>) -> Option<Cooldown> {
+    pub(crate) fn cooldown(&self, profile: &ProfileId, now: DateTime<Utc>) -> Option<Cooldown> {
         self.states.cooldown(profile, now)
     }
 
     /// Rests `profile` until the limit's reset, here and (shortly) in the store; its
     /// conversations look for another profile.
-    pub fn cool(&self, profile: &ProfileId, limit: &Limit, now: DateTime<Utc>) {
+    pub(crate) fn cool(&self, profile: &ProfileId, limit: &Limit, now: DateTime<Utc>) {
         let cooldown = Cooldown {
             until: limit.until,
             reason: limit.reason.clone(),
@@ -247,12 +247,12 @@ impl Pool {
     }
 
     /// Keeps the usage windows an answer reported.
-    pub fn observe_usage(&self, profile: &ProfileId, usage: Usage) {
+    pub(crate) fn observe_usage(&self, profile: &ProfileId, usage: Usage) {
         self.states.observe_usage(profile, usage);
     }
 
     /// The latest usage windows of `profile`, as this process or another saw them.
-    pub fn usage(&self, profile: &ProfileId) -> Option<Usage> {
+    pub(crate) fn usage(&self, profile: &ProfileId) -> Option<Usage> {
         self.states.usage(profile)
     }
 }

@@ -144,7 +144,6 @@ impl Store for MemoryStore {
                 token,
                 SpendRecord {
                     fingerprint: token,
-                    profile: profile.to_string(),
                     state: SpendState::Spending,
                     detail: None,
                     at: now,
@@ -237,7 +236,6 @@ impl Store for MemoryStore {
             .filter(|e| matches!(e.state, JournalState::Intent | JournalState::Answered))
             .map(|e| UnsettledRefresh {
                 id: e.id,
-                profile: e.profile.clone(),
                 spent: e.spent,
                 state: e.state,
                 answer: e.answer.clone(),
@@ -272,6 +270,7 @@ impl Store for MemoryStore {
         Ok(lineage.clone())
     }
 
+    #[cfg(test)]
     fn lineage(&self, profile: &ProfileId) -> StoreResult<Lineage> {
         Ok(self
             .state()

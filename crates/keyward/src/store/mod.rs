@@ -18,12 +18,12 @@ use crate::credential::TokenAnswer;
 use crate::profile::ProfileId;
 use crate::secret::Fingerprint;
 
-pub use pool::{Cooldown, PoolStore, Usage, UsageWindow};
-pub use sqlite::SqliteStore;
+pub(crate) use pool::{Cooldown, PoolStore, Usage, UsageWindow};
+pub(crate) use sqlite::SqliteStore;
 
 /// What the ledger knows of a refresh token. Every state means "never spend it again".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpendState {
+pub(crate) enum SpendState {
     /// The request is (or was, before a crash) on its way.
     Spending,
     /// The endpoint answered with a successor.
@@ -35,7 +35,7 @@ pub enum SpendState {
 }
 
 impl SpendState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Spending => "spending",
             Self::Spent => "spent",
@@ -55,18 +55,17 @@ impl SpendState {
 }
 
 #[derive(Debug, Clone)]
-pub struct SpendRecord {
+pub(crate) struct SpendRecord {
     pub fingerprint: Fingerprint,
-    pub profile: String,
     pub state: SpendState,
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
 }
 
-pub type JournalId = i64;
+pub(crate) type JournalId = i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JournalState {
+pub(crate) enum JournalState {
     Intent,
     Answered,
     Settled,
@@ -77,7 +76,7 @@ pub enum JournalState {
 }
 
 impl JournalState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Intent => "intent",
             Self::Answered => "answered",
@@ -104,9 +103,8 @@ impl JournalState {
 
 /// A refresh that has not settled: the crash-recovery work list.
 #[derive(Debug)]
-pub struct UnsettledRefresh {
+pub(crate) struct UnsettledRefresh {
     pub id: JournalId,
-    pub profile: String,
     pub spent: Fingerprint,
     pub state: JournalState,
     pub answer: Option<TokenAnswer>,
@@ -115,7 +113,7 @@ pub struct UnsettledRefresh {
 
 /// The answer to "may I spend this token?".
 #[derive(Debug)]
-pub enum SpendPermit {
+pub(crate) enum SpendPermit {
     Granted(JournalId),
     /// The ledger already holds it: never spend.
     Refused(SpendRecord),
@@ -123,14 +121,14 @@ pub enum SpendPermit {
 
 /// How the spent token's successor came to be in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineageAuthor {
+pub(crate) enum LineageAuthor {
     Keyward,
     /// The CLI, another tool, or a new login: anyone but keyward.
     Source,
 }
 
 impl LineageAuthor {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Keyward => "keyward",
             Self::Source => "source",
@@ -139,7 +137,7 @@ impl LineageAuthor {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Lineage {
+pub(crate) struct Lineage {
     pub generation: u64,
     pub current: Option<Fingerprint>,
     pub changed_at: Option<DateTime<Utc>>,
@@ -147,14 +145,14 @@ pub struct Lineage {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct HealthEvent {
+pub(crate) struct HealthEvent {
     pub at: DateTime<Utc>,
     pub health: String,
     pub detail: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("keyward's store {path}: {source}")]
     Db {
         path: String,
@@ -186,10 +184,10 @@ pub enum StoreError {
     },
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// Every method is one transaction; the spend-path ones commit durably before they return.
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub(crate) trait Store: Send + Sync + fmt::Debug + 'static {
     fn spend_record(&self, token: Fingerprint) -> StoreResult<Option<SpendRecord>>;
 
     /// Atomically: refuse if the ledger knows `token`; otherwise record it as spending and journal
@@ -225,6 +223,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         author: LineageAuthor,
     ) -> StoreResult<Lineage>;
 
+    #[cfg(test)]
     fn lineage(&self, profile: &ProfileId) -> StoreResult<Lineage>;
 
     fn record_health(&self, profile: &ProfileId, health: &str, detail: &str) -> StoreResult<()>;

@@ -13,7 +13,7 @@ use crate::profile::ProfileId;
 
 /// A profile kept out of rotation until `until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Cooldown {
+pub(crate) struct Cooldown {
     pub until: DateTime<Utc>,
     /// What the upstream said (e.g. "usage limit reached").
     pub reason: String,
@@ -23,7 +23,7 @@ pub struct Cooldown {
 /// One usage window as its upstream reports it (the Codex backend's `x-codex-primary-*` and
 /// `x-codex-secondary-*` headers are two, named `primary` and `secondary`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageWindow {
+pub(crate) struct UsageWindow {
     /// The upstream's name for it; shown as the window's key (see [`Usage`]).
     #[serde(skip)]
     pub name: String,
@@ -34,7 +34,7 @@ pub struct UsageWindow {
 
 /// A profile's usage windows at the time of its latest answer, in its upstream's order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub windows: Vec<UsageWindow>,
     pub observed_at: DateTime<Utc>,
 }
@@ -52,8 +52,9 @@ impl Serialize for Usage {
 }
 
 /// Short transactions, like [`super::Store`]'s, so a shared store can stand in later.
-pub trait PoolStore: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait PoolStore: Send + Sync + std::fmt::Debug + 'static {
     fn set_cooldown(&self, profile: &ProfileId, cooldown: &Cooldown) -> StoreResult<()>;
+    #[cfg(test)]
     fn clear_cooldown(&self, profile: &ProfileId) -> StoreResult<()>;
     /// Every recorded cooldown, expired ones included (the caller compares with its clock).
     fn cooldowns(&self) -> StoreResult<Vec<(ProfileId, Cooldown)>>;
@@ -84,6 +85,7 @@ impl PoolStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    #[cfg(test)]
     fn clear_cooldown(&self, profile: &ProfileId) -> StoreResult<()> {
         self.conn()
             .execute(

@@ -103,14 +103,14 @@ DROP TABLE usage_windows;
 const HEALTH_HISTORY_KEPT: i64 = 500;
 
 #[derive(Debug)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating as needed) `keyward.db` in `dir`.
-    pub fn open(dir: &Path) -> StoreResult<Self> {
+    pub(crate) fn open(dir: &Path) -> StoreResult<Self> {
         let path = dir.join("keyward.db");
         let fail = |doing: &'static str| {
             let path = path.display().to_string();
@@ -159,10 +159,6 @@ impl SqliteStore {
         };
         store.migrate()?;
         Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Token material the journal just erased still sits in the write-ahead log's older page
@@ -216,7 +212,13 @@ impl SqliteStore {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    pub fn schema_version(&self) -> StoreResult<i64> {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    #[cfg(test)]
+    pub(crate) fn schema_version(&self) -> StoreResult<i64> {
         self.conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.err(e))
@@ -251,7 +253,6 @@ fn read_spend(row: &rusqlite::Row<'_>) -> rusqlite::Result<SpendRecord> {
     let at: String = row.get(4)?;
     Ok(SpendRecord {
         fingerprint: fingerprint(&fp),
-        profile: row.get(1)?,
         state: SpendState::parse(&state),
         detail: row.get(3)?,
         at: parse_time(&at),
@@ -407,7 +408,6 @@ impl Store for SqliteStore {
                 let started: String = row.get(5)?;
                 Ok(UnsettledRefresh {
                     id: row.get(0)?,
-                    profile: row.get(1)?,
                     spent: fingerprint(&spent),
                     state: JournalState::parse(&state),
                     answer: answer.and_then(|a| serde_json::from_str(&a).ok()),
@@ -453,6 +453,7 @@ impl Store for SqliteStore {
         Ok(updated)
     }
 
+    #[cfg(test)]
     fn lineage(&self, profile: &ProfileId) -> StoreResult<Lineage> {
         read_lineage(&self.conn(), profile).map_err(|e| self.err(e))
     }

@@ -27,7 +27,7 @@ pub(super) struct ChatStream {
 }
 
 impl ChatStream {
-    pub fn new(model: String, stops: Vec<String>, include_usage: bool) -> Self {
+    pub(super) fn new(model: String, stops: Vec<String>, include_usage: bool) -> Self {
         Self {
             chunks: ChunkStream::new(Shape::Chat, model, stops, include_usage),
             calls: Vec::new(),

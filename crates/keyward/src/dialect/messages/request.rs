@@ -129,7 +129,7 @@ pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
 pub(super) struct Dropped(Vec<String>);
 
 impl Dropped {
-    pub fn add(&mut self, name: impl Into<String>) {
+    pub(super) fn add(&mut self, name: impl Into<String>) {
         let name = name.into();
         if !self.0.contains(&name) {
             self.0.push(name);

@@ -70,7 +70,7 @@ pub(super) struct MessagesStream {
 }
 
 impl MessagesStream {
-    pub fn new(answer: MessagesAnswer) -> Self {
+    pub(super) fn new(answer: MessagesAnswer) -> Self {
         Self {
             model: answer.model,
             thinking: answer.thinking,

@@ -16,7 +16,7 @@ pub(crate) struct Assembler {
 
 impl Assembler {
     /// One event, taken whole: the items and the final response are kept, not copied.
-    pub fn push(&mut self, event: StreamEvent) {
+    pub(crate) fn push(&mut self, event: StreamEvent) {
         if self.done.is_some() {
             return;
         }
@@ -41,12 +41,12 @@ impl Assembler {
     }
 
     /// Whether a terminal event arrived.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done.is_some()
     }
 
     /// The final response object; `broken` is the transport error, if the stream broke.
-    pub fn finish(self, broken: Option<&str>) -> Result<Value, StreamFailure> {
+    pub(crate) fn finish(self, broken: Option<&str>) -> Result<Value, StreamFailure> {
         let mut response = match self.done {
             Some(done) => done?,
             None => return Err(StreamFailure::cut_short(broken)),

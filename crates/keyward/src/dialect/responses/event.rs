@@ -89,7 +89,7 @@ pub(crate) enum StreamEvent {
 
 impl StreamEvent {
     /// An event from its JSON; `None` for JSON that is not an object with a `type`.
-    pub fn from_json(value: Value) -> Option<Self> {
+    pub(crate) fn from_json(value: Value) -> Option<Self> {
         let kind = match value.as_object()?.get("type")? {
             Value::String(kind) => kind.clone(),
             // Not a name: an event of no type keyward knows.
@@ -159,7 +159,7 @@ impl StreamEvent {
     }
 
     /// The response object the event carries; null for an event that carries none.
-    pub fn response(&self) -> &Value {
+    pub(crate) fn response(&self) -> &Value {
         match self {
             Self::Created { response }
             | Self::InProgress { response }
@@ -171,7 +171,7 @@ impl StreamEvent {
     }
 
     /// The failure a `response.failed` or `error` event reports.
-    pub fn failure(&self) -> Option<&StreamFailure> {
+    pub(crate) fn failure(&self) -> Option<&StreamFailure> {
         match self {
             Self::Failed(failure) | Self::Error(failure) => Some(failure),
             _ => None,

@@ -15,7 +15,7 @@ pub(crate) struct StreamFailure {
 
 impl StreamFailure {
     /// From a `response.failed` or `error` event.
-    pub fn from_event(event: &Value) -> Self {
+    pub(crate) fn from_event(event: &Value) -> Self {
         let error = event
             .pointer("/response/error")
             .filter(|e| e.is_object())
@@ -53,7 +53,7 @@ impl StreamFailure {
     }
 
     /// The stream ended (or broke) before the response was complete.
-    pub fn cut_short(detail: Option<&str>) -> Self {
+    pub(crate) fn cut_short(detail: Option<&str>) -> Self {
         Self {
             status: 502,
             code: Some("stream_interrupted".into()),
@@ -67,7 +67,7 @@ impl StreamFailure {
     }
 
     /// An OpenAI-shaped error object (`{"message","type","code","param"}`).
-    pub fn openai_error(&self) -> Value {
+    pub(crate) fn openai_error(&self) -> Value {
         json!({
             "message": self.message,
             "type": if self.status == 400 { "invalid_request_error" } else { "upstream_error" },

@@ -15,7 +15,7 @@ pub(crate) struct Usage {
 
 impl Usage {
     /// From a response object (`response.usage`).
-    pub fn of(response: &Value) -> Self {
+    pub(crate) fn of(response: &Value) -> Self {
         let usage = &response["usage"];
         let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
         let input = count("/input_tokens");
@@ -46,7 +46,7 @@ pub(crate) enum Ending {
 
 impl Ending {
     /// From a final response object's `status` and `incomplete_details.reason`.
-    pub fn of(response: &Value) -> Self {
+    pub(crate) fn of(response: &Value) -> Self {
         if response.get("status").and_then(Value::as_str) != Some("incomplete") {
             return Self::Completed;
         }
