@@ -165,7 +165,7 @@ impl ProviderSettings for CodexSettings {
                 Arc::new(CodexUpstream::new(
                     profile.id.clone(),
                     wiring.broker.clone(),
-                    wiring.http.clone(),
+                    *wiring.http,
                     &self.base_url,
                     openai_base_url,
                     wiring.models.clone(),
