@@ -61,7 +61,7 @@ mod tests {
         assert_eq!(pkce.challenge, challenge_of(pkce.verifier.expose()));
         assert_eq!(
             challenge_of("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGRSvJ9cM"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         assert_ne!(Pkce::new().verifier, pkce.verifier);
     }
