@@ -199,7 +199,8 @@ impl Drop for Browser {
                 self.session
             );
             let _ = socket.write_all(request.as_bytes());
-            let _ = socket.read_to_end(&mut Vec::new());
+            // The answer comes once Chromium has quit; the driver may keep the socket open after.
+            let _ = socket.read(&mut [0u8; 1024]);
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
