@@ -414,7 +414,8 @@ async fn a_device_sign_in_the_server_refuses_says_how_to_allow_it() -> Result<()
 }
 
 /// The browser sign-in's refusals, in sequence (they share the callback ports): ports 1455 and
-/// 1457 both taken, a timeout, consent cancelled, a workspace without Codex; each says what
+/// 1457 both taken, a timeout, a newer sign-in's cancel, consent cancelled, a workspace without
+/// Codex; each says what
 /// happened and what to do, and leaves the existing login alone. Then a forged callback (wrong
 /// state) gets 400 while the sign-in keeps listening and completes; the code it used cannot be
 /// exchanged again (the mock, as the real server, revokes what a replayed code issued).
@@ -451,6 +452,30 @@ async fn browser_sign_in_refusals_say_what_to_do_and_leave_the_login_alone() -> 
         timed_out.stderr.contains("no sign-in completed within 1s"),
         "{}",
         timed_out.output()
+    );
+
+    // A newer `codex login` stops an older sign-in holding the port with `GET /cancel`; a page
+    // reaching the port through another host name cannot.
+    let mut sign_in = SignIn::start(&home, &mock, &["login", "--force"])?;
+    sign_in
+        .printed(&format!("{}/oauth/authorize?", mock.url))
+        .await?;
+    let cancel = "http://127.0.0.1:1455/cancel";
+    let rebound = http
+        .get(cancel)
+        .header("host", "evil.example:1455")
+        .send()
+        .await?;
+    assert_eq!(rebound.status().as_u16(), 403);
+    assert_eq!(http.get(cancel).send().await?.status().as_u16(), 200);
+    let cancelled = sign_in.finish().await?;
+    assert_eq!(cancelled.code, Some(1), "{}", cancelled.output());
+    assert!(
+        cancelled
+            .stderr
+            .contains("another sign-in asked this one to stop"),
+        "{}",
+        cancelled.output()
     );
 
     let refusals = [

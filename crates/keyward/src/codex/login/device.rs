@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::exchange::Authorization;
-use super::http::{self, json_object, text_field};
+use super::http::{self, json_object, required};
 use super::LoginError;
 use crate::codex::CLIENT_ID;
 use crate::secret::Secret;
@@ -47,15 +47,9 @@ pub(crate) async fn request_code(
         return Err(answer.failure(&url));
     }
     let object = json_object(&answer, &url)?;
-    let field = |key: &str| {
-        text_field(&object, key).ok_or_else(|| LoginError::BadAnswer {
-            url: url.clone(),
-            detail: format!("no {key} in the answer"),
-        })
-    };
     Ok(DeviceCode {
-        device_auth_id: Secret::new(field("device_auth_id")?),
-        user_code: field("user_code")?,
+        device_auth_id: Secret::new(required(&object, "device_auth_id", &url)?),
+        user_code: required(&object, "user_code", &url)?,
         verification_url: format!("{issuer}/codex/device"),
         interval: interval(object.get("interval")),
     })
@@ -102,18 +96,10 @@ pub(crate) async fn wait_for_approval(
             _ => return Err(answer.failure(&url)),
         }
         let object = json_object(&answer, &url)?;
-        let secret = |key: &str| {
-            text_field(&object, key)
-                .map(Secret::new)
-                .ok_or_else(|| LoginError::BadAnswer {
-                    url: url.clone(),
-                    detail: format!("no {key} in the answer"),
-                })
-        };
         return Ok(Authorization {
-            code: secret("authorization_code")?,
+            code: Secret::new(required(&object, "authorization_code", &url)?),
             redirect_uri: format!("{issuer}/deviceauth/callback"),
-            verifier: secret("code_verifier")?,
+            verifier: Secret::new(required(&object, "code_verifier", &url)?),
         });
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::http::{self, json_object, text_field};
+use super::http::{self, json_object, required};
 use super::LoginError;
 use crate::codex::CLIENT_ID;
 use crate::credential::TokenAnswer;
@@ -54,14 +54,7 @@ pub(crate) async fn exchange(
         return Err(answer.failure(token_url));
     }
     let object = json_object(&answer, token_url)?;
-    let token = |key: &str| {
-        text_field(&object, key)
-            .map(Secret::new)
-            .ok_or_else(|| LoginError::BadAnswer {
-                url: token_url.to_string(),
-                detail: format!("no {key} in the answer"),
-            })
-    };
+    let token = |key: &str| required(&object, key, token_url).map(Secret::new);
     Ok(LoginTokens {
         id_token: token("id_token")?,
         access_token: token("access_token")?,

@@ -91,14 +91,19 @@ pub(super) fn json_object(
     }
 }
 
-/// A non-empty string field of `object`.
-pub(super) fn text_field(
+/// The non-empty string field `key` of an answer from `url`, which must have it.
+pub(super) fn required(
     object: &serde_json::Map<String, serde_json::Value>,
     key: &str,
-) -> Option<String> {
+    url: &str,
+) -> Result<String, LoginError> {
     object
         .get(key)
         .and_then(serde_json::Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+        .ok_or_else(|| LoginError::BadAnswer {
+            url: url.to_string(),
+            detail: format!("no {key} in the answer"),
+        })
 }
