@@ -394,11 +394,13 @@ async fn logout_asks_then_revokes_and_removes_the_login() -> Result<()> {
 }
 
 /// A server that refuses device sign-in (404) gets the remedy: allow device code authorization
-/// for Codex in ChatGPT's security settings.
+/// for Codex in ChatGPT's security settings. A provider failing at the code exchange (503) is
+/// "try again" (exit 4). Neither leaves a login behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_sign_in_the_server_refuses_says_how_to_allow_it() -> Result<()> {
+async fn device_sign_in_refusals_say_what_to_do() -> Result<()> {
     let mock = Mock::start().await?;
-    mock.device_setting(json!({"enabled": false})).await?;
+    mock.device_setting(json!({"enabled": false, "interval": 1}))
+        .await?;
     let home = Home::new()?;
     let finished = SignIn::run(&home, &mock, &["login", "--device"]).await?;
     assert_eq!(finished.code, Some(1), "{}", finished.output());
@@ -408,6 +410,20 @@ async fn a_device_sign_in_the_server_refuses_says_how_to_allow_it() -> Result<()
             .contains("device code authorization for Codex"),
         "{}",
         finished.output()
+    );
+
+    mock.device_setting(json!({"enabled": true})).await?;
+    mock.token_faults(json!([{"kind": "status", "code": 503}]))
+        .await?;
+    let mut sign_in = SignIn::start(&home, &mock, &["login", "--device"])?;
+    let code = sign_in.user_code().await?;
+    mock.approve_device(&code).await?;
+    let failed = sign_in.finish().await?;
+    assert_eq!(failed.code, Some(4), "{}", failed.output());
+    assert!(
+        failed.stderr.contains("status 503") && failed.stderr.contains("try again"),
+        "{}",
+        failed.output()
     );
     assert!(!home.auth_path().exists());
     Ok(())
