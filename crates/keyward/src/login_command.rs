@@ -129,7 +129,6 @@ pub(crate) async fn login(config: &Config, options: LoginOptions) -> u8 {
         Err(e) => return failed(&e),
     };
     let mut code = exit::OK;
-    let mut out = std::io::stdout().lock();
     let who = [
         installed.claims.email.clone(),
         installed.claims.plan.as_ref().map(|p| format!("plan {p}")),
@@ -143,8 +142,7 @@ pub(crate) async fn login(config: &Config, options: LoginOptions) -> u8 {
     .flatten()
     .collect::<Vec<_>>()
     .join(", ");
-    let _ = writeln!(
-        out,
+    println!(
         "Signed in {} with ChatGPT ({who}); the login is in {}.",
         target.id,
         target.auth_path().display()
@@ -152,8 +150,7 @@ pub(crate) async fn login(config: &Config, options: LoginOptions) -> u8 {
     if target.new {
         match config_edit::add_codex_profile(&config.config_path, target.id.name(), &target.home) {
             Ok(()) => {
-                let _ = writeln!(
-                    out,
+                println!(
                     "Added {} to {}. A `keyward serve` already running serves it once restarted; one started from now on serves it at once.",
                     target.id,
                     config.config_path.display()
