@@ -1,4 +1,5 @@
-//! The command line: `serve`, `status`, `token`. Each command returns an exit code.
+//! The command line: `serve`, `status`, `token`, `login`, `logout`. Each command returns an exit
+//! code.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use crate::app::{self, App};
 use crate::broker::{AccessError, HealthState};
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::{self, Gateway};
+use crate::login_command;
 use crate::profile::ProfileId;
 use crate::report::{pool_reports, relative, window_text, ProfileReport};
 
@@ -75,6 +77,30 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Sign a Codex profile in with ChatGPT, as `codex login` does (the Codex CLI uses the login too).
+    Login {
+        /// The profile (NAME or openai-codex:NAME); a new one gets a Codex home under keyward's
+        /// and is added to the config (default: openai-codex:default, in $CODEX_HOME).
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Sign in with a device code, for a machine without a browser.
+        #[arg(long)]
+        device: bool,
+        /// Replace a login without asking.
+        #[arg(long)]
+        force: bool,
+        /// Give up after this long (default 10m, 15m with --device).
+        #[arg(long, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Sign a Codex profile out: revoke its login and remove it (the Codex CLI on that home too).
+    Logout {
+        /// The profile (NAME or openai-codex:NAME; default: openai-codex:default).
+        profile: Option<String>,
+        /// Do not ask first.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(cli: Cli) -> u8 {
@@ -118,6 +144,23 @@ pub fn run(cli: Cli) -> u8 {
             Command::Serve { listen } => serve(config, listen).await,
             Command::Status { json } => status(config, json).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
+            Command::Login {
+                profile,
+                device,
+                force,
+                timeout,
+            } => {
+                let options = login_command::LoginOptions {
+                    profile,
+                    device,
+                    force,
+                    timeout,
+                };
+                login_command::login(&config, options).await
+            }
+            Command::Logout { profile, force } => {
+                login_command::logout(&config, profile, force).await
+            }
         }
     });
     // Blocking work still running (a file read that hangs) must not hold the exit.

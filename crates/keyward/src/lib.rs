@@ -27,6 +27,7 @@ mod failpoint;
 pub mod fuzzing;
 mod gateway;
 mod host;
+mod login_command;
 mod metrics;
 mod models;
 mod openai;

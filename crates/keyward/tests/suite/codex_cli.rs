@@ -21,7 +21,7 @@ pub(super) fn codex_cli() -> Option<PathBuf> {
 
 /// `$CODEX_HOME/config.toml` sending the CLI's model calls and side calls to the mock, with
 /// analytics and plugin fetches off (they would try the internet).
-fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
+pub(super) fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
     let backend = mock.base_url();
     let provider = Provider {
         name: "mock",
@@ -34,7 +34,7 @@ fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
 }
 
 /// One `codex exec` turn; returns whether it succeeded, and its output for the failure message.
-fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
+pub(super) fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
     let work = home.root().join("work");
     std::fs::create_dir_all(&work)?;
     let output = Command::new(cli)

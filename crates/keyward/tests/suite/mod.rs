@@ -7,6 +7,7 @@ mod front_door;
 mod gateway;
 mod host;
 mod lineage;
+mod login;
 mod observability;
 mod openai_sdk;
 mod pool;

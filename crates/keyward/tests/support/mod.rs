@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod browser;
+mod sign_in;
+
+pub use browser::Browser;
+pub use sign_in::{is_user_code, login_ports, without_colours, SignIn};
+
 pub type Result<T> = anyhow::Result<T>;
 
 /// Bounds a test that hangs; never a performance expectation.
@@ -157,6 +163,64 @@ impl Mock {
             None => json!({"account_id": "acct-test", "email": "dev@example.com", "plan": "pro"}),
         };
         self.admin("login", body).await
+    }
+
+    /// How the sign-in server's consent answers from now on (`POST /admin/authorize`: the account
+    /// of the next sign-ins, or an OAuth `error` instead of a code).
+    pub async fn consent_setting(&self, setting: Value) -> Result<()> {
+        self.admin("authorize", setting).await.map(drop)
+    }
+
+    /// Device sign-in on or off, and its poll interval (`POST /admin/device`).
+    pub async fn device_setting(&self, setting: Value) -> Result<()> {
+        self.admin("device", setting).await.map(drop)
+    }
+
+    /// The user approves the device code `user_code`.
+    pub async fn approve_device(&self, user_code: &str) -> Result<()> {
+        let answer = self
+            .admin("device/approve", json!({ "user_code": user_code }))
+            .await?;
+        anyhow::ensure!(answer["approved"] == json!(true), "not approved: {answer}");
+        Ok(())
+    }
+
+    /// What a browser does on the consent page of `authorize_url`, as plain HTTP: opens it and
+    /// presses Continue (`approve`) or Cancel. Returns where the provider sends the browser back.
+    pub async fn consent(&self, authorize_url: &str, approve: bool) -> Result<String> {
+        let page = self.http.get(authorize_url).send().await?.text().await?;
+        let request = page
+            .split("name=\"request\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .ok_or_else(|| anyhow::anyhow!("no consent form in: {page}"))?;
+        let decision = if approve { "approve" } else { "deny" };
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let answer = no_redirects
+            .post(format!("{}/oauth/authorize/decision", self.url))
+            .form(&[("request", request), ("decision", decision)])
+            .send()
+            .await?;
+        answer
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("consent did not redirect: {}", answer.status()))
+    }
+
+    /// The sign-in server's log lines (authorization codes appear by their first 10 characters).
+    pub async fn token_log(&self) -> Result<Vec<Value>> {
+        let log: Value = self
+            .http
+            .get(format!("{}/admin/log", self.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(log.as_array().cloned().unwrap_or_default())
     }
 
     pub async fn stats(&self) -> Result<Value> {
@@ -338,6 +402,7 @@ impl Home {
             .env("KEYWARD_HOME", self.keyward_home())
             .env("CODEX_HOME", self.codex_home())
             .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", mock.token_url())
+            .env("KEYWARD_CODEX_ISSUER", &mock.url)
             .env("KEYWARD_CODEX_BASE_URL", mock.base_url())
             .env("KEYWARD_LOG", "info,keyward=debug");
         command
