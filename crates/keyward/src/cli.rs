@@ -1,4 +1,6 @@
-//! The command line: `serve`, `status`, `token`. Each command returns an exit code.
+//! The command line: `serve`, `status`, `token`, and the commands that set keyward up and check it
+//! (`doctor`, `service`, `setup`, `completions`, `man`: each in its own module under `commands`).
+//! Each command returns an exit code.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::broker::{AccessError, HealthState};
+use crate::commands::{doctor, extras, service, setup};
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::{self, Gateway};
 use crate::profile::ProfileId;
@@ -27,7 +30,7 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(
     name = "keyward",
-    version,
+    version = env!("KEYWARD_VERSION"),
     about = "Lends your coding CLIs' logins to standard HTTP APIs, keeping their OAuth lineage alive."
 )]
 pub struct Cli {
@@ -75,9 +78,37 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Check the logins, keyward's home and config, the server, the service, the clients'
+    /// settings, the clock and the provider's hosts; print each with what to do.
+    Doctor(DoctorArgs),
+    /// Run keyward as a per-user service that starts at login (systemd user unit, launchd agent).
+    Service(ServiceArgs),
+    /// Point a tool (Claude Code, the Codex CLI, opencode, Aider, Continue, your shell) at keyward.
+    Setup(SetupArgs),
+    /// Print a shell completion script: `keyward completions bash > ~/.local/share/bash-completion/completions/keyward`.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): `keyward man > keyward.1`.
+    Man,
 }
 
+pub use crate::commands::doctor::DoctorArgs;
+pub use crate::commands::extras::CompletionShell;
+pub use crate::commands::service::{Manager, ServiceAction, ServiceArgs};
+pub use crate::commands::setup::{ClientName, SetupArgs};
+
 pub fn run(cli: Cli) -> u8 {
+    // These read what they check, or write only their own files: none prepares keyward's home.
+    match cli.command {
+        Command::Doctor(args) => return doctor::run(args, cli.config.as_deref()),
+        Command::Service(args) => return service::run(args, cli.config.as_deref()),
+        Command::Setup(args) => return setup::run(args, cli.config.as_deref()),
+        Command::Completions { shell } => return extras::completions(shell),
+        Command::Man => return extras::man(),
+        Command::Serve { .. } | Command::Status { .. } | Command::Token { .. } => {}
+    }
     let home = match crate::config::keyward_home(&ProcessEnv) {
         Ok(home) => home,
         Err(e) => {
@@ -118,6 +149,7 @@ pub fn run(cli: Cli) -> u8 {
             Command::Serve { listen } => serve(config, listen).await,
             Command::Status { json } => status(config, json).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
+            _ => exit::USAGE,
         }
     });
     // Blocking work still running (a file read that hangs) must not hold the exit.

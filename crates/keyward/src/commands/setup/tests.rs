@@ -1,0 +1,1 @@
+//! Setup on copies of real settings files.
