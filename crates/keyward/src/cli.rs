@@ -147,7 +147,7 @@ pub fn run(cli: Cli) -> u8 {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen } => serve(config, listen).await,
-            Command::Status { json } => status(config, json).await,
+            Command::Status { json } => status(config, json, cli.config).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
             _ => exit::USAGE,
         }
@@ -273,7 +273,7 @@ impl StopSignals {
     }
 }
 
-async fn status(config: Config, json: bool) -> u8 {
+async fn status(config: Config, json: bool, config_path: Option<PathBuf>) -> u8 {
     let App { broker, pool } = match app::build(&config) {
         Ok(app) => app,
         Err(e) => {
@@ -294,6 +294,9 @@ async fn status(config: Config, json: bool) -> u8 {
     } else {
         for report in &reports {
             let _ = write!(out, "{}", human(report));
+        }
+        if let Some(state) = service::state(&ProcessEnv, &config, config_path.as_deref()) {
+            let _ = writeln!(out, "service  {}", state.summary());
         }
     }
     let all_ok = reports.iter().all(|r| {

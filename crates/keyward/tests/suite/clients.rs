@@ -11,17 +11,8 @@ use serde_json::Value;
 use super::codex_cli::codex_cli;
 use crate::support::*;
 
-fn text_of(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// The mock's last accepted request, as keyward sent it upstream.
-async fn last_accepted(mock: &Mock) -> Result<Value> {
+pub(super) async fn last_accepted(mock: &Mock) -> Result<Value> {
     let requests = mock.requests().await?;
     requests
         .iter()

@@ -63,7 +63,6 @@ pub(super) fn unit(spec: &Spec) -> String {
         "{MARKER}; `keyward service uninstall` removes it.
 [Unit]
 Description=keyward: lends your coding CLI's login to local HTTP APIs
-Documentation=man:keyward(1)
 
 [Service]
 Type=exec

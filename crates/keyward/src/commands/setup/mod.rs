@@ -289,11 +289,13 @@ pub(crate) fn run(args: SetupArgs, config_path: Option<&Path>) -> u8 {
 fn target(config: &Config, args: &SetupArgs) -> Result<Target, String> {
     let keys = &config.gateway.api_keys;
     let key = match (keys.first(), args.write_key, &args.key_env) {
-        (None, true, _) => return Err(format!(
+        (None, true, _) => {
+            return Err(format!(
             "--write-key: keyward has no gateway keys to write ({} or [gateway] api_keys in {})",
             crate::config::API_KEYS_ENV,
             config.config_path.display()
-        )),
+        ))
+        }
         (None, false, _) => KeyRef::Placeholder,
         (Some(first), true, _) => KeyRef::Literal(Secret::new(first.expose())),
         (Some(_), false, Some(name)) => {
@@ -368,7 +370,7 @@ fn masked(text: &str, target: &Target) -> String {
 }
 
 /// Writes `text` to `path` atomically. A file that holds a gateway key becomes 0600; any other
-/// keeps its mode (a new one is 0644 less what the umask-free default of the tool would be).
+/// keeps its mode (a new one is 0644, as the tools make theirs).
 fn write(path: &Path, text: &str, target: &Target) -> Result<(), SetupError> {
     let error = |source| SetupError::Write {
         path: path.display().to_string(),
@@ -462,20 +464,16 @@ fn undo(
         return Ok(Outcome::Unchanged);
     }
     let original_text = original.as_deref().unwrap_or("");
-    let plan = if current == edit(client.apply(original_text, target))? {
-        match &original {
-            Some(text) => UndoPlan::RestoreBackup(text.clone()),
-            None => UndoPlan::Remove,
-        }
-    } else {
-        let removed = edit(client.remove(&current, original_text))?;
-        // What setup writes into a file of its own, less its settings: a skeleton, nothing of the user's.
-        let skeleton = edit(client.remove(&edit(client.apply("", target))?, ""))?;
-        if original.is_none() && removed.trim() == skeleton.trim() {
-            UndoPlan::Remove
-        } else {
-            UndoPlan::Write(removed)
-        }
+    let removed = edit(client.remove(&current, original_text))?;
+    // Nothing but setup's settings changed since (whichever key choice it was run with): the
+    // backup is the whole truth, byte for byte.
+    let as_left = removed == original_text || current == edit(client.apply(original_text, target))?;
+    // What setup writes into a file of its own, less its settings: a skeleton, nothing of the user's.
+    let skeleton = edit(client.remove(&edit(client.apply("", target))?, ""))?;
+    let plan = match &original {
+        Some(text) if as_left => UndoPlan::RestoreBackup(text.clone()),
+        None if as_left || removed.trim() == skeleton.trim() => UndoPlan::Remove,
+        _ => UndoPlan::Write(removed),
     };
     if print {
         match &plan {
@@ -494,6 +492,10 @@ fn undo(
         }
         UndoPlan::Write(text) => {
             write(path, &text, target)?;
+            if original.is_some() {
+                // The mode the file had before setup (a key it held made it 0600).
+                restore_mode(&backup, path)?;
+            }
             Outcome::Restored
         }
         UndoPlan::Remove => {
@@ -515,15 +517,26 @@ fn undo(
 
 /// Puts the backup back in place of `path`, atomically and with the backup's mode.
 fn restore_backup(backup: &Path, path: &Path) -> Result<(), SetupError> {
+    let bytes = fs::read(backup).map_err(|source| SetupError::Read {
+        path: backup.display().to_string(),
+        source,
+    })?;
+    atomic_file::replace(path, &bytes, ".keyward-setup-").map_err(|source| SetupError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    restore_mode(backup, path)
+}
+
+/// Gives `path` the mode of `backup` (the file's before setup).
+fn restore_mode(backup: &Path, path: &Path) -> Result<(), SetupError> {
     let error = |source| SetupError::Write {
         path: path.display().to_string(),
         source,
     };
-    let bytes = fs::read(backup).map_err(error)?;
     let mode = fs::metadata(backup)
         .map(|m| m.permissions().mode() & 0o7777)
         .map_err(error)?;
-    atomic_file::replace(path, &bytes, ".keyward-setup-").map_err(error)?;
     let written = atomic_file::write_target(path).map_err(error)?;
     fs::set_permissions(&written, fs::Permissions::from_mode(mode)).map_err(error)
 }
