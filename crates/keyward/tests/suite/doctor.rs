@@ -44,10 +44,14 @@ async fn a_working_machine_passes() -> Result<()> {
     let (code, checks) = doctor(&home, &mock, &[])?;
     assert_eq!(code, 0, "{checks:#?}");
     assert_eq!(status_of(&checks, "login openai-codex:default"), "ok");
-    assert!(check(&checks, "login")["summary"]
+    let login = check(&checks, "login")["summary"]
         .as_str()
         .unwrap_or_default()
-        .contains("(file)"));
+        .to_string();
+    assert!(
+        login.contains("ChatGPT login of dev@example.com (pro)") && login.contains("(file)"),
+        "{login}"
+    );
     let server = check(&checks, "server");
     assert_eq!(server["status"], "ok", "{server}");
     assert!(
@@ -62,7 +66,10 @@ async fn a_working_machine_passes() -> Result<()> {
     // The human form: one line per check with its symbol.
     let human = run_keyward(&home, &mock, &["doctor"], &[])?;
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("✓ login openai-codex:default"), "{text}");
+    assert!(
+        text.contains("✓ login openai-codex:default  ChatGPT login"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -266,5 +273,25 @@ async fn an_unreachable_provider_warns() -> Result<()> {
             .contains("cannot be reached"),
         "{provider}"
     );
+    Ok(())
+}
+
+/// keyward with gateway keys answers an anonymous /healthz with only its liveness: doctor still
+/// tells it from another program (by keyward's refusal of a request without a key), and never
+/// prints the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyward_with_gateway_keys_is_recognised() -> Result<()> {
+    let key = "kw-doctor-fedcba9876543210";
+    let config = format!("[gateway]\napi_keys = [\"{key}\"]\n");
+    let (mock, home, keyward) = serving_with(&config, &[]).await?;
+    home.write_config(&format!("listen = \"{}\"\n{config}", keyward.host_port()))?;
+    let output = run_keyward(&home, &mock, &["doctor"], &[])?;
+    let text = text_of(&output);
+    assert!(!text.contains(key), "the key was printed: {text}");
+    let (code, checks) = doctor(&home, &mock, &[])?;
+    assert_eq!(code, 0, "{checks:#?}");
+    let server = check(&checks, "server");
+    assert_eq!(server["status"], "ok", "{server}");
+    assert_eq!(status_of(&checks, "gateway keys"), "ok");
     Ok(())
 }

@@ -179,28 +179,28 @@ pub(super) async fn logins(config: &Config, checks: &mut Vec<Check>) {
             (Some(email), None) => format!(" of {email}"),
             _ => String::new(),
         };
-        let expiry = report
-            .access_expires_in_secs
-            .map(|secs| {
-                let verb = if secs >= 0 { "expires" } else { "expired" };
-                format!("; access token {verb} {}", relative(secs))
-            })
-            .unwrap_or_default();
-        let source = format!("{} ({store})", report.source);
-        let status = match report.health.state {
-            HealthState::Ok | HealthState::Expired | HealthState::ApiKey => Status::Ok,
-            HealthState::Degraded => Status::Warn,
-            HealthState::NeedsLogin | HealthState::SourceError => Status::Fail,
-        };
-        let summary = match status {
-            Status::Ok => format!(
-                "{}{who}, read from {source}{expiry}",
-                report.health.state.as_str()
+        let expiry = match report.access_expires_in_secs {
+            Some(secs) if secs >= 0 => format!("; access token expires {}", relative(secs)),
+            Some(secs) => format!(
+                "; access token expired {}: keyward refreshes it at the next request",
+                relative(secs)
             ),
-            _ => format!(
-                "{}: {} (read from {source})",
-                report.health.state.as_str(),
-                report.health.detail
+            None => String::new(),
+        };
+        let source = format!("{} ({store})", report.source);
+        let (status, summary) = match report.health.state {
+            HealthState::Ok | HealthState::Expired => (
+                Status::Ok,
+                format!("ChatGPT login{who} in {source}{expiry}"),
+            ),
+            HealthState::ApiKey => (Status::Ok, format!("an API key in {source}")),
+            state => (
+                if state == HealthState::Degraded {
+                    Status::Warn
+                } else {
+                    Status::Fail
+                },
+                format!("{}: {} ({source})", state.as_str(), report.health.detail),
             ),
         };
         checks.push(

@@ -123,16 +123,21 @@ pub(crate) fn run(args: DoctorArgs, explicit_config: Option<&Path>) -> u8 {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
+        let width = checks
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0);
         for check in &checks {
             let _ = writeln!(
                 out,
-                "{} {:<22} {}",
+                "{} {:<width$}  {}",
                 check.status.symbol(),
                 check.name,
                 check.summary
             );
             if let Some(remedy) = &check.remedy {
-                let _ = writeln!(out, "  {:<22} to fix: {remedy}", "");
+                let _ = writeln!(out, "  {:<width$}  to fix: {remedy}", "");
             }
         }
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();

@@ -48,7 +48,7 @@ pub(super) fn key_span(lines: &[String], key: &str) -> Option<Range<usize>> {
     while end < lines.len() {
         let line = &lines[end];
         let continues = line.trim().is_empty()
-            || line.starts_with(|c: char| c == ' ' || c == '\t')
+            || line.starts_with([' ', '\t'])
             || line == "-"
             || line.starts_with("- ");
         if !continues {
