@@ -85,7 +85,8 @@ pub enum Command {
     Service(ServiceArgs),
     /// Point a tool (Claude Code, the Codex CLI, opencode, Aider, Continue, your shell) at keyward.
     Setup(SetupArgs),
-    /// Print a shell completion script: `keyward completions bash > ~/.local/share/bash-completion/completions/keyward`.
+    /// Print a shell completion script (e.g. `keyward completions bash >
+    /// ~/.local/share/bash-completion/completions/keyward`).
     Completions {
         #[arg(value_enum)]
         shell: CompletionShell,
@@ -149,7 +150,12 @@ pub fn run(cli: Cli) -> u8 {
             Command::Serve { listen } => serve(config, listen).await,
             Command::Status { json } => status(config, json, cli.config).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
-            _ => exit::USAGE,
+            // Dispatched above, before keyward's home is prepared.
+            Command::Doctor(_)
+            | Command::Service(_)
+            | Command::Setup(_)
+            | Command::Completions { .. }
+            | Command::Man => exit::USAGE,
         }
     });
     // Blocking work still running (a file read that hangs) must not hold the exit.

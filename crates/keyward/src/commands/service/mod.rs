@@ -9,6 +9,8 @@
 
 mod launchd;
 mod systemd;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use super::yaml_lines::{self, lines, quote};
+use super::yaml_lines::{self, quote};
+use super::{join, lines};
 use super::{Client, EditError, KeyRef, KeySetting, Pointing, Target, PLACEHOLDER_KEY};
 use crate::commands::UserDirs;
 use crate::env::Env;
@@ -51,7 +52,7 @@ impl Client for Aider {
             // A key in the file would win over the one in the environment.
             KeyRef::Env(_) => yaml_lines::restore_key(&mut lines, &[], KEY),
         }
-        yaml_lines::check(&yaml_lines::join(&lines))
+        yaml_lines::check(&join(&lines))
     }
 
     fn remove(&self, text: &str, original: &str) -> Result<String, EditError> {
@@ -61,7 +62,7 @@ impl Client for Aider {
         for key in [BASE, MODEL, KEY] {
             yaml_lines::restore_key(&mut lines, &original, key);
         }
-        yaml_lines::check(&yaml_lines::join(&lines))
+        yaml_lines::check(&join(&lines))
     }
 
     fn inspect(&self, text: &str) -> Result<Option<Pointing>, EditError> {

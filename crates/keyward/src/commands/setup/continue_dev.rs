@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::yaml_lines::{self, lines, quote};
+use super::yaml_lines::{self, quote};
+use super::{join, lines};
 use super::{Client, EditError, KeyRef, KeySetting, Pointing, Target, ENTRY, PLACEHOLDER_KEY};
 use crate::commands::UserDirs;
 use crate::env::Env;
@@ -162,7 +163,7 @@ impl Client for Continue {
                 lines.splice(found.end..found.end, item);
             }
         }
-        yaml_lines::check(&yaml_lines::join(&lines))
+        yaml_lines::check(&join(&lines))
     }
 
     fn remove(&self, text: &str, original: &str) -> Result<String, EditError> {
@@ -187,7 +188,7 @@ impl Client for Continue {
         {
             lines.clear();
         }
-        yaml_lines::check(&yaml_lines::join(&lines))
+        yaml_lines::check(&join(&lines))
     }
 
     fn inspect(&self, text: &str) -> Result<Option<Pointing>, EditError> {

@@ -99,7 +99,7 @@ impl Client for Shell {
     }
 
     fn apply(&self, text: &str, target: &Target) -> Result<String, EditError> {
-        let mut lines = super::yaml_lines::lines(text);
+        let mut lines = super::lines(text);
         let new = block(target);
         match span(&lines) {
             Some(range) => {
@@ -107,23 +107,23 @@ impl Client for Shell {
             }
             None => lines.extend(new),
         }
-        Ok(super::yaml_lines::join(&lines))
+        Ok(super::join(&lines))
     }
 
     fn remove(&self, text: &str, original: &str) -> Result<String, EditError> {
-        let mut lines = super::yaml_lines::lines(text);
-        let original = super::yaml_lines::lines(original);
+        let mut lines = super::lines(text);
+        let original = super::lines(original);
         let before = span(&original)
             .map(|r| original[r].to_vec())
             .unwrap_or_default();
         if let Some(range) = span(&lines) {
             lines.splice(range, before);
         }
-        Ok(super::yaml_lines::join(&lines))
+        Ok(super::join(&lines))
     }
 
     fn inspect(&self, text: &str) -> Result<Option<Pointing>, EditError> {
-        let lines = super::yaml_lines::lines(text);
+        let lines = super::lines(text);
         let Some(range) = span(&lines) else {
             return Ok(None);
         };

@@ -9,16 +9,6 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use super::EditError;
 
-/// `text` as lines without their line ends.
-pub(super) fn lines(text: &str) -> Vec<String> {
-    text.lines().map(str::to_string).collect()
-}
-
-/// `lines` as a file's text, each line ended.
-pub(super) fn join(lines: &[String]) -> String {
-    lines.iter().map(|line| format!("{line}\n")).collect()
-}
-
 /// The file's first document (`None` when it holds none: an empty file or only comments).
 pub(super) fn parse(text: &str) -> Result<Option<Yaml>, EditError> {
     let mut documents = YamlLoader::load_from_str(text).map_err(|e| EditError::parse("YAML", e))?;
