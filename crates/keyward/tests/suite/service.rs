@@ -38,6 +38,28 @@ fn printed_file(stdout: &str) -> String {
         .collect()
 }
 
+/// `keyward ARGS` with the temp XDG config directory, and `path_first` (a stand-in systemctl)
+/// first on `PATH`.
+fn keyward_with(
+    home: &Home,
+    mock: &Mock,
+    args: &[&str],
+    path_first: Option<&Path>,
+) -> Result<std::process::Output> {
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    if let Some(dir) = path_first {
+        path = format!("{}:{path}", dir.display());
+    }
+    let config = home.root().join("xdg-config").display().to_string();
+    run_keyward(
+        home,
+        mock,
+        args,
+        &[("PATH", &path), ("XDG_CONFIG_HOME", &config)],
+    )
+}
+
+/// `keyward service ARGS` (see [`keyward_with`]).
 fn service(
     home: &Home,
     mock: &Mock,
@@ -46,22 +68,7 @@ fn service(
 ) -> Result<std::process::Output> {
     let mut all = vec!["service"];
     all.extend_from_slice(args);
-    let path = match path_first {
-        Some(dir) => format!(
-            "{}:{}",
-            dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-        None => std::env::var("PATH").unwrap_or_default(),
-    };
-    let config = home.root().join("xdg-config");
-    let config = config.display().to_string();
-    run_keyward(
-        home,
-        mock,
-        &all,
-        &[("PATH", &path), ("XDG_CONFIG_HOME", &config)],
-    )
+    keyward_with(home, mock, &all, path_first)
 }
 
 /// The unit `install --print` shows is valid for systemd (`systemd-analyze --user verify`, no
@@ -255,20 +262,7 @@ async fn install_is_idempotent_and_uninstall_removes_what_it_wrote() -> Result<(
         text_of(&output)
     );
     assert!(output.status.success());
-    let status = {
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let config = home.root().join("xdg-config").display().to_string();
-        run_keyward(
-            &home,
-            &mock,
-            &["status"],
-            &[("PATH", &path), ("XDG_CONFIG_HOME", &config)],
-        )?
-    };
+    let status = keyward_with(&home, &mock, &["status"], Some(&bin))?;
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(
         stdout.contains("service"),

@@ -3,10 +3,10 @@
 //! nothing but what setup wrote (and the key variable setup told the user to export).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Stdio};
 
-use super::clients::last_accepted;
+use keyward_mock::codex_cli_config::{config_toml, Provider};
+
+use super::clients::{assert_answered, claude_turn, codex_turn, last_accepted};
 use super::codex_cli::codex_cli;
 use crate::support::*;
 
@@ -148,25 +148,6 @@ async fn setup_all_takes_the_installed_tools_and_undo_removes_what_it_created() 
     Ok(())
 }
 
-fn claude_turn(binary: &Path, home: &Home, env: &[(&str, &str)]) -> Result<std::process::Output> {
-    let work = home.root().join("work");
-    std::fs::create_dir_all(&work)?;
-    let mut command = Command::new(binary);
-    command
-        .args(["-p", "say pong"])
-        .current_dir(&work)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.user_home())
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .stdin(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    Ok(command.output()?)
-}
-
 /// Claude Code completes a turn through keyward (which has a gateway key) with nothing but what
 /// `setup claude-code` wrote: the key from `KEYWARD_API_KEY` through `apiKeyHelper`, and then
 /// with `--write-key` the key in its settings and no environment at all.
@@ -186,23 +167,14 @@ async fn claude_code_uses_keyward_with_what_setup_wrote() -> Result<()> {
         CLAUDE_SETTINGS,
     )?;
     setup(&home, &mock, &["claude-code"])?;
-    let output =
-        tokio::task::block_in_place(|| claude_turn(&binary, &home, &[("KEYWARD_API_KEY", KEY)]))?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("pong"),
-        "{}",
-        text_of(&output)
-    );
+    let output = tokio::task::block_in_place(|| {
+        claude_turn(&binary, &home, "say pong", &[("KEYWARD_API_KEY", KEY)])
+    })?;
+    assert_answered(&output, "pong");
 
     setup(&home, &mock, &["claude-code", "--write-key"])?;
-    let output = tokio::task::block_in_place(|| claude_turn(&binary, &home, &[]))?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("pong"),
-        "{}",
-        text_of(&output)
-    );
+    let output = tokio::task::block_in_place(|| claude_turn(&binary, &home, "say pong", &[]))?;
+    assert_answered(&output, "pong");
     assert_eq!(last_accepted(&mock).await?["model"], "gpt-6-astra");
     mock.assert_no_reuse().await
 }
@@ -216,13 +188,20 @@ async fn codex_cli_uses_keyward_with_what_setup_wrote() -> Result<()> {
         return Ok(());
     };
     let (mock, home, _keyward) = serving_with_key().await?;
-    // The client's own Codex home, with the user's settings (side calls to the mock, analytics
-    // off: the test machine has no internet) and no login: keyward supplies one upstream.
+    // The client's own Codex home holds no login: keyward supplies one upstream.
     let client_home = home.root().join("client-codex");
     std::fs::create_dir_all(&client_home)?;
-    let user_config = format!(
-        "# my settings\nmodel = \"gpt-6-luna\"\nchatgpt_base_url = \"{}/backend-api/\"\ncheck_for_update_on_startup = false\n\n[analytics]\nenabled = false   # offline\n\n[features]\napps = false\nplugins = false\nremote_plugin = false\ntool_suggest = false\n",
-        mock.url
+    // The user's own settings: another provider as the default, side calls to the mock and
+    // analytics off (the test machine has no internet).
+    let backend = mock.base_url();
+    let user_config = config_toml(
+        "gpt-6-luna",
+        &mock.url,
+        &Provider {
+            name: "mock",
+            base_url: &backend,
+            with_login: true,
+        },
     );
     std::fs::write(client_home.join("config.toml"), &user_config)?;
     let client_home_text = client_home.display().to_string();
@@ -237,34 +216,16 @@ async fn codex_cli_uses_keyward_with_what_setup_wrote() -> Result<()> {
         std::fs::read_to_string(client_home.join("config.toml"))?,
         user_config
     );
-    let work = home.root().join("work");
-    std::fs::create_dir_all(&work)?;
     let output = tokio::task::block_in_place(|| {
-        Command::new(&cli)
-            .args([
-                "exec",
-                "--skip-git-repo-check",
-                "--ephemeral",
-                "--profile",
-                "keyward",
-                "-C",
-            ])
-            .arg(&work)
-            .arg("say pong")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CODEX_HOME", &client_home)
-            .env("HOME", home.user_home())
-            .env("KEYWARD_API_KEY", KEY)
-            .stdin(Stdio::null())
-            .output()
+        codex_turn(
+            &cli,
+            &home,
+            &client_home,
+            &["--profile", "keyward"],
+            &[("KEYWARD_API_KEY", KEY)],
+        )
     })?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("pong"),
-        "{}",
-        text_of(&output)
-    );
+    assert_answered(&output, "pong");
     let sent = last_accepted(&mock).await?;
     assert_eq!(
         sent["model"], "gpt-6.1-sol",

@@ -276,19 +276,9 @@ pub(crate) fn state(
 
 pub(crate) fn run(args: ServiceArgs, explicit_config: Option<&Path>) -> u8 {
     let env = ProcessEnv;
-    let config = match Config::load(&env, explicit_config) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("keyward: {e}");
-            return exit::USAGE;
-        }
-    };
-    let dirs = match UserDirs::from_env(&env) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            eprintln!("keyward: {e}");
-            return exit::USAGE;
-        }
+    let (config, dirs) = match super::load(explicit_config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let spec = match spec(&env, &config, explicit_config) {
         Ok(spec) => spec,

@@ -230,19 +230,9 @@ enum Outcome {
 
 pub(crate) fn run(args: SetupArgs, config_path: Option<&Path>) -> u8 {
     let env = ProcessEnv;
-    let config = match Config::load(&env, config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("keyward: {e}");
-            return exit::USAGE;
-        }
-    };
-    let dirs = match UserDirs::from_env(&env) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            eprintln!("keyward: {e}");
-            return exit::USAGE;
-        }
+    let (config, dirs) = match super::load(config_path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let target = match target(&config, &args) {
         Ok(target) => target,
