@@ -180,8 +180,8 @@ async fn claude_code_uses_keyward_with_what_setup_wrote() -> Result<()> {
 }
 
 /// The Codex CLI completes a turn through keyward with nothing but the profile `setup codex`
-/// wrote (`codex exec --profile keyward`, the key from `KEYWARD_API_KEY`), beside a config.toml of
-/// the user's that setup leaves untouched.
+/// wrote (`codex exec --profile keyward`, the key from `KEYWARD_API_KEY`, then with `--write-key`
+/// the key in the profile), beside a config.toml of the user's that setup leaves untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_cli_uses_keyward_with_what_setup_wrote() -> Result<()> {
     let Some(cli) = codex_cli() else {
@@ -231,5 +231,19 @@ async fn codex_cli_uses_keyward_with_what_setup_wrote() -> Result<()> {
         sent["model"], "gpt-6.1-sol",
         "the profile's model, keyward's first"
     );
+
+    // With --write-key the key is in the profile (`experimental_bearer_token`), nothing in the
+    // environment.
+    let output = run_keyward(
+        &home,
+        &mock,
+        &["setup", "codex", "--write-key"],
+        &[("CODEX_HOME", &client_home_text)],
+    )?;
+    assert!(output.status.success(), "{}", text_of(&output));
+    let output = tokio::task::block_in_place(|| {
+        codex_turn(&cli, &home, &client_home, &["--profile", "keyward"], &[])
+    })?;
+    assert_answered(&output, "pong");
     mock.assert_no_reuse().await
 }

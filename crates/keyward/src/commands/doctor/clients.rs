@@ -14,6 +14,13 @@ pub(super) fn check(env: &dyn Env, config: &Config, checks: &mut Vec<Check>) {
     for client in CLIENTS {
         if client.installed(&dirs, env) {
             checks.push(one(*client, &dirs, env, config));
+            if let Some(conflict) = client.conflict(&dirs, env) {
+                checks.push(Check::warn(
+                    format!("client {}", client.name()),
+                    conflict,
+                    "",
+                ));
+            }
         }
     }
 }

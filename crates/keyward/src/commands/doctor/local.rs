@@ -146,11 +146,10 @@ pub(super) fn environment(env: &dyn Env, config: &Config, checks: &mut Vec<Check
     }
 }
 
-/// Which store a login is kept in. Today every Codex login is read from its `auth.json`; the
-/// keyring store (the Codex CLI's `cli_auth_credentials_store = "keyring"`) names itself here
-/// once its source exists, from where its report says it reads.
-fn credential_store(report: &ProfileReport) -> &'static str {
-    let _ = report;
+/// Which store a login is kept in, for its check. Every Codex login is read from its `auth.json`
+/// today; a keyring source (the Codex CLI's `cli_auth_credentials_store = "keyring"`) is this
+/// hook's next answer, told apart by where its report says it reads (`report.source`).
+fn credential_store(_report: &ProfileReport) -> &'static str {
     "file"
 }
 

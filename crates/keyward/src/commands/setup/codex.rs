@@ -185,6 +185,25 @@ impl Client for Codex {
         }))
     }
 
+    /// The CLI refuses `--profile keyward` while `config.toml` still selects or defines a profile
+    /// of that name the old way.
+    fn conflict(&self, dirs: &UserDirs, env: &dyn Env) -> Option<String> {
+        let config = self.path(dirs, env).with_file_name("config.toml");
+        let document = parse(&std::fs::read_to_string(&config).ok()?).ok()?;
+        let table = document
+            .get("profiles")
+            .and_then(|p| p.get(ENTRY))
+            .is_some();
+        let selector = document.get("profile").and_then(Item::as_str) == Some(ENTRY);
+        (table || selector).then(|| {
+            format!(
+                "{} holds a legacy `[profiles.{ENTRY}]` table or `profile = \"{ENTRY}\"`, and the Codex CLI refuses `--profile {ENTRY}` while it does: remove them (the profile is {} now)",
+                config.display(),
+                self.path(dirs, env).display()
+            )
+        })
+    }
+
     fn next_steps(&self, target: &Target) -> Vec<String> {
         let mut steps = vec![format!(
             "run `codex --profile {ENTRY}` (or `alias codex='codex --profile {ENTRY}'` to make it your default)"

@@ -193,6 +193,10 @@ pub(crate) trait Client: Sync {
     fn inspect(&self, text: &str) -> Result<Option<Pointing>, EditError>;
     /// What the user does next (how to use it, where to put the key).
     fn next_steps(&self, target: &Target) -> Vec<String>;
+    /// Another of the tool's settings that keeps keyward's from working, and what to do.
+    fn conflict(&self, _dirs: &UserDirs, _env: &dyn Env) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,7 +269,12 @@ pub(crate) fn run(args: SetupArgs, config_path: Option<&Path>) -> u8 {
             apply(client, &path, &target, args.print)
         };
         match result {
-            Ok(outcome) => report(client, &path, &outcome, &target, args.undo),
+            Ok(outcome) => {
+                report(client, &path, &outcome, &target, args.undo);
+                if let Some(conflict) = client.conflict(&dirs, &env).filter(|_| !args.undo) {
+                    eprintln!("keyward: warning: {}: {conflict}", client.title());
+                }
+            }
             Err(e) => {
                 eprintln!("keyward: {}: {e}", client.title());
                 code = exit::FAILURE;

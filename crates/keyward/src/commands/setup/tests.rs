@@ -306,3 +306,31 @@ fn wildcard_listen_addresses_are_reached_on_loopback() {
     assert_eq!(origin("[::]:8000"), "http://[::1]:8000");
     assert_eq!(origin("192.168.1.5:7411"), "http://192.168.1.5:7411");
 }
+
+/// A legacy `[profiles.keyward]` in the Codex CLI's config.toml (which makes it refuse
+/// `--profile keyward`) is named; a config.toml without one is not.
+#[test]
+fn a_legacy_codex_profile_is_named() -> Result<(), Box<dyn std::error::Error>> {
+    let root = tempfile::tempdir()?;
+    let codex_home = root.path().join("codex");
+    fs::create_dir_all(&codex_home)?;
+    let env: std::collections::HashMap<String, String> = [
+        ("HOME".to_string(), root.path().display().to_string()),
+        ("CODEX_HOME".to_string(), codex_home.display().to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let dirs = UserDirs::from_env(&env)?;
+    fs::write(
+        codex_home.join("config.toml"),
+        "model = \"gpt-6-luna\"\n[profiles.fast]\nmodel = \"x\"\n",
+    )?;
+    assert_eq!(codex::Codex.conflict(&dirs, &env), None);
+    fs::write(
+        codex_home.join("config.toml"),
+        "[profiles.keyward]\nmodel_provider = \"keyward\"\n",
+    )?;
+    let conflict = codex::Codex.conflict(&dirs, &env).unwrap_or_default();
+    assert!(conflict.contains("[profiles.keyward]"), "{conflict}");
+    Ok(())
+}
