@@ -1,7 +1,9 @@
 mod anthropic_sdk;
 mod clients;
 mod codex_cli;
+mod commands;
 mod crash;
+mod doctor;
 mod failures;
 mod front_door;
 mod gateway;
@@ -14,4 +16,6 @@ mod pool;
 mod processes;
 mod request_path;
 mod secrets;
+mod service;
+mod setup;
 mod sources;

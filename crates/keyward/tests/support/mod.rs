@@ -647,6 +647,31 @@ pub async fn serving() -> Result<(Mock, Home, Keyward)> {
     serving_with("", &[]).await
 }
 
+/// A finished process's exit status and output, for failure messages.
+pub fn text_of(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `keyward ARGS` on this machine (see [`Home::keyward`]) with extra environment `env`.
+pub fn run_keyward(
+    home: &Home,
+    mock: &Mock,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Output> {
+    let mut command = home.keyward(mock);
+    command.args(args).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Ok(command.output()?)
+}
+
 /// A peer program installed by `scripts/install-peers`: `$env` if set, else `.peers/<relative>`.
 /// `None` (the test then skips, with a message) when it is missing, except under CI, where a
 /// missing peer fails the test.

@@ -3,7 +3,7 @@
 //! device-code sign-in for machines without a browser ([`device`]); the code exchange
 //! ([`exchange`]); the new login written into a Codex home under the CLI's locks and keyward's
 //! journal ([`install`]); and revoking a login being replaced or removed ([`revoke`]). The command
-//! that drives them is `crate::login_command`.
+//! that drives them is `crate::commands::login`.
 
 pub(crate) mod callback;
 pub(crate) mod device;
