@@ -117,8 +117,8 @@ fn prepare(
     model: &str,
     original: Option<Bytes>,
 ) -> Result<(Bytes, Vec<String>), SendError> {
-    if let RequestBody::Raw(bytes) = &body {
-        if backend::suits_as_is(bytes, model) {
+    if let RequestBody::Raw(bytes, shape) = &body {
+        if backend::suits_as_is(shape, model) {
             return Ok((bytes.clone(), Vec::new()));
         }
     }
