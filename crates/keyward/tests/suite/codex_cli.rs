@@ -21,7 +21,7 @@ pub(super) fn codex_cli() -> Option<PathBuf> {
 
 /// `$CODEX_HOME/config.toml` sending the CLI's model calls and side calls to the mock, with
 /// analytics and plugin fetches off (they would try the internet).
-fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
+pub(super) fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
     let backend = mock.base_url();
     let provider = Provider {
         name: "mock",
@@ -35,6 +35,16 @@ fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
 
 /// One `codex exec` turn; returns whether it succeeded, and its output for the failure message.
 fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
+    codex_exec_with(cli, home, mock, &[])
+}
+
+/// [`codex_exec`] with extra environment (a D-Bus session bus).
+pub(super) fn codex_exec_with(
+    cli: &PathBuf,
+    home: &Home,
+    mock: &Mock,
+    env: &[(&str, &str)],
+) -> Result<(bool, String)> {
     let work = home.root().join("work");
     std::fs::create_dir_all(&work)?;
     let output = Command::new(cli)
@@ -44,6 +54,7 @@ fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)>
         .env("CODEX_HOME", home.codex_home())
         .env("HOME", home.user_home())
         .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", mock.token_url())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()?;
     let text = format!(

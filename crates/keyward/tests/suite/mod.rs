@@ -6,6 +6,7 @@ mod failures;
 mod front_door;
 mod gateway;
 mod host;
+mod keyring;
 mod lineage;
 mod observability;
 mod openai_sdk;

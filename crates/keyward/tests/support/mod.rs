@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod secret_service;
+
 pub type Result<T> = anyhow::Result<T>;
 
 /// Bounds a test that hangs; never a performance expectation.

@@ -3,7 +3,7 @@
 //! are two keyward processes on one CLI home), and the CLI that rotates it.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
