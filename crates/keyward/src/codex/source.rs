@@ -82,6 +82,11 @@ impl CodexSource {
             .clone()
     }
 
+    /// The mode alone: the request path's question, without copying the location.
+    fn mode(&self) -> StoreMode {
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).mode
+    }
+
     fn resolve(&self, mode: StoreMode, location: String) {
         let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
         *resolved = Resolved { mode, location };
@@ -145,7 +150,7 @@ impl CredentialSource for CodexSource {
     }
 
     fn identity(&self) -> Option<SourceIdentity> {
-        match self.resolved().mode {
+        match self.mode() {
             // `auto` falls back to the file, and a keyring save removes it: both show in its stat.
             StoreMode::File | StoreMode::Auto => self.file.identity(),
             StoreMode::Keyring | StoreMode::Ephemeral => None,
@@ -153,7 +158,7 @@ impl CredentialSource for CodexSource {
     }
 
     fn polled(&self) -> bool {
-        self.resolved().mode.reads_keyring()
+        self.mode().reads_keyring()
     }
 
     fn read(&self) -> SourceRead {

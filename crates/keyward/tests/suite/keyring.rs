@@ -15,7 +15,9 @@ use crate::support::*;
 /// plus a field of a newer CLI that keyward must keep.
 fn keyring_value(login: &Value) -> String {
     let mut document = json!({"auth_mode": "chatgpt"});
-    if let (Some(target), Some(fields)) = (document.as_object_mut(), auth_document(login).as_object()) {
+    if let (Some(target), Some(fields)) =
+        (document.as_object_mut(), auth_document(login).as_object())
+    {
         target.extend(fields.clone());
         target.insert("future_field".into(), json!({"kept": [1, 2.5]}));
     }
@@ -31,7 +33,10 @@ fn set_store(codex_home: &Path, store: &str) -> Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     // Top-level keys come before the first table.
-    std::fs::write(path, format!("cli_auth_credentials_store = \"{store}\"\n{rest}"))?;
+    std::fs::write(
+        path,
+        format!("cli_auth_credentials_store = \"{store}\"\n{rest}"),
+    )?;
     Ok(())
 }
 
@@ -81,7 +86,10 @@ async fn keyward_serves_and_refreshes_a_login_kept_in_the_keyring() -> Result<()
     let profile = keyward.healthz().await?["profiles"][0].clone();
     assert_eq!(profile["store"]["kind"], "keyring", "{profile}");
     assert!(
-        profile["source"].as_str().unwrap_or_default().contains("Codex Auth"),
+        profile["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Codex Auth"),
         "{profile}"
     );
     assert_eq!(mock.stat("token_calls").await?, 0);
@@ -97,21 +105,26 @@ async fn keyward_serves_and_refreshes_a_login_kept_in_the_keyring() -> Result<()
     assert!(!written.contains('\n'), "compact, as the CLI writes it");
     let written: Value = serde_json::from_str(&written)?;
     assert_ne!(written["tokens"]["refresh_token"], login["refresh_token"]);
-    assert!(mock.is_live(written["tokens"]["refresh_token"].as_str().unwrap_or_default()).await?);
+    assert!(
+        mock.is_live(
+            written["tokens"]["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+        )
+        .await?
+    );
     assert_eq!(written["future_field"], json!({"kept": [1, 2.5]}));
     assert_eq!(written["auth_mode"], "chatgpt");
     assert!(!home.auth_path().exists(), "no auth.json appears");
     assert!(
-        service.codex_attributes()?.contains("attribute.target = default"),
+        service
+            .codex_attributes()?
+            .contains("attribute.target = default"),
         "{}",
         service.codex_attributes()?
     );
 
-    let status = home
-        .keyward(&mock)
-        .envs(bus)
-        .arg("status")
-        .output()?;
+    let status = home.keyward(&mock).envs(bus).arg("status").output()?;
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{text}");
     assert!(
@@ -142,7 +155,10 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Resu
     write_cli_config(&home, &mock)?;
     set_store(&home.codex_home(), "keyring")?;
     home.write_config(&event_only_config())?;
-    service.put_codex_login(&home.codex_home(), &keyring_value(&mock.login(Some(120)).await?))?;
+    service.put_codex_login(
+        &home.codex_home(),
+        &keyring_value(&mock.login(Some(120)).await?),
+    )?;
     let bus = [("DBUS_SESSION_BUS_ADDRESS", service.address.as_str())];
     let keyward = Keyward::serve_with(&home, &mock, &bus).await?;
     assert_eq!(keyward.respond(true).await?.0, 200);
@@ -156,8 +172,14 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Resu
         let (ok, output) = codex_exec_with(&cli, &home, &mock, &bus)?;
         assert!(ok, "round {round}: codex exec failed:\n{output}");
         let after_cli = stored_refresh_token(&service, &home.codex_home())?;
-        assert_ne!(after_cli, before, "round {round}: the CLI did not refresh:\n{output}");
-        assert!(!home.auth_path().exists(), "round {round}: the CLI wrote auth.json");
+        assert_ne!(
+            after_cli, before,
+            "round {round}: the CLI did not refresh:\n{output}"
+        );
+        assert!(
+            !home.auth_path().exists(),
+            "round {round}: the CLI wrote auth.json"
+        );
 
         // keyward notices without a request and without its tick, and serves without spending.
         wait_until("keyward adopts the CLI's rotation", || async {
@@ -180,14 +202,18 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Resu
         let (status, body) = keyward.respond(false).await?;
         assert_eq!(status, 200, "{body}");
         let after_keyward = stored_refresh_token(&service, &home.codex_home())?;
-        assert_ne!(after_keyward, after_cli, "round {round}: keyward did not refresh");
+        assert_ne!(
+            after_keyward, after_cli,
+            "round {round}: keyward did not refresh"
+        );
         assert!(mock.is_live(&after_keyward).await?);
     }
     mock.ttl_queue(json!([3600])).await?;
     let (ok, output) = codex_exec_with(&cli, &home, &mock, &bus)?;
     assert!(ok, "final codex exec failed:\n{output}");
     assert!(
-        mock.is_live(&stored_refresh_token(&service, &home.codex_home())?).await?,
+        mock.is_live(&stored_refresh_token(&service, &home.codex_home())?)
+            .await?,
         "the item ends on the live lineage"
     );
     let stats = mock.stats().await?;
@@ -210,7 +236,10 @@ async fn switching_the_store_in_config_toml_is_followed() -> Result<()> {
     let mock = Mock::start().await?;
     let home = Home::new()?;
     home.write_login(&mock.login_as("acct-file").await?)?;
-    service.put_codex_login(&home.codex_home(), &keyring_value(&mock.login_as("acct-keyring").await?))?;
+    service.put_codex_login(
+        &home.codex_home(),
+        &keyring_value(&mock.login_as("acct-keyring").await?),
+    )?;
     home.write_config(&event_only_config())?;
     let bus = [("DBUS_SESSION_BUS_ADDRESS", service.address.as_str())];
     let keyward = Keyward::serve_with(&home, &mock, &bus).await?;
@@ -234,7 +263,11 @@ async fn switching_the_store_in_config_toml_is_followed() -> Result<()> {
         let before = served(&mock.stats().await?, account);
         let (status, body) = keyward.respond(true).await?;
         assert_eq!(status, 200, "{store:?}: {body}");
-        assert_eq!(served(&mock.stats().await?, account), before + 1, "{store:?}");
+        assert_eq!(
+            served(&mock.stats().await?, account),
+            before + 1,
+            "{store:?}"
+        );
     }
     assert_eq!(mock.stat("token_calls").await?, 0);
     Ok(())
@@ -260,7 +293,10 @@ async fn an_unreachable_or_locked_keyring_says_what_to_do() -> Result<()> {
     assert!(detail.contains("no D-Bus session bus"), "{health}");
     assert!(detail.contains("Codex Auth"), "{health}");
     let remedy = health["remedy"].as_str().unwrap_or_default();
-    assert!(remedy.contains("desktop session") && remedy.contains("\"file\""), "{health}");
+    assert!(
+        remedy.contains("desktop session") && remedy.contains("\"file\""),
+        "{health}"
+    );
     let (status, body) = keyward.respond(true).await?;
     assert_eq!(status, 503, "{body}");
 
@@ -269,7 +305,10 @@ async fn an_unreachable_or_locked_keyring_says_what_to_do() -> Result<()> {
     keyward.wait_for_health("ok").await?;
     let profile = keyward.healthz().await?["profiles"][0].clone();
     assert_eq!(profile["store"]["kind"], "file", "{profile}");
-    assert!(profile["warnings"].to_string().contains("D-Bus"), "{profile}");
+    assert!(
+        profile["warnings"].to_string().contains("D-Bus"),
+        "{profile}"
+    );
     assert_eq!(keyward.respond(true).await?.0, 200);
     drop(keyward);
 
@@ -292,7 +331,13 @@ async fn an_unreachable_or_locked_keyring_says_what_to_do() -> Result<()> {
     .await?;
     let health = keyward.health().await?;
     assert_eq!(health["state"], "degraded", "{health}");
-    assert!(health["remedy"].as_str().unwrap_or_default().contains("unlock"), "{health}");
+    assert!(
+        health["remedy"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unlock"),
+        "{health}"
+    );
     assert_eq!(keyward.respond(true).await?.0, 200);
     Ok(())
 }

@@ -16,16 +16,21 @@ pub const CODEX_SERVICE: &str = "Codex Auth";
 /// The programs a Secret Service test needs, or `None` (the test then skips with a message,
 /// except under CI, where a missing program fails it: `scripts/install-peers` installs them).
 fn programs() -> Option<()> {
-    let missing: Vec<&str> = ["dbus-daemon", "gnome-keyring-daemon", "secret-tool", "dbus-send"]
-        .into_iter()
-        .filter(|p| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {p}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
+    let missing: Vec<&str> = [
+        "dbus-daemon",
+        "gnome-keyring-daemon",
+        "secret-tool",
+        "dbus-send",
+    ]
+    .into_iter()
+    .filter(|p| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+    .collect();
     if missing.is_empty() {
         return Some(());
     }
@@ -122,18 +127,19 @@ impl SecretService {
             dir,
         };
         // Up once its login keyring is the default collection (the name is taken before that).
-        let ready = wait_until("the Secret Service's login keyring on the test bus", || async {
-            service
-                .dbus_send(&[
-                    "org.freedesktop.Secret.Service.ReadAlias",
-                    "string:default",
-                ])
-                .is_ok_and(|reply| reply.contains("/collection/login"))
-        })
+        let ready = wait_until(
+            "the Secret Service's login keyring on the test bus",
+            || async {
+                service
+                    .dbus_send(&["org.freedesktop.Secret.Service.ReadAlias", "string:default"])
+                    .is_ok_and(|reply| reply.contains("/collection/login"))
+            },
+        )
         .await;
         if let Err(e) = ready {
             let log = std::fs::read_to_string(service.dir.path().join("gnome-keyring.log"));
-            let alias = service.dbus_send(&["org.freedesktop.Secret.Service.ReadAlias", "string:default"]);
+            let alias =
+                service.dbus_send(&["org.freedesktop.Secret.Service.ReadAlias", "string:default"]);
             anyhow::bail!("{e}: gnome-keyring-daemon said {log:?}; ReadAlias: {alias:?}");
         }
         Ok(Some(service))

@@ -141,23 +141,21 @@ fn missing_session_bus(env: &dyn Env) -> Option<String> {
     (!socket.exists()).then(|| socket.display().to_string())
 }
 
+#[cfg(test)]
+type Items = std::collections::HashMap<(String, String), String>;
+
 /// A keyring in memory, for tests of the storage above it.
 #[cfg(test)]
 #[derive(Default)]
 pub(crate) struct MemoryKeyring {
-    items: Mutex<std::collections::HashMap<(String, String), String>>,
+    items: Mutex<Items>,
     /// When set, every call fails with this.
     pub failure: Mutex<Option<KeyringError>>,
 }
 
 #[cfg(test)]
 impl MemoryKeyring {
-    fn check(
-        &self,
-    ) -> Result<
-        std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), String>>,
-        KeyringError,
-    > {
+    fn check(&self) -> Result<std::sync::MutexGuard<'_, Items>, KeyringError> {
         if let Some(failure) = self
             .failure
             .lock()
