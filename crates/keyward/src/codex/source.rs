@@ -286,7 +286,115 @@ impl CredentialSource for CodexSource {
 
 #[cfg(test)]
 mod tests {
+    use super::super::auth_file::tests::login_json;
+    use super::super::storage::keyring::{account, SERVICE};
+    use super::super::storage::secret_store::MemoryKeyring;
     use super::*;
+
+    fn set_store(home: &std::path::Path, store: &str) {
+        std::fs::write(
+            home.join(CONFIG_FILE),
+            format!("cli_auth_credentials_store = \"{store}\"\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn refresh_token(read: &SourceRead) -> Option<String> {
+        match &read.contents {
+            Ok(SourceContents::Login(c)) => Some(c.refresh_token.expose().to_string()),
+            _ => None,
+        }
+    }
+
+    /// A keyring login is read (no `stat` identity, polled), written back under the spent-token
+    /// check with every other field kept, and a write over another lineage is refused.
+    #[test]
+    fn a_keyring_login_is_read_and_written_back_keeping_its_fields() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        set_store(dir.path(), "keyring");
+        let secrets = Arc::new(MemoryKeyring::default());
+        secrets
+            .save(SERVICE, &account(dir.path()), &login_json().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = CodexSource::with_keyring(dir.path(), true, secrets.clone());
+        let read = source.read();
+        assert_eq!(refresh_token(&read).as_deref(), Some("rt_secret_one"));
+        assert_eq!(read.identity, None);
+        assert_eq!(read.store.as_ref().map(|s| s.kind), Some("keyring"));
+        assert!(source.polled());
+        assert!(
+            source.location().contains("Codex Auth"),
+            "{}",
+            source.location()
+        );
+
+        let guard = source
+            .lock(Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answer = TokenAnswer {
+            access_token: Secret::new("new-access"),
+            refresh_token: Some(Secret::new("rt_new")),
+            id_token: None,
+        };
+        let spent = Secret::new("rt_secret_one").fingerprint();
+        source
+            .write_back(guard.as_ref(), spent, &answer, Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stored: serde_json::Value = serde_json::from_str(
+            &secrets
+                .get(SERVICE, &account(dir.path()))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(stored["tokens"]["refresh_token"], "rt_new");
+        assert_eq!(stored["future_top_level"], login_json()["future_top_level"]);
+        assert_eq!(
+            stored["tokens"]["future_token_field"],
+            login_json()["tokens"]["future_token_field"]
+        );
+        assert!(matches!(
+            source.write_back(guard.as_ref(), spent, &answer, Utc::now()),
+            Err(SourceError::Conflict { .. })
+        ));
+        assert!(!dir.path().join(AUTH_FILE).exists());
+    }
+
+    /// The store follows config.toml at every read; the file's `stat` is the identity only
+    /// while the login may be in the file.
+    #[test]
+    fn the_store_follows_config_toml() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let secrets = Arc::new(MemoryKeyring::default());
+        let mut in_keyring = login_json();
+        in_keyring["tokens"]["refresh_token"] = "rt_in_keyring".into();
+        secrets
+            .save(SERVICE, &account(dir.path()), &in_keyring.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(AUTH_FILE), login_json().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = CodexSource::with_keyring(dir.path(), true, secrets);
+        for (store, token, kind, stat) in [
+            (None, "rt_secret_one", "file", true),
+            (Some("keyring"), "rt_in_keyring", "keyring", false),
+            (Some("auto"), "rt_in_keyring", "keyring", true),
+            (Some("file"), "rt_secret_one", "file", true),
+        ] {
+            if let Some(store) = store {
+                set_store(dir.path(), store);
+            }
+            let read = source.read();
+            assert_eq!(refresh_token(&read).as_deref(), Some(token), "{store:?}");
+            assert_eq!(read.store.map(|s| s.kind), Some(kind), "{store:?}");
+            assert_eq!(source.identity().is_some(), stat, "{store:?}");
+        }
+        set_store(dir.path(), "ephemeral");
+        let read = source.read();
+        assert!(
+            matches!(&read.contents, Err(problem) if problem.remedy().is_some_and(|r| r.contains("\"file\""))),
+            "{:?}",
+            read.contents
+        );
+    }
 
     /// A login without an expiry claim is due when the CLI would refresh it: 8 days after
     /// `last_refresh`; without `last_refresh` never by schedule.

@@ -1,23 +1,22 @@
-//! The OS keyring, one secret per service and account, as the Codex CLI's `keyring` crate sees it
-//! (the same crate and major version: the same Secret Service item, found by the same attributes
-//! in the same collection). A small trait, so the Codex storage is tested against memory.
+//! The OS keyring, one secret per service and account, found the way the Codex CLI's `keyring`
+//! crate (3.6) finds it: the attributes `target` = `default`, `service`, `username` across the
+//! collections, created in the default collection with `application` = `rust-keyring` too. A
+//! small trait, so the Codex storage is tested against memory.
 //!
 //! Linux: the Secret Service over the D-Bus session bus (gnome-keyring, KeePassXC, KWallet's
-//! bridge). Another platform plugs in by enabling its `keyring` feature for its target
-//! (`apple-native`: the macOS Keychain, a generic password with service and account;
-//! `windows-native`: the Credential Manager, target `account.service`) and removing it from
-//! [`SUPPORTED`]: the calls are the same, only the errors' remedies differ.
+//! bridge), through the same client crate the CLI's `keyring` uses. Unlike the CLI, keyward never
+//! unlocks: a locked keyring would otherwise put an unlock prompt on the screen at every
+//! background read; it is reported, and read again once the user unlocks it. Another platform
+//! plugs in as another `SecretStore` (the macOS Keychain: a generic password with service and
+//! account, as the `keyring` crate's `apple-native` stores it; Windows: the Credential Manager,
+//! target `account.service`); until then a keyring setting there says it is not supported.
 
 use std::path::PathBuf;
 #[cfg(test)]
 use std::sync::Mutex;
 
-use crate::env::{Env, ProcessEnv};
+use crate::env::Env;
 use crate::secret::Secret;
-
-/// Whether this build reaches the platform's keyring (without a backend feature, the `keyring`
-/// crate would keep secrets in its process's memory and find nothing the CLI stored).
-const SUPPORTED: bool = cfg!(target_os = "linux");
 
 const SESSION_BUS_ENV: &str = "DBUS_SESSION_BUS_ADDRESS";
 
@@ -37,7 +36,7 @@ pub(crate) enum KeyringError {
     NoSessionBus { socket: String },
     #[error("no Secret Service answers on the D-Bus session bus ({detail})")]
     NoService { detail: String },
-    #[error("the keyring is locked, or refused access ({detail})")]
+    #[error("the keyring is locked ({detail})")]
     Locked { detail: String },
     #[error("{count} keyring items match; the Codex CLI cannot tell which is its login either")]
     Ambiguous { count: usize },
@@ -46,6 +45,7 @@ pub(crate) enum KeyringError {
     #[error("the keyring failed: {detail}")]
     Failed { detail: String },
     #[error("keyward does not reach this platform's keyring yet")]
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     Unsupported,
 }
 
@@ -56,7 +56,7 @@ impl KeyringError {
         match self {
             Self::NoSessionBus { .. } => format!("run keyward inside your desktop session (where {SESSION_BUS_ENV} is set, e.g. as a `systemd --user` service), {OR_FILE}"),
             Self::NoService { .. } => format!("start your keyring (gnome-keyring-daemon, KeePassXC's Secret Service integration, or KWallet), {OR_FILE}"),
-            Self::Locked { .. } => "unlock your login keyring (log in to the desktop, open Seahorse, or `gnome-keyring-daemon --unlock`); keyward picks the login up by itself".into(),
+            Self::Locked { .. } => "unlock your login keyring (log in to the desktop, open Seahorse, or run any `codex` command, which asks for it); keyward picks the login up by itself".into(),
             Self::Ambiguous { .. } => "remove the duplicate items named `Codex Auth` (Seahorse, or `secret-tool clear service \"Codex Auth\"`) and run `codex login`".into(),
             Self::NotText => "run `codex login` to store a new login".into(),
             Self::Failed { .. } => format!("check that your keyring works (`secret-tool search service \"Codex Auth\"`), {OR_FILE}"),
@@ -65,71 +65,141 @@ impl KeyringError {
     }
 }
 
-/// The platform's keyring through the `keyring` crate. Each call connects anew, as the CLI's
-/// does: blocking, so call it off the async runtime.
+/// The platform's keyring. Each call connects anew, as the CLI's does: blocking, so call it off
+/// the async runtime.
 pub(crate) struct OsKeyring;
 
-impl OsKeyring {
-    fn entry(service: &str, account: &str) -> Result<keyring::Entry, KeyringError> {
-        if !SUPPORTED {
-            return Err(KeyringError::Unsupported);
+#[cfg(target_os = "linux")]
+mod secret_service_client {
+    use std::collections::HashMap;
+
+    use secret_service::blocking::{Item, SecretService};
+    use secret_service::{EncryptionType, Error};
+
+    use super::{missing_session_bus, KeyringError, OsKeyring, SecretStore};
+    use crate::env::ProcessEnv;
+    use crate::secret::Secret;
+
+    /// The collection the CLI's `keyring` crate names `default`.
+    const TARGET: &str = "default";
+    const CONTENT_TYPE: &str = "text/plain";
+
+    fn connect() -> Result<SecretService<'static>, KeyringError> {
+        SecretService::connect(EncryptionType::Dh).map_err(classify)
+    }
+
+    /// The one item the CLI's `keyring` crate would find. A locked one is an error, not a prompt.
+    fn unique_item<'s>(
+        service: &'s SecretService<'_>,
+        name: &str,
+        account: &str,
+    ) -> Result<Option<Item<'s>>, KeyringError> {
+        let attributes =
+            HashMap::from([("target", TARGET), ("service", name), ("username", account)]);
+        let found = service.search_items(attributes).map_err(classify)?;
+        match (found.unlocked.len(), found.locked.len()) {
+            (0, 0) => Ok(None),
+            (1, 0) => Ok(found.unlocked.into_iter().next()),
+            (0, 1) => Err(KeyringError::Locked {
+                detail: "the collection holding the item is locked".into(),
+            }),
+            (unlocked, locked) => Err(KeyringError::Ambiguous {
+                count: unlocked + locked,
+            }),
         }
-        keyring::Entry::new(service, account).map_err(classify)
     }
-}
 
-impl SecretStore for OsKeyring {
-    fn load(&self, service: &str, account: &str) -> Result<Option<Secret>, KeyringError> {
-        match Self::entry(service, account)?.get_password() {
-            Ok(value) => Ok(Some(Secret::new(value))),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(classify(e)),
+    impl SecretStore for OsKeyring {
+        fn load(&self, name: &str, account: &str) -> Result<Option<Secret>, KeyringError> {
+            let service = connect()?;
+            let Some(item) = unique_item(&service, name, account)? else {
+                return Ok(None);
+            };
+            let bytes = item.get_secret().map_err(classify)?;
+            String::from_utf8(bytes)
+                .map(|value| Some(Secret::new(value)))
+                .map_err(|_| KeyringError::NotText)
         }
-    }
 
-    fn save(&self, service: &str, account: &str, value: &str) -> Result<(), KeyringError> {
-        Self::entry(service, account)?
-            .set_password(value)
-            .map_err(classify)
-    }
-
-    fn delete(&self, service: &str, account: &str) -> Result<bool, KeyringError> {
-        match Self::entry(service, account)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring::Error::NoEntry) => Ok(false),
-            Err(e) => Err(classify(e)),
+        fn save(&self, name: &str, account: &str, value: &str) -> Result<(), KeyringError> {
+            let service = connect()?;
+            if let Some(item) = unique_item(&service, name, account)? {
+                return item
+                    .set_secret(value.as_bytes(), CONTENT_TYPE)
+                    .map_err(classify);
+            }
+            let collection = service.get_default_collection().map_err(classify)?;
+            if collection.is_locked().map_err(classify)? {
+                return Err(KeyringError::Locked {
+                    detail: "the default collection is locked".into(),
+                });
+            }
+            // The attributes and label the CLI's `keyring` crate gives the items it creates.
+            let attributes = HashMap::from([
+                ("application", "rust-keyring"),
+                ("target", TARGET),
+                ("service", name),
+                ("username", account),
+            ]);
+            let label = format!("{account}@{name}:{TARGET} (keyward)");
+            collection
+                .create_item(&label, attributes, value.as_bytes(), true, CONTENT_TYPE)
+                .map(drop)
+                .map_err(classify)
         }
-    }
-}
 
-/// Turns the crate's error into one that says what to do. The crate reports an unreachable bus
-/// and a missing service alike as a platform failure; the environment tells them apart.
-fn classify(error: keyring::Error) -> KeyringError {
-    match error {
-        keyring::Error::NoStorageAccess(e) => KeyringError::Locked {
-            detail: e.to_string(),
-        },
-        keyring::Error::Ambiguous(items) => KeyringError::Ambiguous { count: items.len() },
-        keyring::Error::BadEncoding(_) => KeyringError::NotText,
-        keyring::Error::PlatformFailure(e) => {
-            let detail = e.to_string();
-            if let Some(socket) = missing_session_bus(&ProcessEnv) {
-                KeyringError::NoSessionBus { socket }
-            } else if detail.contains("org.freedesktop.secrets")
-                || detail.contains("ServiceUnknown")
-            {
-                KeyringError::NoService { detail }
-            } else {
-                KeyringError::Failed { detail }
+        fn delete(&self, name: &str, account: &str) -> Result<bool, KeyringError> {
+            let service = connect()?;
+            let item = unique_item(&service, name, account)?;
+            match item {
+                Some(item) => item.delete().map(|()| true).map_err(classify),
+                None => Ok(false),
             }
         }
-        other => KeyringError::Failed {
-            detail: other.to_string(),
-        },
+    }
+
+    /// The client's error as one that says what to do; the environment tells a missing bus from
+    /// a bus without a Secret Service.
+    fn classify(error: Error) -> KeyringError {
+        match error {
+            Error::Locked | Error::Prompt => KeyringError::Locked {
+                detail: error.to_string(),
+            },
+            Error::Unavailable => match missing_session_bus(&ProcessEnv) {
+                Some(socket) => KeyringError::NoSessionBus { socket },
+                None => KeyringError::NoService {
+                    detail: error.to_string(),
+                },
+            },
+            other => {
+                let detail = other.to_string();
+                if detail.contains("ServiceUnknown") || detail.contains("org.freedesktop.secrets") {
+                    KeyringError::NoService { detail }
+                } else {
+                    KeyringError::Failed { detail }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl SecretStore for OsKeyring {
+    fn load(&self, _: &str, _: &str) -> Result<Option<Secret>, KeyringError> {
+        Err(KeyringError::Unsupported)
+    }
+
+    fn save(&self, _: &str, _: &str, _: &str) -> Result<(), KeyringError> {
+        Err(KeyringError::Unsupported)
+    }
+
+    fn delete(&self, _: &str, _: &str) -> Result<bool, KeyringError> {
+        Err(KeyringError::Unsupported)
     }
 }
 
 /// The socket zbus would fall back to, when neither it nor the variable is there.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn missing_session_bus(env: &dyn Env) -> Option<String> {
     if env.get(SESSION_BUS_ENV).is_some() {
         return None;
