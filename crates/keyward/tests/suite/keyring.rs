@@ -341,3 +341,67 @@ async fn an_unreachable_or_locked_keyring_says_what_to_do() -> Result<()> {
     assert_eq!(keyward.respond(true).await?.0, 200);
     Ok(())
 }
+
+/// `auto` with an empty keyring: keyward serves auth.json, and its write-back moves the login into
+/// a keyring item it creates (auth.json removed), as the CLI's own save would; the real CLI finds
+/// that item and refreshes its lineage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_moves_the_login_into_a_keyring_item_the_real_cli_finds() -> Result<()> {
+    let Some(cli) = codex_cli() else {
+        return Ok(());
+    };
+    let Some(service) = SecretService::start().await? else {
+        return Ok(());
+    };
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    write_cli_config(&home, &mock)?;
+    set_store(&home.codex_home(), "auto")?;
+    home.write_config(&event_only_config())?;
+    home.write_login(&mock.login(None).await?)?;
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", service.address.as_str())];
+    let keyward = Keyward::serve_with(&home, &mock, &bus).await?;
+    assert_eq!(
+        keyward.healthz().await?["profiles"][0]["store"]["kind"],
+        "file"
+    );
+
+    mock.ttl_queue(json!([120])).await?;
+    mock.response_faults(json!([{"kind": "status", "code": 401}]))
+        .await?;
+    let (status, body) = keyward.respond(false).await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !home.auth_path().exists(),
+        "the keyring save removes auth.json"
+    );
+    let moved = stored_refresh_token(&service, &home.codex_home())?;
+    assert!(mock.is_live(&moved).await?);
+    assert!(
+        service
+            .codex_attributes()?
+            .contains("attribute.application = rust-keyring"),
+        "{}",
+        service.codex_attributes()?
+    );
+    wait_until("keyward reads the keyring item", || async {
+        keyward
+            .healthz()
+            .await
+            .is_ok_and(|h| h["profiles"][0]["store"]["kind"] == "keyring")
+    })
+    .await?;
+
+    // The CLI reads the item keyward created and refreshes its 120 s token.
+    mock.ttl_queue(json!([3600])).await?;
+    let (ok, output) = codex_exec_with(&cli, &home, &mock, &bus)?;
+    assert!(ok, "codex exec failed:\n{output}");
+    let after_cli = stored_refresh_token(&service, &home.codex_home())?;
+    assert_ne!(
+        after_cli, moved,
+        "the CLI did not refresh the item:\n{output}"
+    );
+    assert!(mock.is_live(&after_cli).await?);
+    assert_eq!(keyward.respond(true).await?.0, 200);
+    mock.assert_no_reuse().await
+}
