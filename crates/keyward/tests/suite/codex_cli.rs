@@ -65,6 +65,34 @@ pub(super) fn codex_exec_with(
     Ok((output.status.success(), text))
 }
 
+/// keyward serves a request without a token call of its own: it adopted what the source holds.
+pub(super) async fn served_without_spending(
+    keyward: &Keyward,
+    mock: &Mock,
+    when: &str,
+) -> Result<()> {
+    let calls = mock.stat("token_calls").await?;
+    let (status, body) = keyward.respond(true).await?;
+    assert_eq!(status, 200, "{when}: {body}");
+    assert_eq!(
+        mock.stat("token_calls").await?,
+        calls,
+        "{when}: keyward spent instead of adopting"
+    );
+    Ok(())
+}
+
+/// The upstream refuses keyward's token once: keyward refreshes through the protocol, gets a
+/// token that lives `ttl` seconds, and serves.
+pub(super) async fn refresh_after_a_401(keyward: &Keyward, mock: &Mock, ttl: u64) -> Result<()> {
+    mock.ttl_queue(json!([ttl])).await?;
+    mock.response_faults(json!([{"kind": "status", "code": 401}]))
+        .await?;
+    let (status, body) = keyward.respond(false).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}
+
 /// keyward and the real Codex CLI take turns rotating one auth.json: the CLI refreshes a token
 /// inside its 5-minute window (as it does at start), keyward adopts it; keyward refreshes after
 /// an upstream 401 and hands the CLI a token the CLI refreshes next. Zero reuse, every turn served.
@@ -98,22 +126,11 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_auth_json() -> Result<
         );
 
         // keyward adopts the CLI's lineage: served without a token call of its own.
-        let calls = mock.stat("token_calls").await?;
-        let (status, body) = keyward.respond(true).await?;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            mock.stat("token_calls").await?,
-            calls,
-            "round {round}: keyward spent instead of adopting"
-        );
+        served_without_spending(&keyward, &mock, &format!("round {round}")).await?;
 
         // keyward's turn: the upstream refuses its token once; keyward refreshes through the
         // protocol and gets a token with 120 s left, which the CLI will refresh next round.
-        mock.ttl_queue(json!([120])).await?;
-        mock.response_faults(json!([{"kind": "status", "code": 401}]))
-            .await?;
-        let (status, body) = keyward.respond(false).await?;
-        assert_eq!(status, 200, "{body}");
+        refresh_after_a_401(&keyward, &mock, 120).await?;
         let after_keyward = home.refresh_token()?;
         assert_ne!(
             after_keyward, after_cli,

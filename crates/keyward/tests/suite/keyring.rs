@@ -3,11 +3,13 @@
 //! real Codex CLI: keyward reads, refreshes and writes back the CLI's item under the CLI's locks,
 //! adopts the CLI's rotations without a restart, and follows a switch of the store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::codex_cli::{codex_cli, codex_exec_with, write_cli_config};
+use super::codex_cli::{
+    codex_cli, codex_exec_with, refresh_after_a_401, served_without_spending, write_cli_config,
+};
 use crate::support::secret_service::SecretService;
 use crate::support::*;
 
@@ -95,10 +97,7 @@ async fn keyward_serves_and_refreshes_a_login_kept_in_the_keyring() -> Result<()
     assert_eq!(mock.stat("token_calls").await?, 0);
 
     // The upstream refuses the token once: keyward refreshes and writes back to the item.
-    mock.response_faults(json!([{"kind": "status", "code": 401}]))
-        .await?;
-    let (status, body) = keyward.respond(false).await?;
-    assert_eq!(status, 200, "{body}");
+    refresh_after_a_401(&keyward, &mock, 3600).await?;
     let written = service
         .codex_login(&home.codex_home())?
         .ok_or_else(|| anyhow::anyhow!("the item is gone"))?;
@@ -144,17 +143,15 @@ async fn keyward_serves_and_refreshes_a_login_kept_in_the_keyring() -> Result<()
 /// refreshes keyward's lineage. Zero reuse, every turn served, never an auth.json.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Result<()> {
-    let Some(cli) = codex_cli() else {
+    let Some(CliOnKeyring {
+        cli,
+        service,
+        mock,
+        home,
+    }) = CliOnKeyring::start("keyring").await?
+    else {
         return Ok(());
     };
-    let Some(service) = SecretService::start().await? else {
-        return Ok(());
-    };
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    write_cli_config(&home, &mock)?;
-    set_store(&home.codex_home(), "keyring")?;
-    home.write_config(&event_only_config())?;
     service.put_codex_login(
         &home.codex_home(),
         &keyring_value(&mock.login(Some(120)).await?),
@@ -186,21 +183,10 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Resu
             generation(&keyward).await.is_ok_and(|g| g > seen)
         })
         .await?;
-        let calls = mock.stat("token_calls").await?;
-        let (status, body) = keyward.respond(true).await?;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            mock.stat("token_calls").await?,
-            calls,
-            "round {round}: keyward spent instead of adopting"
-        );
+        served_without_spending(&keyward, &mock, &format!("round {round}")).await?;
 
         // keyward's turn: a 401, a refresh through the protocol, a 120 s token for the CLI.
-        mock.ttl_queue(json!([120])).await?;
-        mock.response_faults(json!([{"kind": "status", "code": 401}]))
-            .await?;
-        let (status, body) = keyward.respond(false).await?;
-        assert_eq!(status, 200, "{body}");
+        refresh_after_a_401(&keyward, &mock, 120).await?;
         let after_keyward = stored_refresh_token(&service, &home.codex_home())?;
         assert_ne!(
             after_keyward, after_cli,
@@ -220,6 +206,38 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_keyring_item() -> Resu
     assert_eq!(stats["token_calls"], stats["refresh_ok"], "{stats}");
     assert_eq!(stats["refresh_ok"], json!(2 * rounds + 1), "{stats}");
     mock.assert_no_reuse().await
+}
+
+/// The real CLI and a Secret Service, a mock, and a home whose CLI config sends the CLI to the
+/// mock with `cli_auth_credentials_store = store`; keyward's timing left to events.
+struct CliOnKeyring {
+    cli: PathBuf,
+    service: SecretService,
+    mock: Mock,
+    home: Home,
+}
+
+impl CliOnKeyring {
+    /// `None` when the CLI or the Secret Service's programs are missing (the test skips).
+    async fn start(store: &str) -> Result<Option<Self>> {
+        let Some(cli) = codex_cli() else {
+            return Ok(None);
+        };
+        let Some(service) = SecretService::start().await? else {
+            return Ok(None);
+        };
+        let mock = Mock::start().await?;
+        let home = Home::new()?;
+        write_cli_config(&home, &mock)?;
+        set_store(&home.codex_home(), store)?;
+        home.write_config(&event_only_config())?;
+        Ok(Some(Self {
+            cli,
+            service,
+            mock,
+            home,
+        }))
+    }
 }
 
 fn served(stats: &Value, account: &str) -> u64 {
@@ -347,17 +365,15 @@ async fn an_unreachable_or_locked_keyring_says_what_to_do() -> Result<()> {
 /// that item and refreshes its lineage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_moves_the_login_into_a_keyring_item_the_real_cli_finds() -> Result<()> {
-    let Some(cli) = codex_cli() else {
+    let Some(CliOnKeyring {
+        cli,
+        service,
+        mock,
+        home,
+    }) = CliOnKeyring::start("auto").await?
+    else {
         return Ok(());
     };
-    let Some(service) = SecretService::start().await? else {
-        return Ok(());
-    };
-    let mock = Mock::start().await?;
-    let home = Home::new()?;
-    write_cli_config(&home, &mock)?;
-    set_store(&home.codex_home(), "auto")?;
-    home.write_config(&event_only_config())?;
     home.write_login(&mock.login(None).await?)?;
     let bus = [("DBUS_SESSION_BUS_ADDRESS", service.address.as_str())];
     let keyward = Keyward::serve_with(&home, &mock, &bus).await?;
@@ -366,11 +382,7 @@ async fn auto_moves_the_login_into_a_keyring_item_the_real_cli_finds() -> Result
         "file"
     );
 
-    mock.ttl_queue(json!([120])).await?;
-    mock.response_faults(json!([{"kind": "status", "code": 401}]))
-        .await?;
-    let (status, body) = keyward.respond(false).await?;
-    assert_eq!(status, 200, "{body}");
+    refresh_after_a_401(&keyward, &mock, 120).await?;
     assert!(
         !home.auth_path().exists(),
         "the keyring save removes auth.json"
