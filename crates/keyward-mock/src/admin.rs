@@ -16,6 +16,17 @@
 //! - `POST /admin/api_key_limit {"api_key", "retry_after_seconds"}`: the OpenAI
 //!   or Anthropic key gets its API's rate-limit 429 for that long (0 lifts it).
 //!   Answers `{"api_key_last4", "limited", "resets_at", "retry_after_seconds"}`.
+//!
+//! The sign-in server's controls:
+//! - `POST /admin/authorize {"account_id"?, "email"?, "plan"?, "access_ttl"?,
+//!   "error"?, "error_description"?}`: the account the next sign-ins (consent
+//!   page and device approvals) are of, and an OAuth error consent answers
+//!   with instead of a code (`missing_codex_entitlement`, ...); the whole
+//!   setting is replaced, so `{}` is back to the defaults.
+//! - `POST /admin/device {"enabled"?, "interval"?}`: device sign-in on or off
+//!   (off: `usercode` answers 404) and the poll interval it announces.
+//! - `POST /admin/device/approve {"user_code"}`: the user approves that code
+//!   (404 if there is no such live code).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -27,8 +38,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api_key;
+use crate::device_auth;
 use crate::faults::{ResponseFault, TokenFault};
 use crate::limits::{AccountUsage, KeySetting, Remaining, UsageSetting};
+use crate::login_state::ConsentSetting;
 use crate::provider_state::{now_ms, LoginRequest};
 use crate::server::Shared;
 
@@ -198,4 +211,61 @@ fn key_report(api_key: &str, limited: Option<Remaining>) -> serde_json::Value {
         "resets_at": limited.map(|r| r.resets_at),
         "retry_after_seconds": limited.map(|r| r.secs),
     })
+}
+
+/// `POST /admin/authorize`: how consent answers from now on.
+pub(crate) async fn authorize(State(app): State<Shared>, body: Bytes) -> Response {
+    match parse_or_default::<ConsentSetting>(&body) {
+        Ok(setting) => {
+            app.logins().consent = setting;
+            Json(json!({"ok": true})).into_response()
+        }
+        Err(bad) => bad.into_response(),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceSetting {
+    enabled: Option<bool>,
+    interval: Option<u64>,
+}
+
+/// `POST /admin/device`: device sign-in on or off, and its poll interval.
+pub(crate) async fn device(State(app): State<Shared>, body: Bytes) -> Response {
+    let setting: DeviceSetting = match parse_or_default(&body) {
+        Ok(setting) => setting,
+        Err(bad) => return bad.into_response(),
+    };
+    let mut logins = app.logins();
+    if let Some(enabled) = setting.enabled {
+        logins.device_enabled = enabled;
+    }
+    if let Some(interval) = setting.interval {
+        logins.device_interval = interval;
+    }
+    Json(json!({"enabled": logins.device_enabled, "interval": logins.device_interval}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct UserCodeRef {
+    user_code: String,
+}
+
+/// `POST /admin/device/approve`: the user approves a device code.
+pub(crate) async fn device_approve(State(app): State<Shared>, body: Bytes) -> Response {
+    let req: UserCodeRef = match parse(&body) {
+        Ok(req) => req,
+        Err(bad) => return bad.into_response(),
+    };
+    if device_auth::approve(&app, &req.user_code) {
+        Json(json!({"approved": true})).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no live device code with that user_code"})),
+        )
+            .into_response()
+    }
 }

@@ -3,7 +3,10 @@
 //! (the upstreams of keyward's API-key profiles), plus helpers that touch
 //! `auth.json` the way the Codex CLI does.
 //!
-//! Endpoints of `keyward-mock serve`: `POST /oauth/token`,
+//! Endpoints of `keyward-mock serve`: the sign-in server (`GET /oauth/authorize`
+//! with its consent page, `POST /oauth/token` for refreshes and code
+//! exchanges, `POST /oauth/revoke`, the device-code sign-in under
+//! `/api/accounts/deviceauth/` and `/codex/device`),
 //! `POST /backend-api/codex/responses` (the Codex backend, with per-account
 //! usage limits), `POST /v1/responses` (the public OpenAI Responses API, keys
 //! `sk-mock-…`), `POST /v1/messages` (the Anthropic Messages API, keys
@@ -21,19 +24,23 @@ mod admin;
 mod anthropic_api;
 mod api_key;
 mod auth_file;
+mod authorize;
 mod cli;
 mod cli_refresh;
 pub mod codex_cli_config;
 pub mod codex_rules;
 mod conn_kill;
+mod device_auth;
 mod faults;
 mod hold;
 mod jwt;
 mod limits;
+mod login_state;
 mod openai_api;
 mod provider_state;
 mod reasoning_blob;
 mod responses_endpoint;
+mod revoke_endpoint;
 mod server;
 #[cfg(test)]
 mod test_support;

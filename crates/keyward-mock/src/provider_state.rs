@@ -60,6 +60,10 @@ impl RefreshOutcome {
 pub(crate) struct Stats {
     pub(crate) token_calls: u64,
     pub(crate) refresh_ok: u64,
+    /// Authorization codes exchanged for a new family (browser or device sign-in).
+    pub(crate) logins: u64,
+    /// `POST /oauth/revoke` calls that named a known token.
+    pub(crate) revocations: u64,
     pub(crate) reuse_events: u64,
     pub(crate) families_revoked: u64,
     pub(crate) rejected: BTreeMap<String, u64>,
@@ -107,7 +111,7 @@ pub(crate) struct LogRecord {
     pub(crate) fault: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     pub(crate) account_id: Option<String>,
@@ -311,6 +315,25 @@ impl ProviderState {
             self.stats.families_revoked += 1;
         }
         Some(was)
+    }
+
+    /// `POST /oauth/revoke`: the family of a refresh or access token ends;
+    /// whether the token was known.
+    pub(crate) fn revoke_by_client(&mut self, token: &str) -> bool {
+        let family = self
+            .refresh_index
+            .get(token)
+            .copied()
+            .or_else(|| self.access_index.get(token).map(|a| a.family));
+        let Some(f) = family.and_then(|fam| self.families.get_mut(fam)) else {
+            return false;
+        };
+        self.stats.revocations += 1;
+        if !f.revoked {
+            f.revoked = true;
+            self.stats.families_revoked += 1;
+        }
+        true
     }
 
     pub(crate) fn inspect(&self, token: &str) -> Inspection {

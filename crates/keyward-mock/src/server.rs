@@ -11,9 +11,12 @@ use tokio::net::TcpListener;
 use crate::conn_kill::{ConnHandle, KillableListener};
 use crate::hold::Gates;
 use crate::limits::Limits;
+use crate::login_state::LoginState;
 use crate::provider_state::ProviderState;
 use crate::responses_endpoint::{self, Journal};
-use crate::{admin, anthropic_api, openai_api, token_endpoint};
+use crate::{
+    admin, anthropic_api, authorize, device_auth, openai_api, revoke_endpoint, token_endpoint,
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ServeConfig {
@@ -25,6 +28,7 @@ pub(crate) struct ServeConfig {
 
 pub(crate) struct AppState {
     provider: Mutex<ProviderState>,
+    logins: Mutex<LoginState>,
     journal: Mutex<Journal>,
     limits: Mutex<Limits>,
     pub(crate) gates: Gates,
@@ -37,6 +41,7 @@ impl AppState {
     pub(crate) fn new(config: ServeConfig) -> Shared {
         Arc::new(AppState {
             provider: Mutex::new(ProviderState::new(config.access_ttl)),
+            logins: Mutex::new(LoginState::default()),
             journal: Mutex::new(Journal::default()),
             limits: Mutex::new(Limits::default()),
             gates: Gates::default(),
@@ -48,6 +53,12 @@ impl AppState {
     /// keeps serving so the test that caused it sees a useful failure.
     pub(crate) fn provider(&self) -> MutexGuard<'_, ProviderState> {
         self.provider.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sign-in server's memory; never held while `provider` is taken
+    /// first. Poisoning is survived as for `provider`.
+    pub(crate) fn logins(&self) -> MutexGuard<'_, LoginState> {
+        self.logins.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The responses endpoint's memory; poisoning is survived as for `provider`.
@@ -64,6 +75,18 @@ impl AppState {
 pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/oauth/token", post(token_endpoint::token))
+        .route("/oauth/authorize", get(authorize::authorize))
+        .route("/oauth/authorize/decision", post(authorize::decide))
+        .route("/oauth/revoke", post(revoke_endpoint::revoke))
+        .route(
+            "/api/accounts/deviceauth/usercode",
+            post(device_auth::usercode),
+        )
+        .route("/api/accounts/deviceauth/token", post(device_auth::token))
+        .route(
+            "/codex/device",
+            get(device_auth::page).post(device_auth::approve_page),
+        )
         .route(
             "/backend-api/codex/responses",
             post(responses_endpoint::responses),
@@ -71,6 +94,9 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/responses", post(openai_api::responses))
         .route("/v1/messages", post(anthropic_api::messages))
         .route("/admin/login", post(admin::login))
+        .route("/admin/authorize", post(admin::authorize))
+        .route("/admin/device", post(admin::device))
+        .route("/admin/device/approve", post(admin::device_approve))
         .route("/admin/stats", get(admin::stats))
         .route("/admin/token_faults", post(admin::token_faults))
         .route("/admin/response_faults", post(admin::response_faults))

@@ -1,4 +1,6 @@
-//! `POST /oauth/token`: refresh-token rotation with reuse detection, behind
+//! `POST /oauth/token`: refresh-token rotation with reuse detection, and the
+//! exchange of an authorization code for a new token family (checked against
+//! its client, redirect and PKCE challenge, single use; `login_state`), behind
 //! an optional queue of injected faults.
 
 use std::time::Duration;
@@ -13,13 +15,25 @@ use serde_json::json;
 
 use crate::conn_kill::ConnHandle;
 use crate::faults::TokenFault;
-use crate::provider_state::{RefreshOutcome, SCOPE};
+use crate::login_state::CodeRefusal;
+use crate::provider_state::{now_secs, RefreshOutcome, SCOPE};
 use crate::server::Shared;
 
 #[derive(Debug, Default, Deserialize)]
 struct TokenRequest {
     grant_type: Option<String>,
     refresh_token: Option<String>,
+    client_id: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+impl TokenRequest {
+    /// What the log names the call by: the token or code it presents.
+    fn presented(&self) -> Option<&str> {
+        self.refresh_token.as_deref().or(self.code.as_deref())
+    }
 }
 
 /// The Codex CLI sends JSON; standard OAuth clients send a form. A body that
@@ -50,7 +64,7 @@ pub(crate) async fn token(
     req: Request,
 ) -> Response {
     let body = read_request(req).await;
-    let token = body.refresh_token.as_deref();
+    let token = body.presented();
     let fault = {
         let mut provider = app.provider();
         provider.stats.token_calls += 1;
@@ -104,6 +118,9 @@ pub(crate) async fn token(
 /// Normal handling. The log names what happened to the token; faults that
 /// left it untouched are logged by the caller as `fault:<kind>` instead.
 fn process(app: &Shared, body: &TokenRequest, fault: Option<&TokenFault>) -> Response {
+    if body.grant_type.as_deref() == Some("authorization_code") {
+        return exchange(app, body, fault);
+    }
     let token = body.refresh_token.as_deref();
     let mut provider = app.provider();
     if body.grant_type.as_deref() != Some("refresh_token") {
@@ -113,7 +130,7 @@ fn process(app: &Shared, body: &TokenRequest, fault: Option<&TokenFault>) -> Res
             StatusCode::BAD_REQUEST,
             Json(json!({
                 "error": "unsupported_grant_type",
-                "error_description": "Only grant_type=refresh_token is supported.",
+                "error_description": "Only grant_type=refresh_token and authorization_code are supported.",
             })),
         )
             .into_response();
@@ -123,6 +140,51 @@ fn process(app: &Shared, body: &TokenRequest, fault: Option<&TokenFault>) -> Res
     drop(provider);
     tracing::info!(outcome = outcome.label(), "token call");
     outcome_response(outcome)
+}
+
+/// `grant_type=authorization_code`: a code from consent (or a device
+/// approval) becomes a new token family, once.
+fn exchange(app: &Shared, body: &TokenRequest, fault: Option<&TokenFault>) -> Response {
+    let checked = app.logins().check_code(
+        body.code.as_deref(),
+        body.client_id.as_deref(),
+        body.redirect_uri.as_deref(),
+        body.code_verifier.as_deref(),
+        now_secs(),
+    );
+    let mut provider = app.provider();
+    let redeemable = match checked {
+        Ok(redeemable) => redeemable,
+        Err(refusal) => {
+            if let CodeRefusal::Reused { issued_refresh } = &refusal {
+                // RFC 6749 §4.1.2: a code presented twice revokes what it issued.
+                provider.revoke(issued_refresh);
+            }
+            provider.count_rejection(refusal.error());
+            provider.record(
+                body.code.as_deref(),
+                format!("code:{}", refusal.error()),
+                fault,
+            );
+            let status = if refusal == CodeRefusal::InvalidClient {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return (
+                status,
+                Json(json!({"error": refusal.error(), "error_description": refusal.description()})),
+            )
+                .into_response();
+        }
+    };
+    let (issued, _account) = provider.login(redeemable.identity);
+    provider.stats.logins += 1;
+    provider.record(body.code.as_deref(), "code:exchanged".into(), fault);
+    drop(provider);
+    app.logins()
+        .redeemed(&redeemable.code, &issued.refresh_token);
+    outcome_response(RefreshOutcome::Rotated(issued))
 }
 
 fn outcome_response(outcome: RefreshOutcome) -> Response {

@@ -51,7 +51,7 @@ pub(crate) fn build(config: &Config) -> Result<App, AppError> {
     }
     let ledger: Arc<dyn Store> = store.clone();
     let broker = Broker::new(logins, ledger, settings(config));
-    let http = UpstreamHttp::new().map_err(AppError::Http)?;
+    let http = UpstreamHttp;
     let models = Arc::new(config.models.clone());
     let wiring = Wiring {
         broker: &broker,

@@ -1,4 +1,6 @@
-//! The command line: `serve`, `status`, `token`. Each command returns an exit code.
+//! The command line: `serve`, `status`, `token`, `login`, `logout`, and the commands that set
+//! keyward up and check it (`doctor`, `service`, `setup`, `completions`, `man`: each in its own
+//! module under `commands`). Each command returns an exit code.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::broker::{AccessError, HealthState};
+use crate::commands::{doctor, extras, login, service, setup};
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::{self, Gateway};
 use crate::profile::ProfileId;
@@ -27,7 +30,7 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(
     name = "keyward",
-    version,
+    version = env!("KEYWARD_VERSION"),
     about = "Lends your coding CLIs' logins to standard HTTP APIs, keeping their OAuth lineage alive."
 )]
 pub struct Cli {
@@ -75,9 +78,66 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Sign a Codex profile in with ChatGPT, as `codex login` does (the Codex CLI uses the login too).
+    Login {
+        /// The profile (NAME or openai-codex:NAME); a new one gets a Codex home under keyward's
+        /// and is added to the config (default: openai-codex:default, in $CODEX_HOME).
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Sign in with a device code, for a machine without a browser.
+        #[arg(long)]
+        device: bool,
+        /// Replace a login without asking.
+        #[arg(long)]
+        force: bool,
+        /// Give up after this long (default 10m, 15m with --device).
+        #[arg(long, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Sign a Codex profile out: revoke its login and remove it (the Codex CLI on that home too).
+    Logout {
+        /// The profile (NAME or openai-codex:NAME; default: openai-codex:default).
+        profile: Option<String>,
+        /// Do not ask first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the logins, keyward's home and config, the server, the service, the clients'
+    /// settings, the clock and the provider's hosts; print each with what to do.
+    Doctor(DoctorArgs),
+    /// Run keyward as a per-user service that starts at login (systemd user unit, launchd agent).
+    Service(ServiceArgs),
+    /// Point a tool (Claude Code, the Codex CLI, opencode, Aider, Continue, your shell) at keyward.
+    Setup(SetupArgs),
+    /// Print a shell completion script (e.g. `keyward completions bash >
+    /// ~/.local/share/bash-completion/completions/keyward`).
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): `keyward man > keyward.1`.
+    Man,
 }
 
+pub use crate::commands::doctor::DoctorArgs;
+pub use crate::commands::extras::CompletionShell;
+pub use crate::commands::service::{Manager, ServiceAction, ServiceArgs};
+pub use crate::commands::setup::{ClientName, SetupArgs};
+
 pub fn run(cli: Cli) -> u8 {
+    // These read what they check, or write only their own files: none prepares keyward's home.
+    match cli.command {
+        Command::Doctor(args) => return doctor::run(args, cli.config.as_deref()),
+        Command::Service(args) => return service::run(args, cli.config.as_deref()),
+        Command::Setup(args) => return setup::run(args, cli.config.as_deref()),
+        Command::Completions { shell } => return extras::completions(shell),
+        Command::Man => return extras::man(),
+        Command::Serve { .. }
+        | Command::Status { .. }
+        | Command::Token { .. }
+        | Command::Login { .. }
+        | Command::Logout { .. } => {}
+    }
     let home = match crate::config::keyward_home(&ProcessEnv) {
         Ok(home) => home,
         Err(e) => {
@@ -116,8 +176,29 @@ pub fn run(cli: Cli) -> u8 {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen } => serve(config, listen).await,
-            Command::Status { json } => status(config, json).await,
+            Command::Status { json } => status(config, json, cli.config).await,
             Command::Token { profile, refresh } => token(config, profile, refresh).await,
+            Command::Login {
+                profile,
+                device,
+                force,
+                timeout,
+            } => {
+                let options = login::LoginOptions {
+                    profile,
+                    device,
+                    force,
+                    timeout,
+                };
+                login::login(&config, options).await
+            }
+            Command::Logout { profile, force } => login::logout(&config, profile, force).await,
+            // Dispatched above, before keyward's home is prepared.
+            Command::Doctor(_)
+            | Command::Service(_)
+            | Command::Setup(_)
+            | Command::Completions { .. }
+            | Command::Man => exit::USAGE,
         }
     });
     // Blocking work still running (a file read that hangs) must not hold the exit.
@@ -241,7 +322,7 @@ impl StopSignals {
     }
 }
 
-async fn status(config: Config, json: bool) -> u8 {
+async fn status(config: Config, json: bool, config_path: Option<PathBuf>) -> u8 {
     let App { broker, pool } = match app::build(&config) {
         Ok(app) => app,
         Err(e) => {
@@ -262,6 +343,9 @@ async fn status(config: Config, json: bool) -> u8 {
     } else {
         for report in &reports {
             let _ = write!(out, "{}", human(report));
+        }
+        if let Some(state) = service::state(&ProcessEnv, &config, config_path.as_deref()) {
+            let _ = writeln!(out, "service  {}", state.summary());
         }
     }
     let all_ok = reports.iter().all(|r| {

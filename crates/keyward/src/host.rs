@@ -18,6 +18,8 @@ const OWN_FILES: &[&str] = &[
     "keyward.db-shm",
     "keyward.db-journal",
     "config.toml",
+    // The launchd agent's log (`keyward service install` on macOS).
+    "keyward.log",
 ];
 
 #[derive(Debug, thiserror::Error)]

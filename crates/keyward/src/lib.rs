@@ -16,6 +16,7 @@ pub mod bench;
 mod broker;
 pub mod cli;
 mod codex;
+mod commands;
 mod config;
 mod cpu;
 mod credential;

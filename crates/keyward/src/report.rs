@@ -150,7 +150,7 @@ pub(crate) fn profile_report(
         last_refresh: credential.and_then(|c| c.last_refresh),
         lineage_changed_at: view.lineage.changed_at,
         lineage_changed_by: view.lineage.changed_by.as_deref().map(|by| match by {
-            "keyward" => "keyward".to_string(),
+            "keyward" | "keyward login" => by.to_string(),
             _ => "the CLI (or another program)".to_string(),
         }),
         last_outcome: broker

@@ -12,7 +12,7 @@ const KEYED: KeyedProvider = KeyedProvider {
     default_base_url: super::DEFAULT_BASE_URL,
     base_url_env: super::BASE_URL_ENV,
     key_env: super::API_KEY_ENV,
-    upstream: |profile, wiring| Arc::new(AnthropicUpstream::new(profile, wiring.http.clone())),
+    upstream: |profile, wiring| Arc::new(AnthropicUpstream::new(profile, *wiring.http)),
 };
 
 pub(crate) struct Anthropic;

@@ -3,11 +3,12 @@
 //! Anthropic's reset.
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api_key::ApiKeyProfile;
+use crate::dialect::Invalid;
 use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::Usage;
@@ -75,41 +76,39 @@ impl Upstream for AnthropicUpstream {
     fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             let Outgoing {
-                mut body,
                 model,
                 original,
                 client_headers,
                 ..
             } = request;
-            let unchanged = body.get("model").and_then(Value::as_str) == Some(model);
-            let bytes = match (unchanged, original) {
-                (true, Some(original)) => original.clone(),
-                _ => {
-                    body.insert("model".into(), Value::String(model.to_string()));
-                    serde_json::to_vec(&Value::Object(body))
-                        .map(Bytes::from)
-                        .map_err(SendError::Encode)?
-                }
-            };
-            let url = &self.messages_url;
-            let mut request = self
+            // Only Messages callers reach a Messages upstream (`Wire::serves`): their own request
+            // goes, with the model this profile serves it by.
+            let original = original.ok_or_else(|| {
+                SendError::Invalid(Invalid::new(
+                    "an Anthropic API key serves Anthropic Messages requests only",
+                ))
+            })?;
+            let bytes = with_model(original, model)?;
+            let mut headers = HeaderMap::with_capacity(4);
+            let mut key =
+                HeaderValue::try_from(self.key.expose()).map_err(|_| SendError::BadCredential)?;
+            key.set_sensitive(true);
+            headers.insert("x-api-key", key);
+            headers.insert(
+                "anthropic-version",
+                client_headers
+                    .get("anthropic-version")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(DEFAULT_VERSION)),
+            );
+            if let Some(betas) = client_headers.get("anthropic-beta") {
+                headers.insert("anthropic-beta", betas.clone());
+            }
+            let response = self
                 .http
                 .client()
-                .post(url.url()?)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header("x-api-key", self.key.expose())
-                .header(
-                    "anthropic-version",
-                    header_text(client_headers, "anthropic-version").unwrap_or(DEFAULT_VERSION),
-                );
-            if let Some(betas) = header_text(client_headers, "anthropic-beta") {
-                request = request.header("anthropic-beta", betas);
-            }
-            let response = request
-                .body(bytes)
-                .send()
-                .await
-                .map_err(|e| SendError::unreachable(url, e))?;
+                .post(&self.messages_url, headers, bytes)
+                .await?;
             Ok(Sent {
                 response,
                 dropped: Vec::new(),
@@ -149,6 +148,18 @@ impl Upstream for AnthropicUpstream {
     }
 }
 
+/// The caller's Messages request asking for `model`: its own bytes when it already does.
+fn with_model(original: &Bytes, model: &str) -> Result<Bytes, SendError> {
+    let mut body = crate::dialect::parse_object(original).map_err(SendError::Invalid)?;
+    if body.get("model").and_then(Value::as_str) == Some(model) {
+        return Ok(original.clone());
+    }
+    body.insert("model".into(), Value::String(model.to_string()));
+    serde_json::to_vec(&Value::Object(body))
+        .map(Bytes::from)
+        .map_err(SendError::Encode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,10 +175,7 @@ mod tests {
             base_url: DEFAULT_BASE_URL.into(),
             origin: "test".into(),
         };
-        let upstream = AnthropicUpstream::new(
-            &profile,
-            UpstreamHttp::new().unwrap_or_else(|e| panic!("{e}")),
-        );
+        let upstream = AnthropicUpstream::new(&profile, UpstreamHttp);
         assert_eq!(
             upstream.model_for("claude-sonnet-4-5").as_deref(),
             Some("claude-sonnet-4-5")

@@ -22,6 +22,7 @@ pub(crate) enum ParseError {
 }
 
 /// The parsed document: the whole JSON object (for write-back) and what it means.
+#[derive(Default)]
 pub(crate) struct AuthDocument {
     pub root: Map<String, Value>,
 }
@@ -33,6 +34,16 @@ impl std::fmt::Debug for AuthDocument {
             .field("fields", &self.root.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// What a sign-in puts into `auth.json`.
+pub(crate) struct NewLogin<'a> {
+    pub id_token: &'a Secret,
+    pub access_token: &'a Secret,
+    pub refresh_token: &'a Secret,
+    pub account_id: Option<&'a str>,
+    /// The issuer that signed it in, which the CLI refreshes against.
+    pub issuer: &'a str,
 }
 
 impl AuthDocument {
@@ -144,6 +155,41 @@ impl AuthDocument {
             "last_refresh".into(),
             Value::String(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
         );
+    }
+
+    /// Makes this the document a new ChatGPT sign-in leaves, in the Codex CLI 0.169's format and
+    /// order: `auth_mode`, `OPENAI_API_KEY` (null: a plan login has no key), `tokens` (the three
+    /// tokens, `oauth_provenance` naming the issuer the CLI then refreshes against, `account_id`),
+    /// `last_refresh`. Top-level fields keyward does not know are kept after them; `tokens` is
+    /// the login itself and is replaced whole, as the CLI replaces the file when it signs in.
+    pub(crate) fn install_login(&mut self, login: &NewLogin<'_>, now: DateTime<Utc>) {
+        let mut tokens = Map::new();
+        for (key, token) in [
+            ("id_token", login.id_token),
+            ("access_token", login.access_token),
+            ("refresh_token", login.refresh_token),
+        ] {
+            tokens.insert(key.into(), Value::String(token.expose().to_string()));
+        }
+        tokens.insert(
+            "oauth_provenance".into(),
+            serde_json::json!({"issuer": login.issuer, "client_id": super::CLIENT_ID}),
+        );
+        if let Some(account) = login.account_id {
+            tokens.insert("account_id".into(), Value::String(account.to_string()));
+        }
+        let mut root = Map::new();
+        root.insert("auth_mode".into(), Value::String("chatgpt".into()));
+        root.insert("OPENAI_API_KEY".into(), Value::Null);
+        root.insert("tokens".into(), Value::Object(tokens));
+        root.insert(
+            "last_refresh".into(),
+            Value::String(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        );
+        for (key, value) in std::mem::take(&mut self.root) {
+            root.entry(key).or_insert(value);
+        }
+        self.root = root;
     }
 
     /// As the CLI writes `auth.json`: pretty-printed.
@@ -268,6 +314,49 @@ pub(crate) mod tests {
         expected["last_refresh"] = written["last_refresh"].clone();
         assert_eq!(written, expected);
         assert_ne!(written["last_refresh"], login_json()["last_refresh"]);
+    }
+
+    /// A sign-in writes the CLI's format and order, keeps unknown top-level fields, replaces an
+    /// API key and the old login's tokens whole.
+    #[test]
+    fn install_login_writes_the_clis_format() {
+        let mut doc = AuthDocument {
+            root: login_json().as_object().cloned().unwrap_or_default(),
+        };
+        doc.root.insert("OPENAI_API_KEY".into(), json!("sk-old"));
+        let (id, access, refresh) = (Secret::new("id"), Secret::new("at"), Secret::new("rt"));
+        let login = NewLogin {
+            id_token: &id,
+            access_token: &access,
+            refresh_token: &refresh,
+            account_id: Some("acct-2"),
+            issuer: "https://auth.openai.com",
+        };
+        doc.install_login(&login, Utc::now());
+        let written: Value = serde_json::from_slice(&doc.to_bytes()).unwrap_or_default();
+        let keys: Vec<&String> = written
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "auth_mode",
+                "OPENAI_API_KEY",
+                "tokens",
+                "last_refresh",
+                "future_top_level"
+            ]
+        );
+        assert_eq!(written["auth_mode"], "chatgpt");
+        assert_eq!(written["OPENAI_API_KEY"], Value::Null);
+        assert_eq!(
+            written["tokens"],
+            json!({"id_token": "id", "access_token": "at", "refresh_token": "rt",
+                   "oauth_provenance": {"issuer": "https://auth.openai.com", "client_id": crate::codex::CLIENT_ID},
+                   "account_id": "acct-2"})
+        );
+        assert_eq!(written["future_top_level"], json!([1, 2, 3]));
     }
 
     /// A float in a field keyward does not know is written back as it was read (found by the

@@ -13,9 +13,13 @@
 //! rewrite, drop and report, or refuse (when dropping would change what the caller asked for).
 //! A request that needs none of it (the Codex CLI's own) is left byte for byte as it came.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::dialect::Invalid;
+use crate::dialect::{raw_present, Invalid};
 
 /// Headers the Codex backend expects from its own client, added when the caller did not send them.
 pub(crate) const ORIGINATOR: &str = "codex_cli_rs";
@@ -141,6 +145,212 @@ pub(crate) fn normalise(body: &mut Map<String, Value>) -> Result<Normalised, Inv
         }
     }
     Ok(out)
+}
+
+/// Whether a caller's own request can go to the backend byte for byte, asking for `model`:
+/// [`normalise`] would change nothing in it. Read without building a tree: only the few fields the
+/// rules look at are parsed, the rest (the prompt, the history's text) is skipped.
+///
+/// It may answer `false` for a request `normalise` would leave alone (the request then goes the
+/// slow way, through a tree); it never answers `true` for one `normalise` would change or refuse.
+pub(crate) fn suits_as_is(body: &[u8], model: &str) -> bool {
+    serde_json::from_slice::<Shallow<'_>>(body).is_ok_and(|request| request.suits(model))
+}
+
+/// A request's top level as [`suits_as_is`] reads it: the fields the rules look at, each value
+/// left as raw JSON until a rule needs it.
+struct Shallow<'a> {
+    model: Option<&'a RawValue>,
+    stream: Option<&'a RawValue>,
+    store: Option<&'a RawValue>,
+    include: Option<&'a RawValue>,
+    input: Option<&'a RawValue>,
+    tools: Option<&'a RawValue>,
+    tool_choice: Option<&'a RawValue>,
+    reasoning: Option<&'a RawValue>,
+    /// A field whose rule is not to keep it, or one sent twice.
+    needs_work: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ShallowVisitor)
+    }
+}
+
+struct ShallowVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ShallowVisitor {
+    type Value = Shallow<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut request = Shallow {
+            model: None,
+            stream: None,
+            store: None,
+            include: None,
+            input: None,
+            tools: None,
+            tool_choice: None,
+            reasoning: None,
+            needs_work: false,
+        };
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let slot = match field.as_ref() {
+                "model" => &mut request.model,
+                "stream" => &mut request.stream,
+                "store" => &mut request.store,
+                "include" => &mut request.include,
+                "input" => &mut request.input,
+                "tools" => &mut request.tools,
+                "tool_choice" => &mut request.tool_choice,
+                "reasoning" => &mut request.reasoning,
+                other => {
+                    // The rules look at the values of only a few fields; those are small.
+                    let parsed: Value = match other {
+                        "service_tier" | "background" => {
+                            serde_json::from_str(value.get()).map_err(serde::de::Error::custom)?
+                        }
+                        _ => Value::Null,
+                    };
+                    if !matches!(rule(other, &parsed), Rule::Keep) {
+                        request.needs_work = true;
+                    }
+                    continue;
+                }
+            };
+            // A field sent twice: the tree keeps the last one; leave it to the tree.
+            request.needs_work |= slot.replace(value).is_some();
+        }
+        Ok(request)
+    }
+}
+
+/// The parts of an input item the rules look at.
+#[derive(Deserialize)]
+struct ShallowItem<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "raw_present")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw_present")]
+    role: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw_present")]
+    content: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    encrypted_content: bool,
+    #[serde(default, deserialize_with = "present")]
+    function: bool,
+    #[serde(default, deserialize_with = "present")]
+    name: bool,
+    #[serde(default, deserialize_with = "present")]
+    generate_summary: bool,
+}
+
+/// A field that is there, whatever its value (`null` included, as the tree's `contains_key`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// A raw JSON value as a string, if it is one.
+fn text<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    raw.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
+}
+
+/// A raw JSON value as an array of raw values, if it is one.
+fn raw_list(raw: Option<&RawValue>) -> Option<Vec<&RawValue>> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+fn raw_object<'a>(raw: &'a RawValue) -> Option<ShallowItem<'a>> {
+    raw.get()
+        .starts_with('{')
+        .then(|| serde_json::from_str(raw.get()).ok())
+        .flatten()
+}
+
+impl Shallow<'_> {
+    fn suits(&self, model: &str) -> bool {
+        !self.needs_work
+            && text(self.model).as_deref() == Some(model)
+            && self.stream.map(RawValue::get) == Some("true")
+            && self.store.map(RawValue::get) == Some("false")
+            && raw_list(self.include).is_some_and(|list| {
+                list.iter()
+                    .any(|item| text(Some(item)).as_deref() == Some("reasoning.encrypted_content"))
+            })
+            && raw_list(self.input).is_some_and(|items| items.iter().all(|item| item_suits(item)))
+            && self.tools.is_none_or(|tools| {
+                raw_list(Some(tools)).is_some_and(|tools| tools.iter().all(|tool| tool_suits(tool)))
+            })
+            && self.tool_choice.is_none_or(|choice| {
+                !choice.get().starts_with('{')
+                    || raw_object(choice).is_some_and(|choice| {
+                        text(choice.kind).as_deref() != Some("function") || choice.name
+                    })
+            })
+            && self.reasoning.is_none_or(|reasoning| {
+                !reasoning.get().starts_with('{')
+                    || raw_object(reasoning).is_some_and(|reasoning| !reasoning.generate_summary)
+            })
+    }
+}
+
+/// An input item `normalise_input` keeps as it is.
+fn item_suits(item: &RawValue) -> bool {
+    let Some(item) = raw_object(item) else {
+        return false;
+    };
+    let kind = text(item.kind);
+    match kind.as_deref() {
+        Some("item_reference") => false,
+        Some("reasoning") => item.encrypted_content,
+        Some("message") | None if item.role.is_some() => {
+            let Some(role) = text(item.role) else {
+                // A role that is not a string: the tree path decides.
+                return false;
+            };
+            item.kind.is_some() && role != "system" && content_suits(item.content, &role)
+        }
+        _ => true,
+    }
+}
+
+/// A message's content as `normalise_message` leaves it: an array whose text parts have the
+/// kind the role takes.
+fn content_suits(content: Option<&RawValue>, role: &str) -> bool {
+    let wrong_kind = if role == "assistant" {
+        "input_text"
+    } else {
+        "output_text"
+    };
+    match content {
+        None => true,
+        Some(raw) if raw.get().starts_with('"') => false,
+        Some(raw) if raw.get().starts_with('[') => raw_list(Some(raw)).is_some_and(|parts| {
+            parts.iter().all(|part| {
+                !part.get().starts_with('{')
+                    || raw_object(part)
+                        .is_some_and(|part| text(part.kind).as_deref() != Some(wrong_kind))
+            })
+        }),
+        Some(_) => true,
+    }
+}
+
+/// A tool `normalise_tool` keeps as it is.
+fn tool_suits(tool: &RawValue) -> bool {
+    if !tool.get().starts_with('{') {
+        return true;
+    }
+    raw_object(tool).is_some_and(|tool| match text(tool.kind).as_deref() {
+        Some("function") => !tool.function,
+        Some("web_search_preview" | "web_search_preview_2025_03_11") => false,
+        _ => true,
+    })
 }
 
 fn set(body: &mut Map<String, Value>, field: &str, value: Value, out: &mut Normalised) {
@@ -411,6 +621,196 @@ mod tests {
         ] {
             let (_, result) = run(body);
             assert_eq!(result.err().and_then(|e| e.param), Some(field.to_string()));
+        }
+    }
+
+    /// The Codex CLI's own requests go byte for byte without a tree being built.
+    #[test]
+    fn codex_cli_requests_suit_as_is() {
+        for fixture in [
+            include_str!("../../../keyward-mock/src/fixtures/codex_cli_0.169_first_turn.json"),
+            include_str!(
+                "../../../keyward-mock/src/fixtures/codex_cli_0.169_parallel_tool_outputs.json"
+            ),
+        ] {
+            let request: Value = serde_json::from_str(fixture).unwrap_or_default();
+            let model = request["model"].as_str().unwrap_or_default().to_string();
+            assert!(suits_as_is(fixture.as_bytes(), &model), "{model}");
+            assert!(!suits_as_is(fixture.as_bytes(), "another-model"));
+        }
+    }
+
+    mod shallow {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+
+        fn pick(values: Vec<Value>) -> impl Strategy<Value = Value> {
+            proptest::sample::select(values)
+        }
+
+        fn item() -> impl Strategy<Value = Value> {
+            let content = pick(vec![
+                json!("text"),
+                json!([{"type": "input_text", "text": "a"}]),
+                json!([{"type": "output_text", "text": "a"}]),
+                json!([{"type": "input_image", "image_url": "x"}, "odd"]),
+                json!(null),
+                json!(3),
+            ]);
+            let role = pick(vec![
+                json!("user"),
+                json!("assistant"),
+                json!("system"),
+                json!("developer"),
+                json!(null),
+                json!(7),
+            ]);
+            let kind = pick(vec![
+                json!("message"),
+                json!("reasoning"),
+                json!("item_reference"),
+                json!("function_call"),
+                json!(null),
+                json!(5),
+            ]);
+            (
+                proptest::option::of(kind),
+                proptest::option::of(role),
+                proptest::option::of(content),
+                any::<bool>(),
+                0..8u8,
+            )
+                .prop_map(|(kind, role, content, encrypted, odd)| {
+                    if odd == 0 {
+                        return json!("not an object");
+                    }
+                    let mut item = Map::new();
+                    if let Some(kind) = kind {
+                        item.insert("type".into(), kind);
+                    }
+                    if let Some(role) = role {
+                        item.insert("role".into(), role);
+                    }
+                    if let Some(content) = content {
+                        item.insert("content".into(), content);
+                    }
+                    if encrypted {
+                        item.insert("encrypted_content".into(), json!("gAAA"));
+                    }
+                    Value::Object(item)
+                })
+        }
+
+        fn request() -> impl Strategy<Value = Value> {
+            // Rarely drawn, so that some requests keep the shape the base gave them.
+            let field = |name: &'static str, values: Vec<Value>| {
+                proptest::option::weighted(0.15, pick(values)).prop_map(move |v| (name, v))
+            };
+            (
+                (
+                    field("model", vec![json!("m"), json!("other"), json!(3)]),
+                    field("stream", vec![json!(true), json!(false), json!(null), json!("yes")]),
+                    field("store", vec![json!(false), json!(true), json!(null)]),
+                    field(
+                        "include",
+                        vec![
+                            json!(["reasoning.encrypted_content"]),
+                            json!([]),
+                            json!("reasoning.encrypted_content"),
+                        ],
+                    ),
+                    field(
+                        "tools",
+                        vec![
+                            json!([{"type": "function", "name": "f"}]),
+                            json!([{"type": "function", "function": {"name": "f"}}]),
+                            json!([{"type": "web_search_preview"}, "odd"]),
+                            json!([{"type": "namespace"}]),
+                            json!(null),
+                        ],
+                    ),
+                    field(
+                        "tool_choice",
+                        vec![
+                            json!("auto"),
+                            json!({"type": "function", "name": "f"}),
+                            json!({"type": "function", "function": {"name": "f"}}),
+                        ],
+                    ),
+                ),
+                (
+                    field(
+                        "reasoning",
+                        vec![json!({"summary": "auto"}), json!({"generate_summary": "auto"})],
+                    ),
+                    field("service_tier", vec![json!("auto"), json!("flex"), json!(null)]),
+                    field("background", vec![json!(true), json!(false)]),
+                    field("temperature", vec![json!(0.5)]),
+                    field("previous_response_id", vec![json!("r")]),
+                    field("prompt_cache_key", vec![json!("k")]),
+                ),
+                proptest::option::weighted(
+                    0.9,
+                    prop_oneof![
+                        8 => proptest::collection::vec(item(), 0..4).prop_map(Value::Array),
+                        1 => Just(json!("hi")),
+                        1 => Just(json!(null)),
+                    ],
+                ),
+                any::<bool>(),
+            )
+                .prop_map(|((a, b, c, d, e, f), (g, h, i, j, k, l), input, suitable)| {
+                    // Half start as the Codex CLI sends them, so the byte-for-byte path is
+                    // exercised; the fields drawn after may spoil them.
+                    let mut body = if suitable {
+                        json!({"model": "m", "stream": true, "store": false, "include": ["reasoning.encrypted_content"]})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default()
+                    } else {
+                        Map::new()
+                    };
+                    for (name, value) in [a, b, c, d, e, f, g, h, i, j, k, l] {
+                        if let Some(value) = value {
+                            body.insert(name.into(), value);
+                        }
+                    }
+                    if let Some(input) = input {
+                        body.insert("input".into(), input);
+                    }
+                    Value::Object(body)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// Whatever `suits_as_is` lets through byte for byte, `normalise` would have left
+            /// alone, with the model asked for.
+            #[test]
+            fn suits_as_is_never_skips_a_change(request in request()) {
+                let bytes = serde_json::to_vec(&request).unwrap_or_default();
+                if suits_as_is(&bytes, "m") {
+                    let (body, result) = run(request.clone());
+                    prop_assert_eq!(result, Ok(Normalised::default()));
+                    prop_assert_eq!(&body, &request);
+                    prop_assert_eq!(&body["model"], &json!("m"));
+                }
+            }
+        }
+
+        /// The property above is not vacuous: some drawn requests do go byte for byte.
+        #[test]
+        fn some_requests_suit() {
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let suited = (0..2000)
+                .filter_map(|_| request().new_tree(&mut runner).ok())
+                .map(|tree| tree.current())
+                .filter(|request| {
+                    suits_as_is(&serde_json::to_vec(request).unwrap_or_default(), "m")
+                })
+                .count();
+            assert!(suited > 20, "only {suited} of 2000");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The Codex provider as the registry sees it: its `[codex]` section (the backend's and the token
-//! endpoint's URLs, the logins), its model catalogue, each login as the broker keeps it fresh, and
+//! The Codex provider as the registry sees it: its `[codex]` section (the backend's URL, the
+//! sign-in server and the token endpoint, the logins), its model catalogue, each login as the broker keeps it fresh, and
 //! one upstream per login.
 
 use std::path::PathBuf;
@@ -28,6 +28,7 @@ pub(crate) struct Codex;
 #[serde(deny_unknown_fields)]
 struct CodexSection {
     base_url: Option<String>,
+    issuer: Option<String>,
     token_url: Option<String>,
     discover_default: Option<bool>,
     #[serde(default)]
@@ -54,7 +55,12 @@ pub(crate) struct CodexProfile {
 pub(crate) struct CodexSettings {
     /// The ChatGPT Codex backend, without a trailing `/`.
     pub base_url: String,
+    /// The sign-in server (`keyward login`), without a trailing `/`.
+    pub issuer: String,
+    /// Where refreshes go: `[codex] token_url` or the CLI's override, else the issuer's.
     pub token_url: String,
+    /// Where `keyward login` and `logout` revoke a login: the CLI's override, else the issuer's.
+    pub revoke_url: String,
     /// The default login first (unless `discover_default = false`), then the file's.
     pub profiles: Vec<CodexProfile>,
 }
@@ -111,12 +117,32 @@ impl Provider for Codex {
             .var(super::BASE_URL_ENV)
             .or(section.base_url)
             .unwrap_or_else(|| super::DEFAULT_BASE_URL.to_string());
+        let issuer = reader
+            .var(super::ISSUER_ENV)
+            .or(section.issuer)
+            .unwrap_or_else(|| super::DEFAULT_ISSUER.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        match reqwest::Url::parse(&issuer) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") && url.query().is_none() => {}
+            _ => {
+                return Err(SectionError::Invalid(format!(
+                    "[codex] issuer (or {}) = \"{issuer}\" is not an http(s) URL like {}",
+                    super::ISSUER_ENV,
+                    super::DEFAULT_ISSUER
+                )))
+            }
+        }
         Ok(Arc::new(CodexSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             token_url: reader
                 .var(super::TOKEN_URL_ENV)
                 .or(section.token_url)
-                .unwrap_or_else(|| super::DEFAULT_TOKEN_URL.to_string()),
+                .unwrap_or_else(|| format!("{issuer}/oauth/token")),
+            revoke_url: reader
+                .var(super::REVOKE_URL_ENV)
+                .unwrap_or_else(|| format!("{issuer}/oauth/revoke")),
+            issuer,
             profiles,
         }))
     }
@@ -165,7 +191,7 @@ impl ProviderSettings for CodexSettings {
                 Arc::new(CodexUpstream::new(
                     profile.id.clone(),
                     wiring.broker.clone(),
-                    wiring.http.clone(),
+                    *wiring.http,
                     &self.base_url,
                     openai_base_url,
                     wiring.models.clone(),
@@ -199,7 +225,7 @@ mod tests {
         assert_eq!(codex.profiles[0].id, ProfileId::codex_default());
         assert_eq!(codex.profiles[0].home, PathBuf::from("/home/u/.codex"));
         assert!(codex.profiles[0].is_default_home);
-        assert_eq!(codex.token_url, super::super::DEFAULT_TOKEN_URL);
+        assert_eq!(codex.token_url, "https://auth.openai.com/oauth/token");
         Ok(())
     }
 
@@ -234,6 +260,58 @@ home = "~/.codex-work"
         assert_eq!(codex.base_url, "http://file/base");
         assert_eq!(codex.profiles[1].id.to_string(), "openai-codex:work");
         assert_eq!(codex.profiles[1].home, PathBuf::from("/h/.codex-work"));
+        Ok(())
+    }
+
+    /// The issuer places sign-ins, refreshes and revokes; the CLI's URL overrides keep winning.
+    #[test]
+    fn the_issuer_places_every_endpoint_the_overrides_win() -> Result<(), ConfigError> {
+        let codex_of = |pairs: &[(&str, &str)]| -> Result<(String, String, String), ConfigError> {
+            let config = Config::load(&env(pairs), None)?;
+            let codex = codex(&config);
+            Ok((
+                codex.issuer.clone(),
+                codex.token_url.clone(),
+                codex.revoke_url.clone(),
+            ))
+        };
+        assert_eq!(
+            codex_of(&[("HOME", "/h")])?,
+            (
+                "https://auth.openai.com".into(),
+                "https://auth.openai.com/oauth/token".into(),
+                "https://auth.openai.com/oauth/revoke".into()
+            )
+        );
+        assert_eq!(
+            codex_of(&[
+                ("HOME", "/h"),
+                ("KEYWARD_CODEX_ISSUER", "http://127.0.0.1:9/")
+            ])?,
+            (
+                "http://127.0.0.1:9".into(),
+                "http://127.0.0.1:9/oauth/token".into(),
+                "http://127.0.0.1:9/oauth/revoke".into()
+            )
+        );
+        let overridden = codex_of(&[
+            ("HOME", "/h"),
+            ("KEYWARD_CODEX_ISSUER", "http://127.0.0.1:9"),
+            ("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://t/token"),
+            ("CODEX_REVOKE_TOKEN_URL_OVERRIDE", "http://r/revoke"),
+        ])?;
+        assert_eq!(
+            (overridden.1.as_str(), overridden.2.as_str()),
+            ("http://t/token", "http://r/revoke")
+        );
+        let bad = Config::load(
+            &env(&[("HOME", "/h"), ("KEYWARD_CODEX_ISSUER", "auth.openai.com")]),
+            None,
+        );
+        assert!(
+            matches!(&bad, Err(ConfigError::Invalid { detail, .. }) if detail.contains("issuer")),
+            "{bad:?}"
+        );
         Ok(())
     }
 }

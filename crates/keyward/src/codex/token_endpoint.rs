@@ -171,7 +171,7 @@ fn transport_failure(e: &reqwest::Error) -> RefreshFailure {
 }
 
 /// reqwest's messages name the URL but never the body; strip the URL's query anyway.
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -225,7 +225,7 @@ fn classify_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Re
 
 /// The error code of an OAuth or OpenAI error body: `{"error":{"code":..}}`, `{"error":"..."}`
 /// or `{"code":..}`. Only short identifier-like codes are returned, so no echoed input leaks.
-fn error_code(body: &[u8]) -> Option<String> {
+pub(super) fn error_code(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let code = match value.get("error") {
         Some(serde_json::Value::Object(error)) => error

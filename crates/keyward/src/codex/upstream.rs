@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -18,8 +18,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::{Usage, UsageWindow};
 use crate::upstream::{
-    header as header_text, retry_after, seconds_from, Endpoint, Limit, Outgoing, SendError,
-    SendFuture, Sent, Upstream, UpstreamHttp, Wire,
+    header as header_text, retry_after, seconds_from, Endpoint, Limit, Outgoing, RequestBody,
+    SendError, SendFuture, Sent, Upstream, UpstreamHttp, UpstreamResponse, Wire,
 };
 
 /// How long a profile rests after a 429 that names no reset.
@@ -62,7 +62,7 @@ impl CodexUpstream {
 
     /// An `auth.json` in API-key mode: the public OpenAI API with that key.
     async fn send_with_key(&self, request: Outgoing<'_>, key: &Secret) -> Result<Sent, SendError> {
-        let body = openai::encode(request)?;
+        let body = openai::encode(request).await?;
         let response =
             openai::post(&self.http.client(), &self.openai_responses_url, key, body).await?;
         Ok(Sent {
@@ -76,31 +76,61 @@ impl CodexUpstream {
         grant: &Grant,
         client_headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<reqwest::Response, SendError> {
-        let url = &self.responses_url;
-        let mut request = self.http.client().post(url.url()?);
+    ) -> Result<UpstreamResponse, SendError> {
+        let mut headers = HeaderMap::with_capacity(client_headers.len() + 4);
         for (name, value) in client_headers {
             if forwardable(name) {
-                request = request.header(name, value);
+                headers.append(name, value.clone());
             }
         }
-        if !client_headers.contains_key("originator") {
-            request = request.header("originator", backend::ORIGINATOR);
+        if !headers.contains_key("originator") {
+            headers.insert("originator", HeaderValue::from_static(backend::ORIGINATOR));
         }
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
         let credential = &grant.credential;
-        request = request
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "text/event-stream")
-            .bearer_auth(credential.access_token.expose());
-        if let Some(account) = credential.account() {
-            request = request.header("chatgpt-account-id", account);
+        headers.insert(
+            header::AUTHORIZATION,
+            crate::upstream::bearer(&credential.access_token)?,
+        );
+        if let Some(account) = credential
+            .account()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert("chatgpt-account-id", account);
         }
-        request
-            .body(body)
-            .send()
+        self.http
+            .client()
+            .post(&self.responses_url, headers, body)
             .await
-            .map_err(|e| SendError::unreachable(url, e))
     }
+}
+
+/// The bytes to send for `body` asking for `model`, and the fields dropped on the way. A caller's
+/// own request the backend takes as it is (the Codex CLI's) goes byte for byte, checked without
+/// building a tree; any other is normalised through one. `original` is the caller's own bytes
+/// when it speaks the backend's API.
+fn prepare(
+    body: RequestBody,
+    model: &str,
+    original: Option<Bytes>,
+) -> Result<(Bytes, Vec<String>), SendError> {
+    if let RequestBody::Raw(bytes) = &body {
+        if backend::suits_as_is(bytes, model) {
+            return Ok((bytes.clone(), Vec::new()));
+        }
+    }
+    let mut body = body.into_tree().map_err(SendError::Invalid)?;
+    let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
+    let normalised = backend::normalise(&mut body).map_err(SendError::Invalid)?;
+    if let (Some(original), true, false) = (original, model_unchanged, normalised.changed) {
+        return Ok((original, normalised.dropped));
+    }
+    body.insert("model".into(), Value::String(model.to_string()));
+    let bytes = serde_json::to_vec(&Value::Object(body)).map_err(SendError::Encode)?;
+    Ok((Bytes::from(bytes), normalised.dropped))
 }
 
 /// Client headers passed to the backend: the Codex CLI's session and feature headers. Everything
@@ -157,26 +187,18 @@ impl Upstream for CodexUpstream {
                 }
             };
             let Outgoing {
-                mut body,
+                body,
                 model,
                 original,
                 native,
+                size,
                 client_headers,
             } = request;
-            let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
-            let normalised = backend::normalise(&mut body).map_err(SendError::Invalid)?;
-            let bytes = match original {
-                // The Codex CLI's own requests need nothing: its bytes go as they came.
-                Some(original) if native && model_unchanged && !normalised.changed => {
-                    original.clone()
-                }
-                _ => {
-                    body.insert("model".into(), Value::String(model.to_string()));
-                    Bytes::from(
-                        serde_json::to_vec(&Value::Object(body)).map_err(SendError::Encode)?,
-                    )
-                }
-            };
+            let model = model.to_string();
+            let original = native.then(|| original.cloned()).flatten();
+            let (bytes, dropped) = crate::cpu::run(size, move || prepare(body, &model, original))
+                .await
+                .map_err(|_| SendError::Stopping)??;
             let mut response = self.post(&grant, client_headers, bytes.clone()).await?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 tracing::info!(profile = %self.id, "upstream answered 401; re-validating the login");
@@ -187,10 +209,7 @@ impl Upstream for CodexUpstream {
                     .map_err(SendError::Access)?;
                 response = self.post(&grant, client_headers, bytes).await?;
             }
-            Ok(Sent {
-                response,
-                dropped: normalised.dropped,
-            })
+            Ok(Sent { response, dropped })
         })
     }
 

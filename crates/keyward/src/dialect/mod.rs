@@ -26,7 +26,7 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
-pub(crate) use fields::cut_short;
+pub(crate) use fields::{cut_short, parse_object, raw_present};
 use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.
@@ -58,10 +58,11 @@ impl Dialect {
     }
 }
 
-/// A client request translated into the public Responses API.
-pub(crate) struct Translated {
+/// A client request translated into the public Responses API. `B` is the request body: a tree
+/// as translators build it, or whatever the gateway carries it as.
+pub(crate) struct Translated<B = Map<String, Value>> {
     /// The Responses request body. Its `model` is still the name the client asked for.
-    pub body: Map<String, Value>,
+    pub body: B,
     /// The model name the client asked for, echoed in the answer.
     pub model: String,
     /// Whether the client asked for a streamed answer.
@@ -77,7 +78,21 @@ pub(crate) struct Translated {
     pub answer: Option<Box<dyn Answer>>,
 }
 
-impl std::fmt::Debug for Translated {
+impl<B> Translated<B> {
+    /// The same request with its body carried as `wrap` makes it.
+    pub(crate) fn map_body<C>(self, wrap: impl FnOnce(B) -> C) -> Translated<C> {
+        Translated {
+            body: wrap(self.body),
+            model: self.model,
+            stream: self.stream,
+            dropped: self.dropped,
+            renamed: self.renamed,
+            answer: self.answer,
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Translated<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Translated")
             .field("model", &self.model)

@@ -7,14 +7,13 @@
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 
 use super::ApiError;
 use crate::dialect::responses::{parse_event, Assembler};
 use crate::dialect::sse::SseParser;
 use crate::dialect::{Answer, Flow, StreamTranslator};
-use crate::upstream::root_cause;
+use crate::upstream::{root_cause, UpstreamResponse};
 
 /// A non-streamed answer is assembled in memory; past this it is refused rather than buffered.
 const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
@@ -22,12 +21,11 @@ const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
 const MAX_ERROR_BYTES: usize = 1 << 20;
 
 /// An upstream's error answer, read whole (within a bound): its status, headers and body.
-pub(super) async fn read_error(response: reqwest::Response) -> (u16, HeaderMap, Vec<u8>) {
+pub(super) async fn read_error(mut response: UpstreamResponse) -> (u16, HeaderMap, Vec<u8>) {
     let status = response.status().as_u16();
     let headers = answer_headers(response.headers());
     let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(Ok(chunk)) = chunks.next().await {
+    while let Some(Ok(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
         if body.len() >= MAX_ERROR_BYTES {
             body.truncate(MAX_ERROR_BYTES);
@@ -69,20 +67,20 @@ pub(super) fn answer_headers(from: &HeaderMap) -> HeaderMap {
 
 /// An upstream answer that is already what the caller wants (its own API, not a stream to
 /// assemble): body and status passed through, with the content type.
-pub(super) fn pass_body(response: reqwest::Response, mut headers: HeaderMap) -> Response {
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::OK);
+pub(super) fn pass_body(response: UpstreamResponse, mut headers: HeaderMap) -> Response {
+    let status = response.status();
     headers.extend(answer_headers(response.headers()));
     if let Some(kind) = response.headers().get(header::CONTENT_TYPE) {
         headers.insert(header::CONTENT_TYPE, kind.clone());
     }
-    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    let mut out = Response::new(Body::new(response.into_body()));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
 }
 
 /// Whether an upstream answer is an event stream.
-pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
+pub(super) fn is_event_stream(response: &UpstreamResponse) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -91,20 +89,20 @@ pub(super) fn is_event_stream(response: &reqwest::Response) -> bool {
 }
 
 /// A Responses client's stream: the upstream's bytes, untouched.
-pub(super) fn pass_through(response: reqwest::Response, mut headers: HeaderMap) -> Response {
+pub(super) fn pass_through(response: UpstreamResponse, mut headers: HeaderMap) -> Response {
     headers.extend(answer_headers(response.headers()));
-    sse_response(Body::from_stream(response.bytes_stream()), headers)
+    sse_response(Body::new(response.into_body()), headers)
 }
 
 /// Another dialect's stream: each upstream event translated as it arrives.
 pub(super) fn translate_stream(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     translator: Box<dyn StreamTranslator>,
     mut headers: HeaderMap,
 ) -> Response {
     headers.extend(answer_headers(response.headers()));
     let state = Translation {
-        chunks: response.bytes_stream().boxed(),
+        response,
         parser: SseParser::default(),
         translator,
         finished: false,
@@ -117,7 +115,7 @@ pub(super) fn translate_stream(
 }
 
 struct Translation {
-    chunks: BoxStream<'static, reqwest::Result<Bytes>>,
+    response: UpstreamResponse,
     parser: SseParser,
     translator: Box<dyn StreamTranslator>,
     finished: bool,
@@ -128,7 +126,7 @@ impl Translation {
     async fn next_frames(&mut self) -> Option<Bytes> {
         while !self.finished {
             let mut out = Vec::new();
-            match self.chunks.next().await {
+            match self.response.chunk().await {
                 Some(Ok(chunk)) => {
                     for event in self.parser.push(&chunk) {
                         let Some(event) = parse_event(&event) else {
@@ -163,13 +161,12 @@ impl Translation {
 }
 
 /// Reads the whole upstream stream into the final Responses object.
-pub(super) async fn assemble(response: reqwest::Response) -> Result<Value, ApiError> {
+pub(super) async fn assemble(mut response: UpstreamResponse) -> Result<Value, ApiError> {
     let mut parser = SseParser::default();
     let mut assembler = Assembler::default();
     let mut bytes_seen = 0usize;
-    let mut chunks = response.bytes_stream();
     let mut broken = None;
-    while let Some(chunk) = chunks.next().await {
+    while let Some(chunk) = response.chunk().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {

@@ -14,22 +14,20 @@
 //!
 //! Every refusal is a JSON error in the dialect of the route asked for.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::body::Bytes;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::memory::{MemoryBudget, Reservation};
+use super::route::dialect_of;
 use super::ApiError;
 use crate::config::GatewayConfig;
-use crate::dialect::Dialect;
 
 /// Request headers a configured browser origin may send.
 const CORS_ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-keyward-profile, x-stainless-os, x-stainless-lang, x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-package-version, x-stainless-retry-count, x-stainless-timeout";
@@ -107,88 +105,94 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The dialect of the route a path asks for, for the shape of a refusal.
-pub(super) fn dialect_of(path: &str) -> Dialect {
-    if path.starts_with("/v1/messages") {
-        Dialect::Messages
-    } else {
-        Dialect::Responses
+/// A request the front door let in: who sent it, its body (read within the limits), and what its
+/// answer owes the door (its share of the memory budget, given back once the answer has begun,
+/// and the CORS grant of a configured origin).
+pub(super) struct Admitted {
+    pub(super) caller: Caller,
+    pub(super) body: Bytes,
+    reservation: Reservation,
+    granted: Option<String>,
+}
+
+impl Admitted {
+    /// The answer has begun: the body's memory is given back; a configured origin is granted CORS.
+    pub(super) fn finish(self, response: &mut Response) {
+        drop(self.reservation);
+        if let Some(origin) = self.granted {
+            grant_cors(response.headers_mut(), &origin);
+        }
     }
 }
 
-pub(super) async fn guard(
-    State(door): State<Arc<FrontDoor>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let dialect = dialect_of(request.uri().path());
-    let headers = request.headers();
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("<not text>").to_string());
-    let granted = origin
-        .as_deref()
-        .and_then(|o| door.allowed_origin(o))
-        .map(str::to_string);
-    if let Some(refusal) = refuse_browser(headers, origin.as_deref(), granted.is_some()) {
-        return refusal.render(dialect);
-    }
-    if headers.get_all(header::HOST).iter().nth(1).is_some() {
-        // RFC 9112: a request with more than one Host is refused; which one a check read and
-        // which one a later reader takes could differ.
-        return ApiError::bad_request("the request has more than one Host header").render(dialect);
-    }
-    if request.method() == Method::OPTIONS && headers.contains_key("access-control-request-method")
+impl FrontDoor {
+    /// Lets a request in, or answers it at the door: a refusal in the dialect of the route asked
+    /// for, or a CORS preflight's answer.
+    pub(super) async fn admit<B>(&self, parts: &Parts, body: B) -> Result<Admitted, Response>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
     {
-        return preflight(granted.as_deref());
-    }
-    if !door.has_keys() {
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        if !door.host_is_allowed(&host) {
-            return forbidden(
-                "forbidden_host",
-                "keyward answers only requests addressed to a loopback name or address (localhost, 127.0.0.1, [::1]): another Host may be a web page that rebound its name to this machine. To serve another name, add it to [gateway] hosts in keyward's config.toml",
-            )
-            .render(dialect);
+        let dialect = dialect_of(parts.uri.path());
+        let headers = &parts.headers;
+        let origin = headers
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or("<not text>"));
+        let granted = origin.and_then(|o| self.allowed_origin(o));
+        if let Some(refusal) = refuse_browser(headers, origin, granted.is_some()) {
+            return Err(refusal.render(dialect));
         }
-    }
-    let caller = if !door.has_keys() {
-        Caller::Open
-    } else if presented_key(headers).is_some_and(|k| door.key_is_valid(k)) {
-        Caller::Keyed
-    } else {
-        Caller::Anonymous
-    };
-    if caller == Caller::Anonymous && request.uri().path() != "/healthz" {
-        return unauthorized(presented_key(headers).is_some()).render(dialect);
-    }
-
-    let mut request = request;
-    request.extensions_mut().insert(caller);
-    // The request's share of the memory budget, held until its answer has begun.
-    let mut reservation = Reservation::default();
-    if request.method() == Method::POST {
-        request = match read_body(&door, request, &mut reservation).await {
-            Ok(request) => request,
-            Err(refusal) => return refusal.render(dialect),
+        if headers.get_all(header::HOST).iter().nth(1).is_some() {
+            // RFC 9112: a request with more than one Host is refused; which one a check read and
+            // which one a later reader takes could differ.
+            return Err(
+                ApiError::bad_request("the request has more than one Host header").render(dialect),
+            );
+        }
+        if parts.method == Method::OPTIONS && headers.contains_key("access-control-request-method")
+        {
+            return Err(preflight(granted));
+        }
+        if !self.has_keys() {
+            let host = parts
+                .uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+                .unwrap_or_default();
+            if !self.host_is_allowed(host) {
+                return Err(forbidden(
+                    "forbidden_host",
+                    "keyward answers only requests addressed to a loopback name or address (localhost, 127.0.0.1, [::1]): another Host may be a web page that rebound its name to this machine. To serve another name, add it to [gateway] hosts in keyward's config.toml",
+                )
+                .render(dialect));
+            }
+        }
+        let caller = if !self.has_keys() {
+            Caller::Open
+        } else if presented_key(headers).is_some_and(|k| self.key_is_valid(k)) {
+            Caller::Keyed
+        } else {
+            Caller::Anonymous
         };
+        if caller == Caller::Anonymous && parts.uri.path() != "/healthz" {
+            return Err(unauthorized(presented_key(headers).is_some()).render(dialect));
+        }
+        let mut reservation = Reservation::default();
+        let body = if parts.method == Method::POST {
+            read_body(self, headers, body, &mut reservation)
+                .await
+                .map_err(|refusal| refusal.render(dialect))?
+        } else {
+            Bytes::new()
+        };
+        Ok(Admitted {
+            caller,
+            body,
+            reservation,
+            granted: granted.map(str::to_string),
+        })
     }
-    let mut response = next.run(request).await;
-    drop(reservation);
-    if let Some(origin) = granted {
-        grant_cors(response.headers_mut(), &origin);
-    }
-    response
 }
 
 /// A request a web page sent (its `Origin`, or the browser's `Sec-Fetch-Site`) from an origin
@@ -294,19 +298,27 @@ fn unauthorized(presented: bool) -> ApiError {
 
 /// Reads a POST body whole, within the size, time and memory limits, after checking it is JSON;
 /// then waits for the memory its parsing will take.
-async fn read_body(
+async fn read_body<B>(
     door: &FrontDoor,
-    request: Request,
+    headers: &HeaderMap,
+    mut body: B,
     reservation: &mut Reservation,
-) -> Result<Request, ApiError> {
-    let headers = request.headers();
+) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
+        .map(str::trim)
         .is_some_and(|v| {
-            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            let ascii =
+                |part: Option<&str>, is: &str| part.is_some_and(|p| p.eq_ignore_ascii_case(is));
+            v.eq_ignore_ascii_case("application/json")
+                || (ascii(v.get(..12), "application/")
+                    && ascii(v.len().checked_sub(5).and_then(|at| v.get(at..)), "+json"))
         });
     if !is_json {
         return Err(ApiError {
@@ -321,7 +333,6 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let (parts, mut body) = request.into_parts();
     if declared.is_some_and(|len| len > door.max_body_bytes as u64) {
         linger(body);
         return Err(too_large(door.max_body_bytes));
@@ -371,13 +382,16 @@ async fn read_body(
         }
     }
     door.memory.reserve_work(reservation, &bytes).await?;
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    Ok(Bytes::from(bytes))
 }
 
 /// After refusing a body unread, reads and discards a bounded rest of it in the background, as
 /// nginx's lingering close does: a client still sending would otherwise meet a reset that can
 /// destroy the refusal before it reads it.
-fn linger(mut body: Body) {
+fn linger<B>(mut body: B)
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+{
     const LINGER_BYTES: usize = 16 << 20;
     const LINGER_TIME: Duration = Duration::from_secs(5);
     tokio::spawn(async move {

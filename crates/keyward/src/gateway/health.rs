@@ -6,22 +6,17 @@
 //! accounts' e-mail addresses, which `keyward status` shows to the user who runs it; a caller
 //! without a key when keyward has keys, only that keyward is alive.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::{Extension, Json};
-use serde_json::{json, Value};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
 
 use super::front_door::Caller;
 use super::Gateway;
 use crate::report::pool_reports;
 
-pub(super) async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    Extension(caller): Extension<Caller>,
-) -> Json<Value> {
+pub(super) async fn handle(gateway: &Gateway, caller: Caller) -> Response {
     if caller == Caller::Anonymous {
-        return Json(json!({"status": "ok"}));
+        return Json(json!({"status": "ok"})).into_response();
     }
     let broker = &gateway.broker;
     let mut profiles = pool_reports(broker, &gateway.pool).await;
@@ -36,4 +31,5 @@ pub(super) async fn handle(
         "profiles": profiles,
         "counters": broker.counters().snapshot(),
     }))
+    .into_response()
 }

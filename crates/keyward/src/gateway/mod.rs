@@ -9,26 +9,26 @@ mod memory;
 mod models;
 mod observe;
 mod pipeline;
+mod route;
 mod server;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use std::time::Instant;
+
+use axum::http::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use hyper::body::Incoming;
 
 use crate::broker::{Broker, Clock};
 use crate::config::GatewayConfig;
-use crate::dialect::Dialect;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pool::Pool;
 
 pub(crate) use error::ApiError;
 pub(crate) use pipeline::PROFILE_HEADER;
+use route::{dialect_of, Route};
 
 pub(crate) struct Gateway {
     pub broker: Arc<Broker>,
@@ -38,6 +38,7 @@ pub(crate) struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The broker's clock: the pipeline's only source of time.
     pub(crate) clock: Arc<dyn Clock>,
+    door: front_door::FrontDoor,
 }
 
 impl Gateway {
@@ -49,6 +50,7 @@ impl Gateway {
     ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
         let clock = broker.clock().clone();
+        let door = front_door::FrontDoor::new(&config);
         Arc::new(Self {
             broker,
             pool,
@@ -56,77 +58,57 @@ impl Gateway {
             config,
             metrics,
             clock,
+            door,
         })
     }
 
-    pub(crate) fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/v1/responses", post(responses))
-            .route("/v1/chat/completions", post(chat))
-            .route("/v1/completions", post(completions))
-            .route("/v1/messages", post(messages))
-            .route("/v1/messages/count_tokens", post(models::count_tokens))
-            .route("/v1/models", get(models::list))
-            .route("/v1/models/{id}", get(models::one))
-            .route("/healthz", get(health::handle))
-            .route("/metrics", get(metrics))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            // The front door has read the body within its own limit already.
-            .layer(axum::extract::DefaultBodyLimit::max(
-                self.config.max_body_bytes,
+    /// Every request, in one service: the front door, the route's handler, the metrics.
+    pub(crate) async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response {
+        let start = Instant::now();
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let route = Route::of(&parts.method, path);
+        let label = route.label(path);
+        let dialect = route.dialect();
+        let admitted = match self.door.admit(&parts, body).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
+        };
+        let mut response = match route {
+            Route::Model(dialect) => {
+                pipeline::serve(&self, dialect, &parts.headers, admitted.body.clone()).await
+            }
+            Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
+            Route::Models => models::list(&self, &parts.headers),
+            Route::OneModel(ref id) => models::one(&self, id, &parts.headers),
+            Route::Health => health::handle(&self, admitted.caller).await,
+            Route::Metrics => self.metrics_text(),
+            Route::WrongMethod => ApiError::method_not_allowed(format!(
+                "{path} does not take {}",
+                parts.method
             ))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(front_door::FrontDoor::new(&self.config)),
-                front_door::guard,
+            .render(dialect_of(path)),
+            Route::NotFound => ApiError::not_found(format!(
+                "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens and GET /v1/models",
+                crate::dialect::cut_short(path)
             ))
-            .layer(axum::middleware::from_fn_with_state(
-                self.metrics.clone(),
-                observe::observe,
-            ))
-            .with_state(self.clone())
+            .render(dialect_of(path)),
+        };
+        admitted.finish(&mut response);
+        observe::observe(&self.metrics, label, dialect, start, response)
     }
-}
 
-async fn responses(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    pipeline::serve(&g, Dialect::Responses, &headers, body).await
-}
-
-async fn chat(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    pipeline::serve(&g, Dialect::Chat, &headers, body).await
-}
-
-async fn completions(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    pipeline::serve(&g, Dialect::Completions, &headers, body).await
-}
-
-async fn messages(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    pipeline::serve(&g, Dialect::Messages, &headers, body).await
-}
-
-/// `GET /metrics`: Prometheus' text format (behind the gateway keys when they are set).
-async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        g.metrics.encode(),
-    )
-        .into_response()
-}
-
-async fn not_found(uri: Uri) -> Response {
-    ApiError::not_found(format!(
-        "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens and GET /v1/models",
-        uri.path()
-    ))
-    .render(front_door::dialect_of(uri.path()))
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    ApiError::method_not_allowed(format!("{} does not take {method}", uri.path()))
-        .render(front_door::dialect_of(uri.path()))
+    /// `GET /metrics`: Prometheus' text format (behind the gateway keys when they are set).
+    fn metrics_text(&self) -> Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            self.metrics.encode(),
+        )
+            .into_response()
+    }
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish within the configured
@@ -141,5 +123,5 @@ pub(crate) async fn serve(
         header_timeout: gateway.config.header_timeout,
         shutdown_timeout: gateway.config.shutdown_timeout,
     };
-    server::run(gateway.router(), listener, limits, shutdown).await
+    server::run(gateway, listener, limits, shutdown).await
 }

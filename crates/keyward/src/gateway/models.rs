@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,8 +34,8 @@ fn entry(id: &str, display_name: &str, served_by: Option<&str>, anthropic: bool)
 }
 
 /// `GET /v1/models`: the served models, then every alias that names one model.
-pub(super) async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let anthropic = anthropic(&headers);
+pub(super) fn list(gateway: &Gateway, headers: &HeaderMap) -> Response {
+    let anthropic = anthropic(headers);
     let models = &gateway.models;
     let mut data: Vec<Value> = models
         .served
@@ -61,34 +60,30 @@ pub(super) async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
 }
 
 /// `GET /v1/models/{id}`: a served model, or any name an alias serves.
-pub(super) async fn one(
-    State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let anthropic = anthropic(&headers);
+pub(super) fn one(gateway: &Gateway, id: &str, headers: &HeaderMap) -> Response {
+    let anthropic = anthropic(headers);
     let models = &gateway.models;
     if let Some(model) = models.served.iter().find(|m| m.id == id) {
         return Json(entry(&model.id, &model.display_name, None, anthropic)).into_response();
     }
-    if let Some(alias) = models.alias_for(&id) {
-        return Json(entry(&id, &id, Some(&alias.target), anthropic)).into_response();
+    if let Some(alias) = models.alias_for(id) {
+        return Json(entry(id, id, Some(&alias.target), anthropic)).into_response();
     }
     let dialect = if anthropic {
         Dialect::Messages
     } else {
         Dialect::Responses
     };
-    if models.resolve(&id).is_some() {
+    if models.resolve(id).is_some() {
         // An OpenAI name keyward would pass upstream as asked, but cannot vouch for.
-        return Json(entry(&id, &id, None, anthropic)).into_response();
+        return Json(entry(id, id, None, anthropic)).into_response();
     }
-    ApiError::unknown_model(&id).render(dialect)
+    ApiError::unknown_model(id).render(dialect)
 }
 
 /// `POST /v1/messages/count_tokens`: counted locally over the translated request, so the count
 /// is of what the upstream would be sent.
-pub(super) async fn count_tokens(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
+pub(super) async fn count_tokens(gateway: &Arc<Gateway>, body: Bytes) -> Response {
     let gateway = gateway.clone();
     let counted = crate::cpu::run(body.len(), move || {
         let translated = dialect::messages::translate(&body)?;

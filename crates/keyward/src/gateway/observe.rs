@@ -7,42 +7,22 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::Frame;
 
 use super::PROFILE_HEADER;
+use crate::dialect::Dialect;
 use crate::metrics::{Metrics, RequestLabels};
 
-/// A fixed name per route, so a label never carries what a client put in a path.
-fn route_of(path: &str) -> &'static str {
-    match path {
-        "/v1/responses" => "responses",
-        "/v1/chat/completions" => "chat",
-        "/v1/completions" => "completions",
-        "/v1/messages" => "messages",
-        "/v1/messages/count_tokens" => "count_tokens",
-        "/healthz" => "healthz",
-        "/metrics" => "metrics",
-        p if p == "/v1/models" || p.starts_with("/v1/models/") => "models",
-        _ => "other",
-    }
-}
-
-pub(super) async fn observe(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
+/// Counts an answer under `route` (its label, and the dialect of a model route); a model answer's
+/// body is timed to its first byte from `start`.
+pub(super) fn observe(
+    metrics: &Arc<Metrics>,
+    route: &'static str,
+    dialect: Option<Dialect>,
+    start: Instant,
+    response: Response,
 ) -> Response {
-    let start = Instant::now();
-    let route = route_of(request.uri().path());
-    // The model routes are named for their dialects.
-    let dialect = match route {
-        "responses" | "chat" | "completions" | "messages" => route,
-        _ => "none",
-    };
-    let response = next.run(request).await;
     let profile = response
         .headers()
         .get(PROFILE_HEADER)
@@ -51,11 +31,11 @@ pub(super) async fn observe(
         .to_string();
     metrics.request(RequestLabels {
         route,
-        dialect,
+        dialect: dialect.map_or("none", Dialect::as_str),
         status: response.status().as_u16(),
         profile,
     });
-    if dialect == "none" {
+    if dialect.is_none() {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -63,7 +43,7 @@ pub(super) async fn observe(
         inner: body,
         start,
         route,
-        metrics: Some(metrics),
+        metrics: Some(metrics.clone()),
     };
     Response::from_parts(parts, Body::new(timed))
 }

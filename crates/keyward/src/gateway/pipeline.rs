@@ -22,14 +22,14 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{answer, ApiError, Gateway};
 use crate::dialect::{self, Answer, Dialect, Translated};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
 use crate::store::Cooldown;
-use crate::upstream::{Limit, Outgoing, SendError};
+use crate::upstream::{Limit, Outgoing, RequestBody, SendError, UpstreamResponse};
 
 /// Selects a profile by id (no failover); without it, the pool decides.
 pub(crate) const PROFILE_HEADER: &str = "x-keyward-profile";
@@ -64,7 +64,7 @@ struct Request<'a> {
     /// The caller's own bytes, for an upstream that speaks its API.
     original: &'a Bytes,
     /// The public Responses request each attempt starts from (the last attempt takes it).
-    body: Option<Map<String, Value>>,
+    body: Option<RequestBody>,
     /// The model the caller asked for.
     asked: String,
     stream: bool,
@@ -97,7 +97,7 @@ struct Served {
     model: String,
     /// Whether the caller speaks the upstream's API.
     native: bool,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     /// Fields the upstream could not honour, in its API's names.
     dropped: Vec<String>,
 }
@@ -134,20 +134,20 @@ async fn run(
 }
 
 /// Phase 1: the caller's request as a public Responses request, with the profile it names and
-/// the conversation it belongs to. A large body is translated off the serving thread (`cpu`).
+/// the conversation it belongs to. A large body is read off the serving thread (`cpu`).
 async fn parse<'a>(
     dialect: Dialect,
     headers: &'a HeaderMap,
     original: &'a Bytes,
 ) -> Result<Request<'a>, ApiError> {
-    let translated = {
+    let parsed = {
         let body = original.clone();
         crate::cpu::run(body.len(), move || translate(dialect, &body))
             .await
             .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
     };
     let forced = forced_profile(headers)?;
-    let session = session_key(&translated, headers);
+    let session = session_key(parsed.prompt_cache_key, headers);
     let Translated {
         body,
         model,
@@ -155,7 +155,7 @@ async fn parse<'a>(
         dropped,
         renamed,
         answer,
-    } = translated;
+    } = parsed.translated;
     Ok(Request {
         dialect,
         headers,
@@ -171,15 +171,45 @@ async fn parse<'a>(
     })
 }
 
-/// The caller's body, in its dialect, as a public Responses request.
-fn translate(dialect: Dialect, body: &[u8]) -> Result<Translated, ApiError> {
+/// A request as [`translate`] reads it.
+struct Parsed {
+    translated: Translated<RequestBody>,
+    prompt_cache_key: Option<String>,
+}
+
+/// The caller's body, in its dialect, as a public Responses request: a Responses caller's own
+/// bytes when they are plainly well-formed (read without a tree), else a tree.
+fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
+    if dialect == Dialect::Responses {
+        if let Some(checked) = dialect::responses::check(body) {
+            return Ok(Parsed {
+                translated: Translated {
+                    body: RequestBody::Raw(body.clone()),
+                    model: checked.model,
+                    stream: checked.stream,
+                    dropped: Vec::new(),
+                    renamed: Vec::new(),
+                    answer: None,
+                },
+                prompt_cache_key: checked.prompt_cache_key,
+            });
+        }
+    }
     let translated = match dialect {
         Dialect::Responses => dialect::responses::translate(body),
         Dialect::Chat => dialect::chat::translate(body),
         Dialect::Completions => dialect::completions::translate(body),
         Dialect::Messages => dialect::messages::translate(body),
-    };
-    Ok(translated?)
+    }?;
+    let prompt_cache_key = translated
+        .body
+        .get("prompt_cache_key")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Parsed {
+        translated: translated.map_body(RequestBody::Tree),
+        prompt_cache_key,
+    })
 }
 
 /// Phase 2: the profiles that may serve the request, in the order to try them (never none).
@@ -220,6 +250,7 @@ async fn attempt(
         model: &model,
         original: native.then_some(request.original),
         native,
+        size: request.original.len(),
         client_headers: request.headers,
     };
     let started = gateway.clock.monotonic();
@@ -284,18 +315,13 @@ fn forced_profile(headers: &HeaderMap) -> Result<Option<ProfileId>, ApiError> {
 }
 
 /// What names this conversation: its prompt cache key, or a session header.
-fn session_key(translated: &Translated, headers: &HeaderMap) -> Option<String> {
-    if let Some(key) = translated
-        .body
-        .get("prompt_cache_key")
-        .and_then(|v| v.as_str())
-    {
-        return Some(key.to_string());
-    }
-    SESSION_HEADERS
-        .iter()
-        .find_map(|name| headers.get(*name)?.to_str().ok())
-        .map(str::to_string)
+fn session_key(prompt_cache_key: Option<String>, headers: &HeaderMap) -> Option<String> {
+    prompt_cache_key.or_else(|| {
+        SESSION_HEADERS
+            .iter()
+            .find_map(|name| headers.get(*name)?.to_str().ok())
+            .map(str::to_string)
+    })
 }
 
 fn no_candidate(refusal: NoCandidate) -> ApiError {

@@ -33,7 +33,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -42,7 +41,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+
+use super::Gateway;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +57,7 @@ pub(crate) struct Limits {
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish for
 /// at most `limits.shutdown_timeout`.
 pub(crate) async fn run(
-    app: Router,
+    app: Arc<Gateway>,
     listener: TcpListener,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -148,7 +148,7 @@ pub(crate) async fn run(
 /// What every serving thread shares.
 struct Shared {
     http: http1::Builder,
-    app: Router,
+    app: Arc<Gateway>,
     open: OpenConnections,
     /// A stop began: finish the request in flight, take no new one.
     stopping: CancellationToken,
@@ -295,9 +295,9 @@ async fn serve_connection(
         let state = state.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = InFlight::begin(shared.clone(), state.clone());
-            let answer = shared.app.clone().oneshot(request.map(Body::new));
+            let answer = shared.app.clone().handle(request);
             async move {
-                let Ok(response) = answer.await;
+                let response = answer.await;
                 Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, in_flight })))
             }
         })

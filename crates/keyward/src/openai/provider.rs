@@ -15,7 +15,7 @@ const KEYED: KeyedProvider = KeyedProvider {
     upstream: |profile, wiring| {
         Arc::new(OpenAiUpstream::new(
             profile,
-            wiring.http.clone(),
+            *wiring.http,
             wiring.models.clone(),
         ))
     },

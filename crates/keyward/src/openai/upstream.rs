@@ -14,8 +14,8 @@ use crate::profile::ProfileId;
 use crate::secret::Secret;
 use crate::store::Usage;
 use crate::upstream::{
-    header as header_text, retry_after, Endpoint, Limit, Outgoing, SendError, SendFuture, Sent,
-    Upstream, UpstreamHttp, Wire,
+    header as header_text, retry_after, Client, Endpoint, Limit, Outgoing, RequestBody, SendError,
+    SendFuture, Sent, Upstream, UpstreamHttp, UpstreamResponse, Wire,
 };
 
 /// How long a profile rests after a 429 that names no reset.
@@ -52,18 +52,34 @@ pub(crate) fn responses_url(base_url: &str) -> String {
 
 /// Makes a request one the public API takes, and encodes it. A translated request streams (its
 /// answer is read as events) and is not stored (Chat Completions does not store by default); a
-/// native caller's request is the caller's business and goes as sent.
-pub(crate) fn encode(request: Outgoing<'_>) -> Result<Bytes, SendError> {
+/// native caller's request is the caller's business and goes as sent. A large request is encoded
+/// off the serving thread (`cpu`).
+pub(crate) async fn encode(request: Outgoing<'_>) -> Result<Bytes, SendError> {
     let Outgoing {
-        mut body,
+        body,
         model,
         original,
         native,
+        size,
         ..
     } = request;
+    let model = model.to_string();
+    let original = original.cloned();
+    crate::cpu::run(size, move || encode_now(body, &model, original, native))
+        .await
+        .map_err(|_| SendError::Stopping)?
+}
+
+fn encode_now(
+    body: RequestBody,
+    model: &str,
+    original: Option<Bytes>,
+    native: bool,
+) -> Result<Bytes, SendError> {
+    let mut body = body.into_tree().map_err(SendError::Invalid)?;
     let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
     if let (true, true, Some(original)) = (native, model_unchanged, original) {
-        return Ok(original.clone());
+        return Ok(original);
     }
     body.insert("model".into(), Value::String(model.to_string()));
     if !native {
@@ -77,18 +93,14 @@ pub(crate) fn encode(request: Outgoing<'_>) -> Result<Bytes, SendError> {
 
 /// `POST` to the public API with `key`.
 pub(crate) async fn post(
-    http: &reqwest::Client,
+    http: &Client,
     url: &Endpoint,
     key: &Secret,
     body: Bytes,
-) -> Result<reqwest::Response, SendError> {
-    http.post(url.url()?)
-        .header(header::CONTENT_TYPE, "application/json")
-        .bearer_auth(key.expose())
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| SendError::unreachable(url, e))
+) -> Result<UpstreamResponse, SendError> {
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(header::AUTHORIZATION, crate::upstream::bearer(key)?);
+    http.post(url, headers, body).await
 }
 
 impl Upstream for OpenAiUpstream {
@@ -113,7 +125,7 @@ impl Upstream for OpenAiUpstream {
 
     fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            let body = encode(request)?;
+            let body = encode(request).await?;
             let response = post(&self.http.client(), &self.responses_url, &self.key, body).await?;
             Ok(Sent {
                 response,
@@ -248,16 +260,16 @@ mod tests {
     fn encoding() {
         let original = Bytes::from_static(br#"{"model":"gpt-6.1-sol","input":"hi"}"#);
         let body: Map<String, Value> = serde_json::from_slice(&original).unwrap_or_default();
-        let headers = HeaderMap::new();
-        let request = |native| Outgoing {
-            body: body.clone(),
-            model: "gpt-6.1-sol",
-            original: Some(&original),
-            native,
-            client_headers: &headers,
+        let request = |native| {
+            encode_now(
+                RequestBody::Tree(body.clone()),
+                "gpt-6.1-sol",
+                Some(original.clone()),
+                native,
+            )
         };
-        assert_eq!(encode(request(true)).ok(), Some(original.clone()));
-        let translated: Value = encode(request(false))
+        assert_eq!(request(true).ok(), Some(original.clone()));
+        let translated: Value = request(false)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();

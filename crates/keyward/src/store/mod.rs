@@ -125,6 +125,8 @@ pub(crate) enum LineageAuthor {
     Keyward,
     /// The CLI, another tool, or a new login: anyone but keyward.
     Source,
+    /// A sign-in by `keyward login`.
+    Login,
 }
 
 impl LineageAuthor {
@@ -132,6 +134,7 @@ impl LineageAuthor {
         match self {
             Self::Keyward => "keyward",
             Self::Source => "source",
+            Self::Login => "keyward login",
         }
     }
 }

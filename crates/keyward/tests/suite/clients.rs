@@ -11,17 +11,18 @@ use serde_json::Value;
 use super::codex_cli::codex_cli;
 use crate::support::*;
 
-fn text_of(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// The client finished and its answer has `word` in it.
+pub(super) fn assert_answered(output: &Output, word: &str) {
+    assert!(output.status.success(), "{}", text_of(output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(word),
+        "{}",
+        text_of(output)
+    );
 }
 
 /// The mock's last accepted request, as keyward sent it upstream.
-async fn last_accepted(mock: &Mock) -> Result<Value> {
+pub(super) async fn last_accepted(mock: &Mock) -> Result<Value> {
     let requests = mock.requests().await?;
     requests
         .iter()
@@ -31,22 +32,71 @@ async fn last_accepted(mock: &Mock) -> Result<Value> {
         .ok_or_else(|| anyhow::anyhow!("the mock accepted no request: {requests:?}"))
 }
 
-/// `claude -p` in a fresh home, pointed at keyward.
-fn claude(binary: &Path, home: &Home, keyward: &Keyward, prompt: &str) -> Result<Output> {
+/// `claude -p PROMPT` in a fresh home (`home`'s user home, its settings included) with only
+/// `env` besides `PATH`.
+pub(super) fn claude_turn(
+    binary: &Path,
+    home: &Home,
+    prompt: &str,
+    env: &[(&str, &str)],
+) -> Result<Output> {
     let work = home.root().join("work");
     std::fs::create_dir_all(&work)?;
-    Ok(Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["-p", prompt])
         .current_dir(&work)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.user_home())
-        .env("ANTHROPIC_BASE_URL", &keyward.url)
-        .env("ANTHROPIC_API_KEY", "unused-keyward-supplies-the-login")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
-        .stdin(Stdio::null())
-        .output()?)
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Ok(command.output()?)
+}
+
+/// `claude -p` in a fresh home, pointed at keyward.
+fn claude(binary: &Path, home: &Home, keyward: &Keyward, prompt: &str) -> Result<Output> {
+    claude_turn(
+        binary,
+        home,
+        prompt,
+        &[
+            ("ANTHROPIC_BASE_URL", &keyward.url),
+            ("ANTHROPIC_API_KEY", "unused-keyward-supplies-the-login"),
+        ],
+    )
+}
+
+/// `codex exec ARGS "say pong"` with the client's own Codex home and only `env` besides `PATH`.
+pub(super) fn codex_turn(
+    cli: &Path,
+    home: &Home,
+    client_home: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Output> {
+    let work = home.root().join("work");
+    std::fs::create_dir_all(&work)?;
+    let mut command = Command::new(cli);
+    command
+        .args(["exec", "--skip-git-repo-check", "--ephemeral"])
+        .args(args)
+        .arg("-C")
+        .arg(&work)
+        .arg("say pong")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CODEX_HOME", client_home)
+        .env("HOME", home.user_home())
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Ok(command.output()?)
 }
 
 /// Claude Code completes a turn through keyward: its Messages request (adaptive thinking,
@@ -63,12 +113,7 @@ async fn claude_code_completes_a_turn_through_keyward() -> Result<()> {
     };
     let (mock, home, keyward) = serving().await?;
     let output = tokio::task::block_in_place(|| claude(&binary, &home, &keyward, "say pong"))?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("pong"),
-        "{}",
-        text_of(&output)
-    );
+    assert_answered(&output, "pong");
     let sent = last_accepted(&mock).await?;
     assert_eq!(
         sent["model"], "gpt-6-astra",
@@ -98,12 +143,7 @@ async fn claude_code_runs_a_tool_through_keyward() -> Result<()> {
     let output = tokio::task::block_in_place(|| {
         claude(&binary, &home, &keyward, "read the file x [[tool:Read]]")
     })?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("tool said:"),
-        "{}",
-        text_of(&output)
-    );
+    assert_answered(&output, "tool said:");
     let sent = last_accepted(&mock).await?;
     let input = sent["input"].as_array().cloned().unwrap_or_default();
     let call = input
@@ -141,24 +181,8 @@ async fn codex_cli_as_a_client_completes_a_turn_through_keyward() -> Result<()> 
         client_home.join("config.toml"),
         config_toml("gpt-6.1-sol", &mock.url, &provider),
     )?;
-    let work = home.root().join("work");
-    std::fs::create_dir_all(&work)?;
-    let output = tokio::task::block_in_place(|| {
-        Command::new(&cli)
-            .args(["exec", "--skip-git-repo-check", "--ephemeral", "-C"])
-            .arg(&work)
-            .arg("say pong")
-            .env("CODEX_HOME", &client_home)
-            .env("HOME", home.user_home())
-            .stdin(Stdio::null())
-            .output()
-    })?;
-    assert!(output.status.success(), "{}", text_of(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("pong"),
-        "{}",
-        text_of(&output)
-    );
+    let output = tokio::task::block_in_place(|| codex_turn(&cli, &home, &client_home, &[], &[]))?;
+    assert_answered(&output, "pong");
     let sent = last_accepted(&mock).await?;
     assert_eq!(sent["model"], "gpt-6.1-sol");
     assert_eq!(sent["store"], false);

@@ -34,7 +34,7 @@ pub(super) fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
 }
 
 /// One `codex exec` turn; returns whether it succeeded, and its output for the failure message.
-fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
+pub(super) fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
     codex_exec_with(cli, home, mock, &[])
 }
 

@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod browser;
 pub mod secret_service;
+mod sign_in;
+
+pub use browser::Browser;
+pub use sign_in::{is_user_code, login_ports, without_colours, SignIn};
 
 pub type Result<T> = anyhow::Result<T>;
 
@@ -159,6 +164,64 @@ impl Mock {
             None => json!({"account_id": "acct-test", "email": "dev@example.com", "plan": "pro"}),
         };
         self.admin("login", body).await
+    }
+
+    /// How the sign-in server's consent answers from now on (`POST /admin/authorize`: the account
+    /// of the next sign-ins, or an OAuth `error` instead of a code).
+    pub async fn consent_setting(&self, setting: Value) -> Result<()> {
+        self.admin("authorize", setting).await.map(drop)
+    }
+
+    /// Device sign-in on or off, and its poll interval (`POST /admin/device`).
+    pub async fn device_setting(&self, setting: Value) -> Result<()> {
+        self.admin("device", setting).await.map(drop)
+    }
+
+    /// The user approves the device code `user_code`.
+    pub async fn approve_device(&self, user_code: &str) -> Result<()> {
+        let answer = self
+            .admin("device/approve", json!({ "user_code": user_code }))
+            .await?;
+        anyhow::ensure!(answer["approved"] == json!(true), "not approved: {answer}");
+        Ok(())
+    }
+
+    /// What a browser does on the consent page of `authorize_url`, as plain HTTP: opens it and
+    /// presses Continue (`approve`) or Cancel. Returns where the provider sends the browser back.
+    pub async fn consent(&self, authorize_url: &str, approve: bool) -> Result<String> {
+        let page = self.http.get(authorize_url).send().await?.text().await?;
+        let request = page
+            .split("name=\"request\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .ok_or_else(|| anyhow::anyhow!("no consent form in: {page}"))?;
+        let decision = if approve { "approve" } else { "deny" };
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let answer = no_redirects
+            .post(format!("{}/oauth/authorize/decision", self.url))
+            .form(&[("request", request), ("decision", decision)])
+            .send()
+            .await?;
+        answer
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("consent did not redirect: {}", answer.status()))
+    }
+
+    /// The sign-in server's log lines (authorization codes appear by their first 10 characters).
+    pub async fn token_log(&self) -> Result<Vec<Value>> {
+        let log: Value = self
+            .http
+            .get(format!("{}/admin/log", self.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(log.as_array().cloned().unwrap_or_default())
     }
 
     pub async fn stats(&self) -> Result<Value> {
@@ -340,6 +403,7 @@ impl Home {
             .env("KEYWARD_HOME", self.keyward_home())
             .env("CODEX_HOME", self.codex_home())
             .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", mock.token_url())
+            .env("KEYWARD_CODEX_ISSUER", &mock.url)
             .env("KEYWARD_CODEX_BASE_URL", mock.base_url())
             .env("KEYWARD_LOG", "info,keyward=debug");
         command
@@ -582,6 +646,31 @@ pub async fn serving_with(config: &str, env: &[(&str, &str)]) -> Result<(Mock, H
 /// [`serving_with`] with no config and no extra environment.
 pub async fn serving() -> Result<(Mock, Home, Keyward)> {
     serving_with("", &[]).await
+}
+
+/// A finished process's exit status and output, for failure messages.
+pub fn text_of(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `keyward ARGS` on this machine (see [`Home::keyward`]) with extra environment `env`.
+pub fn run_keyward(
+    home: &Home,
+    mock: &Mock,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Output> {
+    let mut command = home.keyward(mock);
+    command.args(args).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Ok(command.output()?)
 }
 
 /// A peer program installed by `scripts/install-peers`: `$env` if set, else `.peers/<relative>`.

@@ -284,3 +284,92 @@ fn unknown_events_are_other() {
     };
     assert_eq!(parse_event(&nameless), None);
 }
+
+mod check {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("m")),
+            Just(json!(" ")),
+            Just(json!(true)),
+            Just(json!(false)),
+            Just(json!(null)),
+            Just(json!(3)),
+            Just(json!([])),
+            Just(json!({})),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = Value> {
+        (
+            proptest::option::of(field()),
+            proptest::option::of(field()),
+            proptest::option::of(field()),
+            proptest::option::of(field()),
+            crate::dialect::chat::strategies::any_json(),
+        )
+            .prop_map(|(model, stream, input, key, other)| {
+                let mut body = serde_json::Map::new();
+                body.insert("other".into(), other);
+                for (name, value) in [
+                    ("model", model),
+                    ("stream", stream),
+                    ("input", input),
+                    ("prompt_cache_key", key),
+                ] {
+                    if let Some(value) = value {
+                        body.insert(name.into(), value);
+                    }
+                }
+                Value::Object(body)
+            })
+    }
+
+    proptest! {
+        /// What `check` reads without a tree is what `translate` reads with one; what it lets
+        /// through `translate` accepts.
+        #[test]
+        fn check_agrees_with_translate(request in request()) {
+            let bytes = serde_json::to_vec(&request).unwrap_or_default();
+            if let Some(checked) = super::super::check(&bytes) {
+                let translated = translate(&bytes);
+                prop_assert!(translated.is_ok(), "{:?}", translated.err());
+                let translated = translated.unwrap_or_else(|_| unreachable!());
+                prop_assert_eq!(&checked.model, &translated.model);
+                prop_assert_eq!(checked.stream, translated.stream);
+                prop_assert_eq!(
+                    checked.prompt_cache_key.as_deref(),
+                    translated.body.get("prompt_cache_key").and_then(Value::as_str)
+                );
+            }
+        }
+    }
+
+    /// A plainly well-formed request is checked without a tree; duplicates and oddities go the
+    /// long way.
+    #[test]
+    fn plain_requests_are_checked() {
+        let checked = super::super::check(
+            br#"{"model":"m","stream":true,"input":[],"prompt_cache_key":"k","x":{"y":[1]}}"#,
+        );
+        assert_eq!(
+            checked,
+            Some(Checked {
+                model: "m".into(),
+                stream: true,
+                prompt_cache_key: Some("k".into()),
+            })
+        );
+        for odd in [
+            &br#"{"model":"m","model":"n"}"#[..],
+            br#"{"model":"m","input":null}"#,
+            br#"{"model":"m","stream":"yes"}"#,
+            br#"["model"]"#,
+            br#"{"model":"m"} x"#,
+        ] {
+            assert_eq!(super::super::check(odd), None);
+        }
+    }
+}

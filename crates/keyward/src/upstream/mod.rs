@@ -7,9 +7,10 @@
 //! `anthropic::upstream`), built by its provider ([`crate::provider`]); the gateway and the pool
 //! name no provider.
 
+mod http;
+
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -21,44 +22,7 @@ use crate::dialect::{Dialect, Invalid};
 use crate::profile::ProfileId;
 use crate::store::Usage;
 
-/// The HTTP client upstream requests go out with: one per thread, all with one configuration.
-/// A pooled connection is driven by the runtime that opened it, so with a client per serving
-/// thread (`gateway::server`) a request and its upstream connection stay on one core.
-#[derive(Clone)]
-pub(crate) struct UpstreamHttp {
-    /// For a thread whose own client could not be built (it was built once at start, so this
-    /// only happens if the system's TLS roots became unreadable since).
-    shared: reqwest::Client,
-}
-
-impl UpstreamHttp {
-    pub(crate) fn new() -> reqwest::Result<Self> {
-        Ok(Self {
-            shared: build_client()?,
-        })
-    }
-
-    /// This thread's client.
-    pub(crate) fn client(&self) -> reqwest::Client {
-        thread_local! {
-            static CLIENT: Option<reqwest::Client> = build_client().ok();
-        }
-        CLIENT
-            .with(Clone::clone)
-            .unwrap_or_else(|| self.shared.clone())
-    }
-}
-
-/// No overall timeout: a streamed answer may run for minutes; a stalled one is cut by the read
-/// timeout.
-fn build_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(300))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
+pub(crate) use http::{Client, Endpoint, UpstreamHttp, UpstreamResponse};
 
 /// The API an upstream speaks natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +51,38 @@ impl Wire {
     }
 }
 
+/// A public Responses request on its way to an upstream: a tree keyward built (translated from
+/// another dialect), or a Responses caller's own bytes, parsed only by an upstream that must
+/// change something in them (most requests of the Codex CLI need nothing, and a tree of a 50 KB
+/// request cost more than the rest of its proxying).
+#[derive(Debug, Clone)]
+pub(crate) enum RequestBody {
+    Tree(Map<String, Value>),
+    Raw(Bytes),
+}
+
+impl Default for RequestBody {
+    fn default() -> Self {
+        Self::Tree(Map::new())
+    }
+}
+
+impl RequestBody {
+    /// The request as a tree, parsing the caller's bytes if need be.
+    pub(crate) fn into_tree(self) -> Result<Map<String, Value>, Invalid> {
+        match self {
+            Self::Tree(tree) => Ok(tree),
+            Self::Raw(bytes) => crate::dialect::parse_object(&bytes),
+        }
+    }
+}
+
 /// One request on its way to an upstream.
 pub(crate) struct Outgoing<'a> {
     /// The request in the upstream's API: a public Responses request for a Responses upstream
     /// (translated from the caller's dialect, or the caller's own), the caller's Messages request
     /// for a Messages upstream.
-    pub body: Map<String, Value>,
+    pub body: RequestBody,
     /// The model to ask the upstream for.
     pub model: &'a str,
     /// The caller's own bytes when it speaks the upstream's API: sent untouched if nothing in
@@ -100,12 +90,14 @@ pub(crate) struct Outgoing<'a> {
     pub original: Option<&'a Bytes>,
     /// Whether the caller speaks the upstream's API (its answer is passed through untouched).
     pub native: bool,
+    /// The size of the caller's body: preparing a large request runs off the serving thread.
+    pub size: usize,
     pub client_headers: &'a HeaderMap,
 }
 
 /// An upstream's answer headers and body stream, once sent.
 pub(crate) struct Sent {
-    pub response: reqwest::Response,
+    pub response: UpstreamResponse,
     /// Request fields the upstream cannot honour that were dropped (upstream API names).
     pub dropped: Vec<String>,
 }
@@ -118,30 +110,29 @@ pub(crate) enum SendError {
     /// The request is one this upstream refuses before anything is sent.
     #[error("{}", .0.message)]
     Invalid(Invalid),
-    /// The upstream could not be reached. The error carries no URL of its own (the upstream's
-    /// is `url`), and keyward's upstream URLs hold no credential: those go in headers.
-    #[error("cannot reach the upstream {url}: {}", root_cause(.source))]
+    /// The upstream could not be reached, or stalled before its answer's head. The error carries
+    /// no URL of its own (the upstream's is `url`), and keyward's upstream URLs hold no
+    /// credential: those go in headers.
+    #[error("cannot reach the upstream {url}: {}", root_cause(.source.as_ref()))]
     Unreachable {
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// keyward is stopping: the request was not sent.
+    #[error("keyward is stopping")]
+    Stopping,
+    /// The credential cannot be sent in a header (it holds characters a header cannot carry).
+    #[error(
+        "the profile's credential cannot be sent: it holds characters an HTTP header cannot carry"
+    )]
+    BadCredential,
     /// The configured URL does not parse.
     #[error("{0} is not a URL")]
     NotAUrl(String),
     /// The request could not be written out as JSON.
     #[error("the request cannot be encoded: {0}")]
     Encode(#[source] serde_json::Error),
-}
-
-impl SendError {
-    /// `source` from sending to `url`, with the URL left out of the error itself (it is `url`).
-    pub(crate) fn unreachable(url: &Endpoint, source: reqwest::Error) -> Self {
-        Self::Unreachable {
-            url: url.to_string(),
-            source: source.without_url(),
-        }
-    }
 }
 
 pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
@@ -180,33 +171,6 @@ pub(crate) trait Upstream: Send + Sync {
     fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage>;
 }
 
-/// An upstream URL, parsed once (not on every request).
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    text: String,
-    url: Option<reqwest::Url>,
-}
-
-impl Endpoint {
-    pub(crate) fn new(text: String) -> Self {
-        let url = reqwest::Url::parse(&text).ok();
-        Self { text, url }
-    }
-
-    /// The URL to send to; an unparsable one (the config loader refuses them) cannot be reached.
-    pub(crate) fn url(&self) -> Result<reqwest::Url, SendError> {
-        self.url
-            .clone()
-            .ok_or_else(|| SendError::NotAUrl(self.text.clone()))
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
 /// `Retry-After` as a time: seconds, or an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -228,6 +192,14 @@ pub(crate) fn seconds_from(now: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc
         let secs = secs.min(MAX_COOLDOWN_SECS as f64);
         now + chrono::Duration::milliseconds((secs * 1000.0) as i64)
     })
+}
+
+/// `Bearer <token>` as a header value marked sensitive (never shown in a header's debug output).
+pub(crate) fn bearer(token: &crate::secret::Secret) -> Result<axum::http::HeaderValue, SendError> {
+    let mut value = axum::http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+        .map_err(|_| SendError::BadCredential)?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// A header's value as text.
