@@ -1,7 +1,7 @@
 //! The Codex CLI's login in the OS keyring: service `Codex Auth`, account `cli|` and the first 16
 //! hex digits of the SHA-256 of the canonical `CODEX_HOME`, the value `auth.json`'s document in
 //! compact JSON. Saving there removes a leftover `auth.json`, as the CLI does (verified against the
-//! CLI 0.169 and 0.171 with gnome-keyring; see the README).
+//! CLI 0.169 and 0.171 with gnome-keyring).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,11 +120,14 @@ mod tests {
     use crate::codex::auth_file::tests::login_json;
 
     /// The CLI's account for a home: `cli|` and 16 hex digits of the SHA-256 of the canonical
-    /// path (this value is what the CLI 0.169 used for `/tmp/kr/h1/codex`, read back with
-    /// `secret-tool`; see README).
+    /// path. The pinned value is the account the CLI 0.169 itself stored its login under for the
+    /// home `/tmp/kr/h1/codex` (read back with `secret-tool`).
     #[test]
     fn account_is_the_clis() {
-        assert_eq!(account(Path::new("/tmp/kr/h1/codex-not-there")).len(), 20);
+        assert_eq!(
+            account(Path::new("/tmp/kr/h1/codex")),
+            "cli|b574194316b77faa"
+        );
         let expected = {
             let digest = Sha256::digest(b"/nonexistent/codex");
             format!("cli|{}", &hex(&digest)[..16])
