@@ -162,7 +162,7 @@ impl Upstream for CodexUpstream {
     fn describe(&self) -> String {
         self.broker
             .profile(&self.id)
-            .map(|runtime| runtime.source.location().display().to_string())
+            .map(|runtime| runtime.source.location())
             .unwrap_or_default()
     }
 
