@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn counts_every_separator() {
         let body = r#"{"a":[1,2,{"b":3}],"c":"x,y"}"#.repeat(100);
-        let naive = body.bytes().filter(|b| matches!(b, b',' | b':' | b'{')).count();
+        let naive = body
+            .bytes()
+            .filter(|b| matches!(b, b',' | b':' | b'{'))
+            .count();
         assert_eq!(count_nodes(body.as_bytes()), naive);
         assert_eq!(count_nodes(&[b','; 1000]), 1000);
     }

@@ -417,3 +417,46 @@ async fn auto_moves_the_login_into_a_keyring_item_the_real_cli_finds() -> Result
     assert_eq!(keyward.respond(true).await?.0, 200);
     mock.assert_no_reuse().await
 }
+
+/// `keyward login` and `logout` use the store the Codex CLI keeps its login in: with the keyring
+/// configured, the new login is the CLI's keyring item (no `auth.json` appears), keyward serves
+/// it, and `logout` removes the item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyward_login_and_logout_use_the_keyring() -> Result<()> {
+    let Some(service) = SecretService::start().await? else {
+        return Ok(());
+    };
+    let mock = Mock::start().await?;
+    mock.device_setting(json!({"interval": 1})).await?;
+    let home = Home::new()?;
+    set_store(&home.codex_home(), "keyring")?;
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", service.address.as_str())];
+
+    let mut sign_in = SignIn::start_with(&home, &mock, &["login", "--device"], &bus)?;
+    sign_in
+        .printed(&format!("{}/codex/device", mock.url))
+        .await?;
+    let code = sign_in.user_code().await?;
+    mock.approve_device(&code).await?;
+    let finished = sign_in.finish().await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.output());
+    assert!(!home.auth_path().exists(), "the login went to auth.json");
+    let stored: Value = serde_json::from_str(
+        &service
+            .codex_login(&home.codex_home())?
+            .ok_or_else(|| anyhow::anyhow!("no keyring item after the sign-in"))?,
+    )?;
+    assert!(stored["tokens"]["refresh_token"].is_string(), "{stored}");
+
+    let keyward = Keyward::serve_with(&home, &mock, &bus).await?;
+    let (status, body) = keyward.respond(true).await?;
+    assert_eq!(status, 200, "{body}");
+    drop(keyward);
+
+    let out = SignIn::start_with(&home, &mock, &["logout", "--force"], &bus)?
+        .finish()
+        .await?;
+    assert_eq!(out.code, Some(0), "{}", out.output());
+    assert_eq!(service.codex_login(&home.codex_home())?, None);
+    Ok(())
+}
