@@ -170,14 +170,18 @@ pub(crate) trait Answer: Send {
 }
 
 /// Appends one server-sent event frame: `event:` (when named) and a one-line `data:`.
-pub(crate) fn write_frame(out: &mut Vec<u8>, event: Option<&str>, data: &Value) {
+pub(crate) fn write_frame<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    event: Option<&str>,
+    data: &T,
+) {
     if let Some(event) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(event.as_bytes());
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    // Writing a `Value` into a Vec cannot fail.
+    // Writing JSON into a Vec cannot fail: keyward's frames have string keys only.
     let _ = serde_json::to_writer(&mut *out, data);
     out.extend_from_slice(b"\n\n");
 }

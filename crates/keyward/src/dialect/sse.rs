@@ -18,24 +18,28 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// Feeds bytes; returns the events they completed.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
-        for &byte in bytes {
-            if self.pending_cr {
-                self.pending_cr = false;
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            match byte {
-                b'\n' => self.end_line(&mut events),
-                b'\r' => {
-                    self.pending_cr = true;
-                    self.end_line(&mut events);
-                }
-                _ => self.line.push(byte),
+        if self.pending_cr && !bytes.is_empty() {
+            self.pending_cr = false;
+            if bytes[0] == b'\n' {
+                bytes = &bytes[1..];
             }
         }
+        // Whole lines are read in place; only a line cut by a chunk boundary is copied.
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', bytes) {
+            let ends_with_cr = bytes[at] == b'\r';
+            self.end_line(&bytes[..at], &mut events);
+            bytes = &bytes[at + 1..];
+            if ends_with_cr {
+                match bytes.first() {
+                    Some(b'\n') => bytes = &bytes[1..],
+                    Some(_) => {}
+                    None => self.pending_cr = true,
+                }
+            }
+        }
+        self.line.extend_from_slice(bytes);
         events
     }
 
@@ -43,29 +47,43 @@ impl SseParser {
     pub(crate) fn finish(&mut self) -> Option<Event> {
         let mut events = Vec::new();
         if !self.line.is_empty() {
-            self.end_line(&mut events);
+            self.end_line(&[], &mut events);
         }
         self.dispatch(&mut events);
         events.pop()
     }
 
-    fn end_line(&mut self, events: &mut Vec<Event>) {
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
+    /// Ends the line made of what is buffered and `tail`.
+    fn end_line(&mut self, tail: &[u8], events: &mut Vec<Event>) {
+        if self.line.is_empty() {
+            self.read_line(tail, events);
+        } else {
+            let mut line = std::mem::take(&mut self.line);
+            line.extend_from_slice(tail);
+            self.read_line(&line, events);
+            line.clear();
+            self.line = line;
+        }
+    }
+
+    fn read_line(&mut self, line: &[u8], events: &mut Vec<Event>) {
         if line.is_empty() {
             self.dispatch(events);
             return;
         }
-        if line.starts_with(':') {
+        if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_str(), ""),
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(at) => {
+                let value = &line[at + 1..];
+                (&line[..at], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
         };
         match field {
-            "event" => self.event = Some(value.to_string()),
-            "data" => self.data.push(value.to_string()),
+            b"event" => self.event = Some(text(value)),
+            b"data" => self.data.push(text(value)),
             _ => {}
         }
     }
@@ -75,10 +93,23 @@ impl SseParser {
             self.event = None;
             return;
         }
+        let data = if self.data.len() == 1 {
+            self.data.pop().unwrap_or_default()
+        } else {
+            std::mem::take(&mut self.data).join("\n")
+        };
         events.push(Event {
             event: self.event.take(),
-            data: std::mem::take(&mut self.data).join("\n"),
+            data,
         });
+    }
+}
+
+/// A field's value as text; bytes that are not UTF-8 become U+FFFD, as the SSE standard decodes them.
+fn text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
     }
 }
 
@@ -110,5 +141,30 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn any_split_of_a_stream_parses_as_the_whole() {
+        let stream: &[u8] = b"event: a\r\ndata: 1\r\n\r\n:c\rdata: x\xff\rdata\r\revent:b\ndata:  two\n\n\r\ndata: end";
+        let whole = {
+            let mut parser = SseParser::default();
+            let mut events = parser.push(stream);
+            events.extend(parser.finish());
+            events
+        };
+        assert_eq!(whole.len(), 4, "{whole:?}");
+        assert_eq!(whole[1].data, "x\u{fffd}\n");
+        assert_eq!(whole[2].data, " two");
+        for first in 0..=stream.len() {
+            for second in first..=stream.len() {
+                let mut parser = SseParser::default();
+                let mut events = parser.push(&stream[..first]);
+                events.extend(parser.push(&stream[first..second]));
+                events.extend(parser.push(&[]));
+                events.extend(parser.push(&stream[second..]));
+                events.extend(parser.finish());
+                assert_eq!(events, whole, "split at {first} and {second}");
+            }
+        }
     }
 }

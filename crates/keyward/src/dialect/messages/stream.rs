@@ -2,6 +2,7 @@
 //! `message_stop` frames, one content block at a time (thinking, text, tool use), text held back
 //! only as far as a stop sequence needs.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{message_id, message_text, signature, stop_reason, usage, MessagesAnswer};
@@ -28,6 +29,22 @@ fn send(out: &mut Vec<u8>, data: Value) {
         .unwrap_or("")
         .to_string();
     write_frame(out, Some(&kind), &data);
+}
+
+/// A `content_block_delta` frame of text, in the field order Anthropic sends.
+#[derive(Serialize)]
+struct TextDeltaFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u64,
+    delta: TextDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,10 +220,16 @@ impl MessagesStream {
             return;
         }
         self.text_sent.push_str(text);
-        send(
-            out,
-            json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
-        );
+        // Most of a stream's frames are these: written without a JSON tree.
+        let frame = TextDeltaFrame {
+            kind: "content_block_delta",
+            index,
+            delta: TextDelta {
+                kind: "text_delta",
+                text,
+            },
+        };
+        write_frame(out, Some(frame.kind), &frame);
     }
 
     /// Answer text, through the stop sequences.

@@ -9,6 +9,9 @@
 //! one field no longer read is a `response` on an event that never carries one (a delta, an
 //! item): only when such an event came first did it name the answer, and no upstream sends it.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::failure::StreamFailure;
@@ -182,6 +185,9 @@ impl StreamEvent {
 /// One upstream event, typed; its `type` comes from the SSE event name when the data lacks it.
 /// `None` for data that is not a JSON object (a keep-alive, `[DONE]`), or has no type at all.
 pub(crate) fn parse_event(event: &Event) -> Option<StreamEvent> {
+    if let Some(delta) = parse_delta(event) {
+        return Some(delta);
+    }
     let mut value: Value = serde_json::from_str(&event.data).ok()?;
     let object = value.as_object_mut()?;
     if !object.contains_key("type") {
@@ -189,6 +195,59 @@ pub(crate) fn parse_event(event: &Event) -> Option<StreamEvent> {
         object.insert("type".into(), Value::String(name));
     }
     StreamEvent::from_json(value)
+}
+
+/// The fields of a delta event, read without building a JSON tree: most of a stream's events are
+/// deltas, and a tree of each (a map with hashed keys) cost more than the rest of a translation.
+#[derive(Deserialize)]
+struct DeltaFields<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    output_index: Option<u64>,
+    #[serde(default)]
+    summary_index: Option<u64>,
+    #[serde(borrow, default)]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<Cow<'a, str>>,
+}
+
+/// A delta event, when the event's name says it is one and its fields are as the API sends them;
+/// `None` sends it the general way (which reads any quirk as leniently as before).
+fn parse_delta(event: &Event) -> Option<StreamEvent> {
+    let name = event.event.as_deref()?;
+    if !name.ends_with(".delta") {
+        return None;
+    }
+    let fields: DeltaFields = serde_json::from_str(&event.data).ok()?;
+    let kind = fields.kind.as_deref().unwrap_or(name);
+    let delta = fields.delta?.into_owned();
+    let output_index = fields.output_index;
+    Some(match kind {
+        "response.output_text.delta" => StreamEvent::OutputTextDelta {
+            output_index,
+            delta,
+        },
+        "response.refusal.delta" => StreamEvent::RefusalDelta {
+            output_index,
+            delta,
+        },
+        "response.reasoning_summary_text.delta" => StreamEvent::ReasoningSummaryTextDelta {
+            output_index,
+            summary_index: fields.summary_index,
+            delta,
+        },
+        // Without its `item_id`, the call is named by an `item` this path does not read.
+        "response.function_call_arguments.delta" => StreamEvent::FunctionCallArgumentsDelta {
+            item_ref: ItemRef {
+                output_index,
+                item_id: Some(fields.item_id?.into_owned()),
+            },
+            delta,
+        },
+        _ => return None,
+    })
 }
 
 fn item_ref(fields: &Map<String, Value>) -> ItemRef {

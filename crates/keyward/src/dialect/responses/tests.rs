@@ -285,6 +285,56 @@ fn unknown_events_are_other() {
     assert_eq!(parse_event(&nameless), None);
 }
 
+/// The fast path for delta events reads every delta as the general path does, quirks included.
+#[test]
+fn delta_events_read_as_the_general_path_reads_them() {
+    let general = |event: &Event| {
+        let mut value: Value = serde_json::from_str(&event.data).ok()?;
+        let object = value.as_object_mut()?;
+        if !object.contains_key("type") {
+            object.insert("type".into(), json!(event.event.clone()?));
+        }
+        StreamEvent::from_json(value)
+    };
+    let names = [
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+        "response.audio.delta",
+    ];
+    let bodies = [
+        r#"{"delta":"hi","output_index":0}"#,
+        r#"{"type":"TYPE","delta":"h\u00e9\n","output_index":2,"summary_index":1,"item_id":"fc_1","sequence_number":9}"#,
+        r#"{"type":"response.output_text.done","text":"x"}"#,
+        r#"{"delta":7,"output_index":0}"#,
+        r#"{"output_index":0}"#,
+        r#"{"delta":"a","output_index":-1,"item_id":"i"}"#,
+        r#"{"delta":"a","output_index":1.0,"item_id":"i"}"#,
+        r#"{"delta":"a","delta":"b","item_id":"i"}"#,
+        r#"{"delta":"a","item":{"id":"fc_2"},"output_index":3}"#,
+        r#"{"delta":"a","item_id":null,"response":{"id":"r"}}"#,
+        r#"{"type":7,"delta":"a"}"#,
+        r#"["delta"]"#,
+        "[DONE]",
+    ];
+    for name in names {
+        for body in bodies {
+            for kind in [None, Some(name), Some("response.output_text.delta")] {
+                let data = match kind {
+                    Some(kind) => body.replace("TYPE", kind),
+                    None => body.replace(r#""type":"TYPE","#, ""),
+                };
+                let event = Event {
+                    event: Some(name.to_string()),
+                    data,
+                };
+                assert_eq!(parse_event(&event), general(&event), "{event:?}");
+            }
+        }
+    }
+}
+
 mod check {
     use super::*;
     use proptest::prelude::*;
