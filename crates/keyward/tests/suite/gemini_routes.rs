@@ -30,10 +30,12 @@ fn json_of(text: &str) -> Value {
 
 /// With gateway keys, a Gemini client's key is taken from `x-goog-api-key`, `?key=` or a bearer
 /// token; a wrong one is refused in Google's shape. A key in the query is never repeated, in an
-/// answer, the log (at debug level) or the metrics; other routes do not take keys in the query.
+/// answer, the log (every library's, at trace level) or the metrics; other routes do not take
+/// keys in the query.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_in_the_query_are_taken_and_never_repeated() -> Result<()> {
-    let (_mock, _home, keyward) = serving_with("", &[("KEYWARD_API_KEYS", KEY)]).await?;
+    let (_mock, _home, keyward) =
+        serving_with("", &[("KEYWARD_API_KEYS", KEY), ("KEYWARD_LOG", "trace")]).await?;
     let http = reqwest::Client::new();
     let call = |query: &str| {
         format!(

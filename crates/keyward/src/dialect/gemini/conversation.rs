@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::keys::{self, camel, field};
-use super::signature;
+use super::{signature, standard_base64};
 use crate::dialect::draft::Draft;
 use crate::dialect::fields::{expect, json_kind, non_empty_array, wrong_type, Expected};
 use crate::dialect::responses::{message_item, text_part};
@@ -521,14 +521,14 @@ fn inline_part(
 ) -> Result<Option<Value>, Invalid> {
     let path = format!("{path}.inlineData");
     let mime = keys::required(inline, "mimeType", &path, "inlineData")?;
-    let data = keys::required(inline, "data", &path, "inlineData")?;
+    let data = standard_base64(keys::required(inline, "data", &path, "inlineData")?);
     let major = mime.split('/').next().unwrap_or_default();
     let url = || format!("data:{mime};base64,{data}");
     Ok(Some(match major {
         "image" => json!({"type": "input_image", "image_url": url()}),
         "text" => {
             let decoded = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
+                .decode(&data)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or_else(|| {

@@ -35,7 +35,7 @@ pub(super) fn camel(key: &str) -> Cow<'_, str> {
 }
 
 /// A field name as snake_case: `maxOutputTokens` → `max_output_tokens`.
-fn snake(name: &str) -> String {
+pub(super) fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for c in name.chars() {
         if c.is_ascii_uppercase() {

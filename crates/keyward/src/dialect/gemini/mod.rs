@@ -252,6 +252,25 @@ fn message_text(item: &Value) -> String {
     text
 }
 
+/// A `bytes` field of Gemini's JSON (inline data, a thought signature) as standard, padded base64.
+/// Protobuf's JSON takes standard and URL-safe base64, padded or not, and `google-genai` sends
+/// URL-safe; a data URL, and whoever decodes it upstream, wants the standard alphabet.
+fn standard_base64(data: &str) -> String {
+    let mut standard: String = data
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            other => other,
+        })
+        .collect();
+    while standard.len() % 4 != 0 {
+        standard.push('=');
+    }
+    standard
+}
+
 /// A reasoning summary as a `thought` part.
 fn thought(text: &str) -> Value {
     json!({"text": text, "thought": true})

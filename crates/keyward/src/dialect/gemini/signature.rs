@@ -7,19 +7,13 @@
 //! alphabet, with or without padding. Anything that does not decode to the prefix was not made
 //! here (Gemini's own signatures, the Gemini CLI's `skip_thought_signature_validator`).
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+
+use super::standard_base64;
 
 /// Marks a signature as keyward's: the upstream's encrypted reasoning follows.
 const PREFIX: &[u8] = b"kwsig1.";
-
-/// Reads standard base64 whether or not it is padded.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// The signature carrying `encrypted` reasoning.
 pub(crate) fn encode(encrypted: &str) -> String {
@@ -31,16 +25,7 @@ pub(crate) fn encode(encrypted: &str) -> String {
 
 /// The encrypted reasoning a signature keyward made carries; `None` for any other signature.
 pub(super) fn decode(signature: &str) -> Option<String> {
-    let standard: String = signature
-        .trim()
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            other => other,
-        })
-        .collect();
-    let bytes = LENIENT.decode(standard).ok()?;
+    let bytes = STANDARD.decode(standard_base64(signature)).ok()?;
     let encrypted = bytes.strip_prefix(PREFIX)?;
     let encrypted = String::from_utf8(encrypted.to_vec()).ok()?;
     (!encrypted.is_empty()).then_some(encrypted)

@@ -21,19 +21,11 @@ fn words() -> impl Strategy<Value = String> {
 
 /// `name` as lowerCamel or, for `google-genai`'s unconverted dicts, snake_case.
 fn spelled(name: &str, snake: bool) -> String {
-    if !snake {
-        return name.to_string();
+    if snake {
+        super::keys::snake(name)
+    } else {
+        name.to_string()
     }
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn user_part() -> impl Strategy<Value = Value> {

@@ -462,13 +462,14 @@ fn thought_signatures_carry_reasoning_back() {
     assert_eq!(input[6]["encrypted_content"], "gAAAAB-blob==");
 }
 
-/// Inline data and files become input parts where the upstream can read them; audio, video and
-/// files only Google can fetch are dropped and reported.
+/// Inline data (in either base64 alphabet, as `google-genai` sends it URL-safe) and files become
+/// input parts where the upstream can read them; audio, video and files only Google can fetch
+/// are dropped and reported.
 #[test]
 fn media_becomes_input_parts() {
     let translated = translated(&json!({"contents": [{"role": "user", "parts": [
-        {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/"}},
-        {"inlineData": {"mimeType": "text/plain", "data": "aGVsbG8="}},
+        {"inlineData": {"mimeType": "image/jpeg", "data": "_9j_4A"}},
+        {"inlineData": {"mimeType": "text/plain", "data": "aGVsbG8"}},
         {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0=", "displayName": "report.pdf"}},
         {"inlineData": {"mimeType": "application/vnd.ms-excel", "data": "AAAA"}},
         {"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}},
@@ -492,7 +493,7 @@ fn media_becomes_input_parts() {
     assert_eq!(
         translated.body["input"][0]["content"],
         json!([
-            {"type": "input_image", "image_url": "data:image/jpeg;base64,/9j/"},
+            {"type": "input_image", "image_url": "data:image/jpeg;base64,/9j/4A=="},
             {"type": "input_text", "text": "hello"},
             {"type": "input_file", "file_data": "data:application/pdf;base64,JVBERi0=", "filename": "report.pdf"},
             {"type": "input_file", "file_data": "data:application/vnd.ms-excel;base64,AAAA", "filename": "file.msexcel"},
