@@ -11,6 +11,7 @@ mod gemini_cli;
 mod gemini_routes;
 mod google_genai;
 mod host;
+mod keyring;
 mod lineage;
 mod login;
 mod observability;
