@@ -225,10 +225,11 @@ async fn streams_failures_and_counts_in_googles_shapes() -> Result<()> {
 }
 
 /// The front door's refusals on Gemini's routes are in Google's shape: a web page's request, a
-/// form post.
+/// form post, a body that would take more memory to translate than keyward allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn front_door_refusals_speak_googles_shape() -> Result<()> {
-    let (_mock, _home, keyward) = serving().await?;
+    let (_mock, _home, keyward) =
+        serving_with("[gateway]\nmax_request_memory = 16777216\n", &[]).await?;
     let http = reqwest::Client::new();
     let url = format!("{}/v1beta/models/gemini-3-pro:generateContent", keyward.url);
     let (status, _, body) = send(
@@ -255,6 +256,21 @@ async fn front_door_refusals_speak_googles_shape() -> Result<()> {
         json_of(&body)["error"]["status"],
         "INVALID_ARGUMENT",
         "{body}"
+    );
+    // 100,000 one-letter parts: about 1.3 MB sent, 150 MiB once parsed and translated.
+    let parts = vec![json!({"text": "a"}); 100_000];
+    let (status, _, body) = send(http.post(&url).json(&json!({
+        "contents": [{"role": "user", "parts": parts}],
+    })))
+    .await?;
+    assert_eq!(status, 413, "{}", &body[..body.len().min(300)]);
+    let refusal = json_of(&body);
+    assert_eq!(refusal["error"]["status"], "INVALID_ARGUMENT", "{refusal}");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("max_request_memory")),
+        "{refusal}"
     );
     Ok(())
 }

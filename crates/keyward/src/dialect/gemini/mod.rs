@@ -265,7 +265,7 @@ fn standard_base64(data: &str) -> String {
             other => other,
         })
         .collect();
-    while standard.len() % 4 != 0 {
+    while !standard.len().is_multiple_of(4) {
         standard.push('=');
     }
     standard
