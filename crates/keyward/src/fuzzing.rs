@@ -20,6 +20,7 @@ use crate::codex::backend;
 use crate::codex::claims;
 use crate::config::{self, Config};
 use crate::credential::{SourceContents, TokenAnswer};
+use crate::dialect::gemini::{self, Call, Framing};
 use crate::dialect::responses::{self, parse_event, Assembler, StreamEvent};
 use crate::dialect::sse::{Event, SseParser};
 use crate::dialect::{
@@ -186,6 +187,32 @@ pub fn messages_request(data: &[u8]) {
     normalise(translated);
 }
 
+/// A Gemini request (the body of `:streamGenerateContent`): translated, counted as
+/// `:countTokens` does, then normalised for the Codex backend.
+pub fn gemini_request(data: &[u8]) {
+    if let Ok(translated) = gemini::translate_count("gemini-3-pro", data) {
+        let _ = count_tokens::count(&translated.body);
+    }
+    normalise(gemini_sse(data));
+}
+
+/// A Gemini request as the body of a call streamed as server-sent events.
+fn gemini_sse(data: &[u8]) -> Result<Translated, Invalid> {
+    gemini::translate(&gemini_call(Framing::Sse), data)
+}
+
+/// A Gemini request as the body of a call streamed as a JSON array.
+fn gemini_array(data: &[u8]) -> Result<Translated, Invalid> {
+    gemini::translate(&gemini_call(Framing::Array), data)
+}
+
+fn gemini_call(framing: Framing) -> Call {
+    Call {
+        model: "gemini-3-pro".into(),
+        framing,
+    }
+}
+
 /// A legacy completions request: translated, then normalised for the Codex backend.
 pub fn completions_request(data: &[u8]) {
     normalise(completions::translate(data));
@@ -212,6 +239,7 @@ fn normalise(translated: Result<Translated, Invalid>) {
 const CHAT_REQUEST: &[u8] = br#"{"model":"gpt-5.1","messages":[{"role":"user","content":"Say hello"}],"stream":true,"stream_options":{"include_usage":true},"stop":["STOP","\n\n"]}"#;
 const COMPLETIONS_REQUEST: &[u8] = br#"{"model":"gpt-5.1","prompt":"Say hello","stream":true,"echo":true,"stream_options":{"include_usage":true},"stop":["STOP"]}"#;
 const MESSAGES_REQUEST: &[u8] = br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"thinking":{"type":"enabled","budget_tokens":1024},"stop_sequences":["STOP"],"messages":[{"role":"user","content":"Say hello"}]}"#;
+const GEMINI_REQUEST: &[u8] = br#"{"contents":[{"role":"user","parts":[{"text":"Say hello"}]}],"generationConfig":{"stopSequences":["STOP"],"thinkingConfig":{"includeThoughts":true}}}"#;
 
 /// A Chat Completions (or legacy completions) answer from upstream events. The first byte is
 /// control: bit 0 ends the stream with a broken transport, bit 1 speaks legacy completions
@@ -247,6 +275,75 @@ pub fn messages_stream(data: &[u8]) {
         rest,
     );
     check_messages_frames(&out);
+}
+
+/// A Gemini answer from upstream events; the input as for [`chat_stream`], bit 1 of the control
+/// byte framing the stream as a JSON array instead of server-sent events. The output must be a
+/// stream of `GenerateContentResponse` chunks whose last one alone carries a `finishReason`, or
+/// that ends with Google's error object, with nothing after it: SSE frames without event names,
+/// or one JSON array.
+pub fn gemini_stream(data: &[u8]) {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let array = control & 2 == 2;
+    let translate: Translate = if array { gemini_array } else { gemini_sse };
+    let out = answer_stream(translate, GEMINI_REQUEST, control & 1 == 1, rest);
+    let chunks: Vec<Value> = if array {
+        match serde_json::from_slice(&out) {
+            Ok(chunks) => chunks,
+            Err(e) => panic!(
+                "the stream is not one JSON array ({e}): {}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    } else {
+        sse_frames(&out)
+            .into_iter()
+            .map(|frame| {
+                assert_eq!(frame.event, None, "Gemini's frames carry no event name");
+                match serde_json::from_str(&frame.data) {
+                    Ok(chunk) => chunk,
+                    Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
+                }
+            })
+            .collect()
+    };
+    check_gemini_chunks(&chunks);
+}
+
+fn check_gemini_chunks(chunks: &[Value]) {
+    assert!(!chunks.is_empty(), "the stream was closed without a chunk");
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        if let Some(error) = chunk.get("error") {
+            assert!(last, "chunks after an error: {chunks:?}");
+            assert!(
+                error["code"].is_u64()
+                    && error["status"].is_string()
+                    && error["message"].is_string(),
+                "not Google's error object: {chunk}"
+            );
+            continue;
+        }
+        let candidate = &chunk["candidates"][0];
+        assert_eq!(candidate["content"]["role"], "model", "{chunk}");
+        let Some(parts) = candidate["content"]["parts"].as_array() else {
+            panic!("a chunk without parts: {chunk}");
+        };
+        for part in parts {
+            if let Some(call) = part.get("functionCall") {
+                assert!(call["args"].is_object(), "args must be an object: {chunk}");
+            } else {
+                assert!(part["text"].is_string(), "a part of no known kind: {chunk}");
+            }
+        }
+        assert_eq!(
+            candidate.get("finishReason").is_some(),
+            last,
+            "only the last chunk carries a finishReason: {chunks:?}"
+        );
+    }
 }
 
 /// A dialect's `translate`.
@@ -478,6 +575,8 @@ mod tests {
         ("responses_request", responses_request),
         ("chat_stream", chat_stream),
         ("messages_stream", messages_stream),
+        ("gemini_request", gemini_request),
+        ("gemini_stream", gemini_stream),
         ("config", config),
     ];
 
@@ -526,5 +625,7 @@ mod tests {
         assert!(chat::translate(CHAT_REQUEST).is_ok());
         assert!(completions::translate(COMPLETIONS_REQUEST).is_ok());
         assert!(messages::translate(MESSAGES_REQUEST).is_ok());
+        assert!(gemini_sse(GEMINI_REQUEST).is_ok());
+        assert!(gemini_array(GEMINI_REQUEST).is_ok());
     }
 }

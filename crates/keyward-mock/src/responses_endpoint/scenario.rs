@@ -27,6 +27,11 @@
 //! | `[[echo]]`        | the user's text without the marker                            | the same |
 //! | none              | `pong`                                                        | `pong` |
 //!
+//! A request for structured output (`text.format` of type `json_schema`, as
+//! the real backend honours it) answers any text reply above with JSON made
+//! from the schema's required properties (`arguments_for`), so a client that
+//! parses the answer (the Gemini CLI's model router) gets what it asked for.
+//!
 //! A Codex or OpenAI request with `reasoning` (unless its summary is `none`)
 //! gets a reasoning item first, whatever the answer (see `script`).
 //! `[[hold:KEY]]` anywhere in the last user message holds the stream after its
@@ -170,7 +175,25 @@ pub(crate) fn select(request: &Value) -> Selection {
     } else {
         Scenario::text(DEFAULT_TEXT)
     };
-    Selection::Stream(scenario)
+    Selection::Stream(structured(request, scenario))
+}
+
+/// A text reply as the JSON a `json_schema` text format asks for.
+fn structured(request: &Value, scenario: Scenario) -> Scenario {
+    let format = request.pointer("/text/format");
+    if format.and_then(|f| f.get("type")).and_then(Value::as_str) != Some("json_schema") {
+        return scenario;
+    }
+    match scenario {
+        Scenario::Reply {
+            text: Some(_),
+            calls,
+            ..
+        } if calls.is_empty() => {
+            Scenario::text(arguments_for(format.and_then(|f| f.get("schema"))))
+        }
+        other => other,
+    }
 }
 
 /// The text of a `function_call_output` item: its string, or its text parts.
@@ -574,6 +597,31 @@ mod tests {
         );
         assert_eq!(arguments_for(None), "{}");
         assert_eq!(arguments_for(Some(&json!("not a schema"))), "{}");
+    }
+
+    /// A structured-output request gets JSON made from its schema for any text reply, a tool
+    /// marker without the tool included; tool calls stay calls.
+    #[test]
+    fn structured_output_answers_with_its_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"complexity_reasoning": {"type": "string"}, "complexity_score": {"type": "integer"}},
+            "required": ["complexity_reasoning", "complexity_score"],
+        });
+        let mut body = request(json!([user("say pong [[tool:read_file]]")]));
+        body["text"] = json!({"format": {"type": "json_schema", "name": "r", "schema": schema, "strict": false}});
+        assert_eq!(
+            select(&body),
+            text(r#"{"complexity_reasoning":"x","complexity_score":1}"#)
+        );
+        body["tools"] = json!([{"type": "function", "name": "read_file", "parameters": {}}]);
+        let Selection::Stream(Scenario::Reply { calls, .. }) = select(&body) else {
+            panic!("not a reply");
+        };
+        assert_eq!(calls.len(), 1);
+        body["text"] = json!({"format": {"type": "text"}});
+        body["input"] = json!([user("ping")]);
+        assert_eq!(select(&body), text("pong"));
     }
 
     /// Scenario names label the journal.

@@ -18,11 +18,16 @@ pub(crate) const MODELS: &[(&str, &str)] = &[
     ("gpt-5.5", "GPT-5.5"),
 ];
 
-/// `(pattern, model)`: Claude's tiers served by the Codex models of the same standing (frontier,
-/// workhorse, fast). Claude Code asks for an opus model by default and a haiku one for small tasks.
+/// `(pattern, model)`: Claude's and Gemini's tiers served by the Codex models of the same standing
+/// (frontier, workhorse, fast). Claude Code asks for an opus model by default and a haiku one for
+/// small tasks; the Gemini CLI routes between a pro and a flash model, and classifies each prompt
+/// with a flash-lite one.
 pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("claude-opus-*", "gpt-6-astra"),
     ("claude-sonnet-*", "gpt-6.1-sol"),
     ("claude-haiku-*", "gpt-6-luna"),
     ("claude-*", "gpt-6.1-sol"),
+    ("gemini-*-pro*", "gpt-6-astra"),
+    ("gemini-*-flash-lite*", "gpt-6-luna"),
+    ("gemini-*", "gpt-6.1-sol"),
 ];

@@ -17,6 +17,7 @@ pub(crate) mod completions;
 pub(crate) mod count_tokens;
 mod draft;
 mod fields;
+pub(crate) mod gemini;
 pub(crate) mod messages;
 pub(crate) mod responses;
 pub(crate) mod sse;
@@ -40,6 +41,8 @@ pub(crate) enum Dialect {
     Completions,
     /// Anthropic Messages (`/v1/messages`).
     Messages,
+    /// Google's Gemini API (`/v1beta/models/{model}:generateContent`, ...).
+    Gemini,
 }
 
 impl Dialect {
@@ -49,12 +52,45 @@ impl Dialect {
             Self::Chat => "chat",
             Self::Completions => "completions",
             Self::Messages => "messages",
+            Self::Gemini => "gemini",
         }
     }
 
     /// Whether errors take Anthropic's shape rather than OpenAI's.
     pub(crate) fn is_anthropic(self) -> bool {
         matches!(self, Self::Messages)
+    }
+}
+
+/// A model endpoint as its route names it: the dialect, and what the path says that the body
+/// does not (Gemini names the model and whether to stream in its path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// A dialect whose body says everything.
+    Plain(Dialect),
+    Gemini(gemini::Call),
+}
+
+impl Endpoint {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Self::Plain(dialect) => *dialect,
+            Self::Gemini(_) => Dialect::Gemini,
+        }
+    }
+
+    /// The caller's body as a Responses request.
+    pub(crate) fn translate(&self, body: &[u8]) -> Result<Translated, Invalid> {
+        match self {
+            Self::Plain(Dialect::Responses) => responses::translate(body),
+            Self::Plain(Dialect::Chat) => chat::translate(body),
+            Self::Plain(Dialect::Completions) => completions::translate(body),
+            Self::Plain(Dialect::Messages) => messages::translate(body),
+            Self::Gemini(call) => gemini::translate(call, body),
+            Self::Plain(Dialect::Gemini) => Err(Invalid::new(
+                "a Gemini request needs its path: POST /v1beta/models/{model}:generateContent",
+            )),
+        }
     }
 }
 
@@ -148,6 +184,12 @@ pub(crate) enum Flow {
 /// Turns the upstream's Responses event stream into one client's frames, incrementally: every
 /// event is translated as it arrives, nothing is held back except what a stop sequence needs.
 pub(crate) trait StreamTranslator: Send {
+    /// The answer's content type: server-sent events, unless the dialect frames its stream
+    /// otherwise (Gemini's JSON array).
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
     /// One upstream event; appends frames to `out`.
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) -> Flow;
 

@@ -91,7 +91,11 @@ pub(super) fn is_event_stream(response: &UpstreamResponse) -> bool {
 /// A Responses client's stream: the upstream's bytes, untouched.
 pub(super) fn pass_through(response: UpstreamResponse, mut headers: HeaderMap) -> Response {
     headers.extend(answer_headers(response.headers()));
-    sse_response(Body::new(response.into_body()), headers)
+    sse_response(
+        Body::new(response.into_body()),
+        headers,
+        "text/event-stream",
+    )
 }
 
 /// Another dialect's stream: each upstream event translated as it arrives.
@@ -101,6 +105,7 @@ pub(super) fn translate_stream(
     mut headers: HeaderMap,
 ) -> Response {
     headers.extend(answer_headers(response.headers()));
+    let content_type = translator.content_type();
     let state = Translation {
         response,
         parser: SseParser::default(),
@@ -111,7 +116,7 @@ pub(super) fn translate_stream(
         let frames = state.next_frames().await?;
         Some((Ok::<_, std::convert::Infallible>(frames), state))
     });
-    sse_response(Body::from_stream(frames), headers)
+    sse_response(Body::from_stream(frames), headers, content_type)
 }
 
 struct Translation {
@@ -208,13 +213,12 @@ pub(super) fn reply(response: &Value, answer: Option<&dyn Answer>, headers: Head
     out
 }
 
-fn sse_response(body: Body, headers: HeaderMap) -> Response {
+/// A streamed answer: server-sent events, or another framing's `content_type`.
+fn sse_response(body: Body, headers: HeaderMap, content_type: &'static str) -> Response {
     let mut out = Response::new(body);
     *out.headers_mut() = headers;
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    out.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out

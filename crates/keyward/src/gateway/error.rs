@@ -1,7 +1,8 @@
 //! The one place failures become HTTP answers, in the caller's dialect: OpenAI's
 //! `{"error":{"message","type","code","param"}}` on OpenAI routes, Anthropic's
-//! `{"type":"error","error":{"type","message"}}` on `/v1/messages`. keyward's own failures say
-//! what the user can do; the upstream's keep their status and message.
+//! `{"type":"error","error":{"type","message"}}` on `/v1/messages`, Google's
+//! `{"error":{"code","message","status","details"}}` on Gemini's routes. keyward's own failures
+//! say what the user can do; the upstream's keep their status and message.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::broker::AccessError;
 use crate::dialect::responses::StreamFailure;
-use crate::dialect::{cut_short, Dialect, Invalid};
+use crate::dialect::{cut_short, gemini, Dialect, Invalid};
 
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -215,6 +216,13 @@ impl ApiError {
         let ErrorExtras { error, headers } = self.extras.map(|u| *u).unwrap_or_default();
         let body = if dialect.is_anthropic() {
             json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})
+        } else if dialect == Dialect::Gemini {
+            google_error(
+                self.status,
+                &self.message,
+                self.param.as_deref(),
+                self.retry_after,
+            )
         } else {
             let error = error.unwrap_or_else(|| {
                 json!({"message": self.message, "type": self.kind, "code": self.code.filter(|c| !c.is_empty()), "param": self.param})
@@ -233,6 +241,35 @@ impl ApiError {
         }
         response
     }
+}
+
+/// Google's error body: its code, message and status, with the details Google's clients read (the
+/// field at fault; when to retry, which the Gemini CLI waits for, or gives up on when it is far).
+fn google_error(
+    status: StatusCode,
+    message: &str,
+    param: Option<&str>,
+    retry_after: Option<u64>,
+) -> Value {
+    let status = status.as_u16();
+    let mut object = gemini::error_object(status, message);
+    let mut details = Vec::new();
+    if let Some(param) = param {
+        details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": param, "description": message}],
+        }));
+    }
+    if let (Some(secs), 429 | 503) = (retry_after, status) {
+        details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": format!("{secs}s"),
+        }));
+    }
+    if !details.is_empty() {
+        object.insert("details".into(), Value::Array(details));
+    }
+    json!({ "error": object })
 }
 
 /// Anthropic's error type for a status.
@@ -336,6 +373,45 @@ mod tests {
             body,
             json!({"type": "error", "error": {"type": "invalid_request_error", "message": "`messages` is required"}})
         );
+    }
+
+    /// Gemini's routes get Google's error object: the status name, the field at fault, and
+    /// when to retry a usage limit.
+    #[tokio::test]
+    async fn renders_googles_shape_on_gemini_routes() {
+        let invalid = Invalid::at("contents", "`contents` is required");
+        let (status, body) = body_of(ApiError::from(invalid).render(Dialect::Gemini)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"error": {"code": 400, "message": "`contents` is required", "status": "INVALID_ARGUMENT", "details": [
+                {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "contents", "description": "`contents` is required"}]},
+            ]}})
+        );
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let limit = ApiError::usage_limit_reached(
+            "resting".into(),
+            now + chrono::Duration::seconds(90),
+            now,
+        );
+        let response = limit.render(Dialect::Gemini);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("90")
+        );
+        let (status, body) = body_of(response).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            body,
+            json!({"error": {"code": 429, "message": "resting", "status": "RESOURCE_EXHAUSTED", "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "90s"},
+            ]}})
+        );
+        let (_, body) = body_of(ApiError::unknown_model("gemini-x").render(Dialect::Gemini)).await;
+        assert_eq!(body["error"]["status"], "NOT_FOUND");
     }
 
     /// The upstream's errors keep their status and message, whatever their shape; an

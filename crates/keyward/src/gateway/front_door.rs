@@ -6,14 +6,17 @@
 //! - a request from a web page (`Origin`, or `Sec-Fetch-Site` cross-site or same-site) is refused
 //!   unless its origin is configured, and CORS is granted to configured origins only;
 //! - without gateway keys, the `Host` must be a loopback name or address (or a configured name);
-//! - with gateway keys, every request carries one (`Authorization: Bearer` or `x-api-key`),
-//!   compared in constant time; `/healthz` without one says only that keyward is alive;
+//! - with gateway keys, every request carries one (`Authorization: Bearer`, `x-api-key`, or
+//!   `x-goog-api-key`; on Gemini's routes also `?key=`, as Google takes it), compared in constant
+//!   time; `/healthz` without one says only that keyward is alive. A key is never repeated, and
+//!   nothing records a request's query;
 //! - a request body must be JSON (a form or `text/plain` post is what a page can send without
 //!   asking), no larger than the limit (refused before it is read when its length is declared),
 //!   and sent within the body timeout.
 //!
 //! Every refusal is a JSON error in the dialect of the route asked for.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -25,12 +28,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::memory::{MemoryBudget, Reservation};
-use super::route::dialect_of;
+use super::route::{dialect_of, query_param};
 use super::ApiError;
 use crate::config::GatewayConfig;
+use crate::dialect::Dialect;
 
 /// Request headers a configured browser origin may send.
-const CORS_ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-keyward-profile, x-stainless-os, x-stainless-lang, x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-package-version, x-stainless-retry-count, x-stainless-timeout";
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, x-goog-api-key, x-goog-api-client, anthropic-version, anthropic-beta, openai-beta, x-keyward-profile, x-stainless-os, x-stainless-lang, x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-package-version, x-stainless-retry-count, x-stainless-timeout";
 
 pub(super) struct FrontDoor {
     /// SHA-256 of each gateway key: compared digest to digest, so neither the comparison's time
@@ -133,7 +137,7 @@ impl FrontDoor {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display,
     {
-        let dialect = dialect_of(parts.uri.path());
+        let dialect = dialect_of(parts);
         let headers = &parts.headers;
         let origin = headers
             .get(header::ORIGIN)
@@ -168,15 +172,20 @@ impl FrontDoor {
                 .render(dialect));
             }
         }
+        let presented = presented_key(headers).map(Cow::Borrowed).or_else(|| {
+            (dialect == Dialect::Gemini)
+                .then(|| query_param(&parts.uri, "key"))
+                .flatten()
+        });
         let caller = if !self.has_keys() {
             Caller::Open
-        } else if presented_key(headers).is_some_and(|k| self.key_is_valid(k)) {
+        } else if presented.as_deref().is_some_and(|k| self.key_is_valid(k)) {
             Caller::Keyed
         } else {
             Caller::Anonymous
         };
         if caller == Caller::Anonymous && parts.uri.path() != "/healthz" {
-            return Err(unauthorized(presented_key(headers).is_some()).render(dialect));
+            return Err(unauthorized(presented.is_some(), dialect).render(dialect));
         }
         let mut reservation = Reservation::default();
         let body = if parts.method == Method::POST {
@@ -254,7 +263,8 @@ fn grant_cors(headers: &mut HeaderMap, origin: &str) {
     }
 }
 
-/// The key a client presented: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+/// The key a client presented in a header: `Authorization: Bearer <key>`, `x-api-key: <key>` or
+/// `x-goog-api-key: <key>`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -264,12 +274,15 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    bearer.or_else(|| {
+    let header = |name: &str| {
         headers
-            .get("x-api-key")
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
-    })
+    };
+    bearer
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("x-goog-api-key"))
 }
 
 fn forbidden(code: &str, message: &str) -> ApiError {
@@ -281,12 +294,13 @@ fn forbidden(code: &str, message: &str) -> ApiError {
     }
 }
 
-fn unauthorized(presented: bool) -> ApiError {
+fn unauthorized(presented: bool, dialect: Dialect) -> ApiError {
     // The key presented is never repeated: it may be one of the user's other secrets.
-    let message = if presented {
-        "the gateway key presented is not one of keyward's: check the key your client sends (as `Authorization: Bearer <key>` or `x-api-key: <key>`)"
-    } else {
-        "keyward requires a gateway key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>` (OpenAI SDKs: api_key; Anthropic SDKs and Claude Code: ANTHROPIC_API_KEY)"
+    let message = match (presented, dialect) {
+        (true, Dialect::Gemini) => "the gateway key presented is not one of keyward's: check the key your client sends (as `x-goog-api-key: <key>`, `?key=<key>` or `Authorization: Bearer <key>`; the Gemini CLI and google-genai send GEMINI_API_KEY)",
+        (true, _) => "the gateway key presented is not one of keyward's: check the key your client sends (as `Authorization: Bearer <key>` or `x-api-key: <key>`)",
+        (false, Dialect::Gemini) => "keyward requires a gateway key: send it as `x-goog-api-key: <key>`, `?key=<key>` or `Authorization: Bearer <key>` (the Gemini CLI and google-genai: GEMINI_API_KEY)",
+        (false, _) => "keyward requires a gateway key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>` (OpenAI SDKs: api_key; Anthropic SDKs and Claude Code: ANTHROPIC_API_KEY)",
     };
     ApiError {
         status: StatusCode::UNAUTHORIZED,

@@ -4,6 +4,7 @@
 mod answer;
 mod error;
 mod front_door;
+mod gemini;
 mod health;
 mod memory;
 mod models;
@@ -67,7 +68,7 @@ impl Gateway {
         let start = Instant::now();
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        let route = Route::of(&parts.method, path);
+        let route = Route::of_request(&parts);
         let label = route.label(path);
         let dialect = route.dialect();
         let admitted = match self.door.admit(&parts, body).await {
@@ -75,24 +76,29 @@ impl Gateway {
             Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
         };
         let mut response = match route {
-            Route::Model(dialect) => {
-                pipeline::serve(&self, dialect, &parts.headers, admitted.body.clone()).await
+            Route::Model(endpoint) => {
+                pipeline::serve(&self, endpoint, &parts.headers, admitted.body.clone()).await
             }
             Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
+            Route::GeminiCountTokens(model) => {
+                gemini::count_tokens(&self, model, admitted.body.clone()).await
+            }
             Route::Models => models::list(&self, &parts.headers),
             Route::OneModel(ref id) => models::one(&self, id, &parts.headers),
+            Route::GeminiModels => gemini::list(&self),
+            Route::GeminiModel(ref id) => gemini::one(&self, id),
             Route::Health => health::handle(&self, admitted.caller).await,
             Route::Metrics => self.metrics_text(),
             Route::WrongMethod => ApiError::method_not_allowed(format!(
                 "{path} does not take {}",
                 parts.method
             ))
-            .render(dialect_of(path)),
+            .render(dialect_of(&parts)),
             Route::NotFound => ApiError::not_found(format!(
-                "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens and GET /v1/models",
+                "keyward has no endpoint {}: it serves POST /v1/responses, /v1/chat/completions, /v1/completions, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent, :streamGenerateContent and :countTokens (also under /v1/models/), and GET /v1/models and /v1beta/models",
                 crate::dialect::cut_short(path)
             ))
-            .render(dialect_of(path)),
+            .render(dialect_of(&parts)),
         };
         admitted.finish(&mut response);
         observe::observe(&self.metrics, label, dialect, start, response)

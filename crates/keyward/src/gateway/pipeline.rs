@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{answer, ApiError, Gateway};
-use crate::dialect::{self, cut_short, Answer, Dialect, Translated};
+use crate::dialect::{self, cut_short, Answer, Dialect, Endpoint, Translated};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
 use crate::store::Cooldown;
@@ -47,11 +47,12 @@ const SESSION_HEADERS: &[&str] = &[
 
 pub(super) async fn serve(
     gateway: &Arc<Gateway>,
-    dialect: Dialect,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(gateway, dialect, headers, &body).await {
+    let dialect = endpoint.dialect();
+    match run(gateway, endpoint, headers, &body).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
     }
@@ -114,11 +115,11 @@ enum Skip {
 
 async fn run(
     gateway: &Arc<Gateway>,
-    dialect: Dialect,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let mut request = parse(dialect, headers, body).await?;
+    let mut request = parse(endpoint, headers, body).await?;
     let candidates = route(&gateway.pool, &request)?;
     let now = gateway.clock.now();
     let last = candidates.len().saturating_sub(1);
@@ -136,13 +137,14 @@ async fn run(
 /// Phase 1: the caller's request as a public Responses request, with the profile it names and
 /// the conversation it belongs to. A large body is read off the serving thread (`cpu`).
 async fn parse<'a>(
-    dialect: Dialect,
+    endpoint: Endpoint,
     headers: &'a HeaderMap,
     original: &'a Bytes,
 ) -> Result<Request<'a>, ApiError> {
+    let dialect = endpoint.dialect();
     let parsed = {
         let body = original.clone();
-        crate::cpu::run(body.len(), move || translate(dialect, &body))
+        crate::cpu::run(body.len(), move || translate(&endpoint, &body))
             .await
             .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
     };
@@ -179,8 +181,8 @@ struct Parsed {
 
 /// The caller's body, in its dialect, as a public Responses request: a Responses caller's own
 /// bytes when they are plainly well-formed (read without a tree), else a tree.
-fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
-    if dialect == Dialect::Responses {
+fn translate(endpoint: &Endpoint, body: &Bytes) -> Result<Parsed, ApiError> {
+    if *endpoint == Endpoint::Plain(Dialect::Responses) {
         if let Some(checked) = dialect::responses::check(body) {
             return Ok(Parsed {
                 translated: Translated {
@@ -195,12 +197,7 @@ fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
             });
         }
     }
-    let translated = match dialect {
-        Dialect::Responses => dialect::responses::translate(body),
-        Dialect::Chat => dialect::chat::translate(body),
-        Dialect::Completions => dialect::completions::translate(body),
-        Dialect::Messages => dialect::messages::translate(body),
-    }?;
+    let translated = endpoint.translate(body)?;
     let prompt_cache_key = translated
         .body
         .get("prompt_cache_key")

@@ -30,7 +30,7 @@ try:
 except anthropic.BadRequestError as e:
     out["bad"] = [e.status_code, e.body["type"], e.body["error"]["type"]]
 try:
-    client.messages.create(model="gemini-3-pro", max_tokens=10, messages=msgs)
+    client.messages.create(model="mistral-large-3", max_tokens=10, messages=msgs)
     out["unknown_model"] = None
 except anthropic.NotFoundError as e:
     out["unknown_model"] = [e.status_code, e.body["error"]["type"]]

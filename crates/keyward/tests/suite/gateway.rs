@@ -290,7 +290,7 @@ async fn bad_input_is_answered_in_each_dialect() -> Result<()> {
         ("/v1/responses", huge.clone(), 413),
         ("/v1/messages", "[]".into(), 400),
         ("/v1/messages", r#"{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"robot","content":"hi"}]}"#.into(), 400),
-        ("/v1/messages", r#"{"model":"gemini-3","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.into(), 404),
+        ("/v1/messages", r#"{"model":"mistral-large-3","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.into(), 404),
         ("/v1/messages", r#"{"model":"o4-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.into(), 400),
         ("/v1/messages/count_tokens", r#"{"model":"claude-sonnet-4-5"}"#.into(), 400),
         ("/v1/messages", huge, 413),
