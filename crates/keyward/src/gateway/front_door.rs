@@ -10,7 +10,8 @@
 //!   compared in constant time; `/healthz` without one says only that keyward is alive;
 //! - a request body must be JSON (a form or `text/plain` post is what a page can send without
 //!   asking), no larger than the limit (refused before it is read when its length is declared),
-//!   and sent within the body timeout.
+//!   and sent within the body timeout; one sent compressed (`content-encoding` zstd, gzip or
+//!   deflate) is decoded here, and no larger than the limit decoded either.
 //!
 //! Every refusal is a JSON error in the dialect of the route asked for.
 
@@ -24,6 +25,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::body_coding::{self, Coding, DecodeError};
 use super::memory::{MemoryBudget, Reservation};
 use super::route::dialect_of;
 use super::ApiError;
@@ -329,6 +331,7 @@ where
             )
         });
     }
+    let coding = Coding::of(headers).map_err(unsupported_coding)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -381,8 +384,49 @@ where
             }
         }
     }
+    let bytes = match coding {
+        Coding::Identity => bytes,
+        coding => decoded(door, coding, bytes, reservation).await?,
+    };
     door.memory.reserve_work(reservation, &bytes).await?;
     Ok(Bytes::from(bytes))
+}
+
+/// A compressed body, decoded within the body limits (`body_coding`). Off the serving thread:
+/// how long it takes depends on the size it decodes to, not known before.
+async fn decoded(
+    door: &FrontDoor,
+    coding: Coding,
+    coded: Vec<u8>,
+    reservation: &mut Reservation,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = door.max_body_bytes;
+    let decoded = crate::cpu::run(crate::cpu::INLINE_BYTES, move || {
+        body_coding::decode(coding, &coded, limit)
+    })
+    .await
+    .map_err(|stopping| ApiError::unavailable(stopping.to_string()))?;
+    match decoded {
+        Ok(bytes) => {
+            door.memory.hold_body(reservation, bytes.len())?;
+            Ok(bytes)
+        }
+        Err(bomb @ DecodeError::TooLarge { .. }) => Err(ApiError {
+            message: bomb.to_string(),
+            ..too_large(limit)
+        }),
+        Err(corrupt) => Err(ApiError::bad_request(corrupt.to_string())),
+    }
+}
+
+fn unsupported_coding(named: String) -> ApiError {
+    ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: Some("unsupported_media_type".into()),
+        ..ApiError::bad_request(format!(
+            "keyward reads request bodies as they are or with content-encoding zstd, gzip or deflate, not `{named}`: send the body uncompressed or in one of those"
+        ))
+    }
 }
 
 /// After refusing a body unread, reads and discards a bounded rest of it in the background, as

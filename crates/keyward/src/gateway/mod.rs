@@ -2,6 +2,7 @@
 //! counting and health are answered by keyward itself.
 
 mod answer;
+mod body_coding;
 mod error;
 mod front_door;
 mod health;
@@ -65,7 +66,7 @@ impl Gateway {
     /// Every request, in one service: the front door, the route's handler, the metrics.
     pub(crate) async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response {
         let start = Instant::now();
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let path = parts.uri.path();
         let route = Route::of(&parts.method, path);
         let label = route.label(path);
@@ -74,6 +75,8 @@ impl Gateway {
             Ok(admitted) => admitted,
             Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
         };
+        // The door decoded a compressed body: what goes on (upstream as it came, too) is plain.
+        parts.headers.remove(axum::http::header::CONTENT_ENCODING);
         let mut response = match route {
             Route::Model(dialect) => {
                 pipeline::serve(&self, dialect, &parts.headers, admitted.body.clone()).await

@@ -696,11 +696,23 @@ pub fn peer_binary(env: &str, relative: &str, what: &str) -> Option<PathBuf> {
     None
 }
 
+/// The Python the peers' SDKs are installed in: `scripts/install-peers`' virtual environment
+/// (`.peers/python`), else the machine's `python3`.
+pub fn peer_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/python/bin/python3");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// Runs a Python client `script` that imports `module` (an SDK installed by
 /// `scripts/install-peers`), with `KEYWARD_URL` set to keyward's root URL; the script prints one
 /// JSON value. `None` when the SDK is not installed (the test then skips, except under CI).
 pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Result<Option<Value>> {
-    let probe = Command::new("python3")
+    let python = peer_python();
+    let probe = Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .output();
     if !probe.is_ok_and(|p| p.status.success()) {
@@ -711,9 +723,11 @@ pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Resul
         eprintln!("SKIPPED: the {module} Python SDK is not installed; run ./scripts/install-peers");
         return Ok(None);
     }
-    let output = Command::new("python3")
+    let output = Command::new(&python)
         .args(["-c", script])
         .env("KEYWARD_URL", &keyward.url)
+        // LiteLLM would fetch its model price list from the internet at import.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(
