@@ -2,6 +2,7 @@ mod anthropic_sdk;
 mod clients;
 mod codex_cli;
 mod commands;
+mod compaction;
 mod crash;
 mod doctor;
 mod failures;
