@@ -42,6 +42,9 @@ pub(crate) fn created_at(response: &Value) -> i64 {
         .unwrap_or_else(unix_now)
 }
 
+/// The `service_tier` a chat answer names: the Codex backend serves at its default tier.
+pub(crate) const SERVICE_TIER: &str = "default";
+
 /// The two OpenAI answer shapes keyward speaks besides Responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -69,12 +72,18 @@ impl Shape {
     /// The answer's `usage` object.
     pub(super) fn usage(self, usage: Usage) -> Value {
         match self {
+            // Every count the API sends, those no Codex answer has at 0.
             Self::Chat => json!({
                 "prompt_tokens": usage.input,
                 "completion_tokens": usage.output,
                 "total_tokens": usage.total,
-                "prompt_tokens_details": {"cached_tokens": usage.cached_input},
-                "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+                "prompt_tokens_details": {"cached_tokens": usage.cached_input, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": usage.reasoning,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
             }),
             Self::Completion => json!({
                 "prompt_tokens": usage.input,
@@ -186,6 +195,9 @@ impl ChunkStream {
         chunk.insert("object".into(), self.shape.chunk_object().into());
         chunk.insert("created".into(), self.created.into());
         chunk.insert("model".into(), self.model.as_str().into());
+        if self.shape == Shape::Chat {
+            chunk.insert("service_tier".into(), SERVICE_TIER.into());
+        }
         chunk.insert("system_fingerprint".into(), Value::Null);
         chunk.insert("choices".into(), choices);
         if self.include_usage {

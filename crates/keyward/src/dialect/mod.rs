@@ -159,6 +159,29 @@ pub(crate) trait StreamTranslator: Send {
     fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>);
 }
 
+/// Turns the upstream's server-sent events into one client's frames, as they arrive: a
+/// [`StreamTranslator`] over the typed events, or a translator that needs each event whole.
+pub(crate) trait SseTranslator: Send {
+    /// One upstream event; appends frames to `out`.
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<u8>) -> Flow;
+
+    /// The upstream stream ended (`broken`: as for [`StreamTranslator::finish`]).
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>);
+}
+
+impl SseTranslator for Box<dyn StreamTranslator> {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<u8>) -> Flow {
+        match responses::parse_event(event) {
+            Some(event) => StreamTranslator::event(self.as_mut(), &event, out),
+            None => Flow::Continue,
+        }
+    }
+
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>) {
+        StreamTranslator::finish(self.as_mut(), broken, out);
+    }
+}
+
 /// How to speak back to one client.
 pub(crate) trait Answer: Send {
     /// The streaming translator for this request.

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{answer, ApiError, Gateway};
+use crate::dialect::responses::{public_object, PublicStream};
 use crate::dialect::{self, Answer, Dialect, Translated};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
@@ -100,6 +101,8 @@ struct Served {
     response: UpstreamResponse,
     /// Fields the upstream could not honour, in its API's names.
     dropped: Vec<String>,
+    /// The caller's own request went upstream untouched (`upstream::Sent::verbatim`).
+    verbatim: bool,
 }
 
 /// Why a profile did not serve this request.
@@ -297,6 +300,7 @@ async fn attempt(
         native,
         response,
         dropped: sent.dropped,
+        verbatim: sent.verbatim,
     })
 }
 
@@ -380,6 +384,7 @@ async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiErr
         native,
         response,
         dropped: dropped_upstream,
+        verbatim,
     } = served;
     dropped.extend(
         dropped_upstream
@@ -388,19 +393,30 @@ async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiErr
     );
     let mut headers = keyward_headers(&profile, &asked, &model, &dropped, dialect);
     let events = answer::is_event_stream(&response);
+    // A Responses request keyward changed on its way gets an answer in the public API's shape,
+    // whatever the upstream left out; the Codex CLI's own, sent as it came, gets the upstream's.
+    let public = dialect == Dialect::Responses && !verbatim;
     match (native, stream, translator) {
+        (true, true, _) if events && public => Ok(answer::translate_stream(
+            response,
+            Box::new(PublicStream::new(asked)),
+            headers,
+        )),
         (true, true, _) if events => Ok(answer::pass_through(response, headers)),
         (true, true, _) => Ok(answer::pass_body(response, headers)),
         // A Responses caller wanting one object from an upstream that only streams.
         (true, false, None) if events => {
             headers.extend(answer::answer_headers(response.headers()));
-            let assembled = answer::assemble(response).await?;
+            let mut assembled = answer::assemble(response).await?;
+            if public {
+                assembled = public_object(assembled, &asked);
+            }
             Ok(answer::reply(&assembled, None, headers))
         }
         (true, false, _) => Ok(answer::pass_body(response, headers)),
         (false, true, Some(translator)) => Ok(answer::translate_stream(
             response,
-            translator.stream(),
+            Box::new(translator.stream()),
             headers,
         )),
         (false, false, translator) => {

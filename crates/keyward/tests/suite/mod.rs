@@ -16,6 +16,7 @@ mod openai_sdk;
 mod pool;
 mod processes;
 mod request_path;
+mod responses_clients;
 mod secrets;
 mod service;
 mod setup;

@@ -739,6 +739,50 @@ pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Resul
     Ok(Some(serde_json::from_str(last.trim())?))
 }
 
+/// Runs a Node.js client `script` (an ES module importing the `packages` `scripts/install-peers`
+/// puts in `.peers/node_modules`), with `KEYWARD_URL` set to keyward's root URL; the script
+/// prints one JSON value last. `None` when a package is not installed (the test then skips,
+/// except under CI).
+pub fn run_node_client(
+    packages: &[&str],
+    keyward: &Keyward,
+    script: &str,
+) -> Result<Option<Value>> {
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/node_modules");
+    if let Some(missing) = packages
+        .iter()
+        .find(|p| !modules.join(p).join("package.json").is_file())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the {missing} npm package is not installed: CI must run scripts/install-peers"
+        );
+        eprintln!(
+            "SKIPPED: the {missing} npm package is not installed; run ./scripts/install-peers"
+        );
+        return Ok(None);
+    }
+    // ES modules resolve packages from the script's own directory up.
+    let dir = tempfile::tempdir()?;
+    std::os::unix::fs::symlink(modules.canonicalize()?, dir.path().join("node_modules"))?;
+    let path = dir.path().join("client.mjs");
+    std::fs::write(&path, script)?;
+    let output = Command::new("node")
+        .arg(&path)
+        .env("KEYWARD_URL", &keyward.url)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "the Node.js client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    Ok(Some(serde_json::from_str(last.trim()).map_err(|e| {
+        anyhow::anyhow!("{e}: the Node.js client printed:\n{stdout}")
+    })?))
+}
+
 /// A config that makes the protocol's timing visible in a test: refresh `margin` ahead, no jitter,
 /// a short tick.
 pub fn timing_config(margin: &str) -> String {

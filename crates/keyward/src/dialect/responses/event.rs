@@ -182,13 +182,19 @@ impl StreamEvent {
 /// One upstream event, typed; its `type` comes from the SSE event name when the data lacks it.
 /// `None` for data that is not a JSON object (a keep-alive, `[DONE]`), or has no type at all.
 pub(crate) fn parse_event(event: &Event) -> Option<StreamEvent> {
+    StreamEvent::from_json(event_json(event)?)
+}
+
+/// One upstream event as JSON, its `type` from the SSE event name when the data lacks it; `None`
+/// for data that is not a JSON object, or has no type at all.
+pub(crate) fn event_json(event: &Event) -> Option<Value> {
     let mut value: Value = serde_json::from_str(&event.data).ok()?;
     let object = value.as_object_mut()?;
     if !object.contains_key("type") {
         let name = event.event.clone()?;
         object.insert("type".into(), Value::String(name));
     }
-    StreamEvent::from_json(value)
+    Some(value)
 }
 
 fn item_ref(fields: &Map<String, Value>) -> ItemRef {

@@ -7,6 +7,7 @@ mod assembler;
 mod event;
 mod failure;
 mod output;
+mod public;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ pub(crate) use assembler::Assembler;
 pub(crate) use event::{parse_event, ItemRef, StreamEvent};
 pub(crate) use failure::StreamFailure;
 pub(crate) use output::{output_items, output_text, reasoning_summary, Ending, Usage};
+pub(crate) use public::{public_object, PublicStream};
 
 /// What keyward itself needs of a Responses request.
 #[derive(Debug, Clone, PartialEq, Eq)]
