@@ -11,7 +11,8 @@
 //! remote compaction) is answered with one `compaction` item whose
 //! `encrypted_content` later requests may carry; a tool's output there is
 //! acknowledged with `tool said: <output>` (200 characters at most), which ends
-//! a tool loop.
+//! a tool loop, unless the output itself holds `[[tool]]` or `[[tool:NAME]]`:
+//! then the tool is called again (a loop of as many rounds as a test wants).
 //! Otherwise a marker in the last user message picks the shape (ASCII case
 //! ignored; the first in this list wins). "Streamed" is every Codex answer;
 //! the two APIs stream when the request says `stream: true`.
@@ -151,6 +152,12 @@ pub(crate) fn select(request: &Value) -> Selection {
         return Selection::Stream(Scenario::Compaction);
     }
     if let Some(output) = input.last().and_then(tool_output) {
+        if let Some(name) = marker_argument(&output, NAMED_TOOL) {
+            return Selection::Stream(named_call(request, &name));
+        }
+        if output.to_ascii_lowercase().contains(TOOL) {
+            return Selection::Stream(single_call(request));
+        }
         let quoted: String = output.chars().take(TOOL_OUTPUT_QUOTED_CHARS).collect();
         return Selection::Stream(Scenario::text(format!("tool said: {quoted}")));
     }
@@ -516,6 +523,28 @@ mod tests {
             select(&request(input)),
             text(&format!("tool said: {}", "é".repeat(200)))
         );
+    }
+
+    /// A tool output asking for another call (`[[tool]]`, `[[tool:NAME]]` in it) gets one:
+    /// a tool loop goes on for as many rounds as its outputs ask.
+    #[test]
+    fn tool_outputs_may_ask_for_another_call() {
+        let mut body = request(json!([
+            user("[[tool]]"),
+            {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "rain; again [[tool:get_time]]"},
+        ]));
+        body["tools"] = weather_tools();
+        let Selection::Stream(Scenario::Reply { calls, text, .. }) = select(&body) else {
+            panic!("not a reply");
+        };
+        assert_eq!(text, None);
+        assert_eq!(calls.first().map(|c| c.name.as_str()), Some("get_time"));
+        body["input"][2]["output"] = json!("rain [[TOOL]]");
+        let Selection::Stream(Scenario::Reply { calls, .. }) = select(&body) else {
+            panic!("not a reply");
+        };
+        assert_eq!(calls.first().map(|c| c.name.as_str()), Some("get_weather"));
     }
 
     /// `[[tool]]` calls the first function tool with arguments its schema requires.

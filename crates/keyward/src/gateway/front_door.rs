@@ -112,6 +112,9 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 /// and the CORS grant of a configured origin).
 pub(super) struct Admitted {
     pub(super) caller: Caller,
+    /// Whose conversation state the request may reach: the digest of the gateway key it
+    /// presented (never the key), none without keys.
+    pub(super) owner: Option<[u8; 32]>,
     pub(super) body: Bytes,
     reservation: Reservation,
     granted: Option<String>,
@@ -180,6 +183,10 @@ impl FrontDoor {
         if caller == Caller::Anonymous && parts.uri.path() != "/healthz" {
             return Err(unauthorized(presented_key(headers).is_some()).render(dialect));
         }
+        let owner = match caller {
+            Caller::Keyed => presented_key(headers).map(|key| digest(key.as_bytes())),
+            Caller::Open | Caller::Anonymous => None,
+        };
         let mut reservation = Reservation::default();
         let body = if parts.method == Method::POST {
             read_body(self, headers, body, &mut reservation)
@@ -190,6 +197,7 @@ impl FrontDoor {
         };
         Ok(Admitted {
             caller,
+            owner,
             body,
             reservation,
             granted: granted.map(str::to_string),
@@ -456,8 +464,8 @@ fn too_large(limit: usize) -> ApiError {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         extras: Some(Box::new(super::error::ErrorExtras {
-            error: None,
             headers,
+            ..Default::default()
         })),
         code: Some("request_too_large".into()),
         ..ApiError::bad_request(format!(

@@ -135,8 +135,8 @@ fn busy(detail: &str) -> ApiError {
         code: Some("overloaded".into()),
         retry_after: Some(1),
         extras: Some(Box::new(ErrorExtras {
-            error: None,
             headers,
+            ..Default::default()
         })),
         ..ApiError::bad_request(format!(
             "keyward is busy: {detail} ([gateway] max_request_memory). Try again in a moment"

@@ -12,6 +12,7 @@ mod observe;
 mod pipeline;
 mod route;
 mod server;
+mod threads;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub(crate) struct Gateway {
     /// The broker's clock: the pipeline's only source of time.
     pub(crate) clock: Arc<dyn Clock>,
     door: front_door::FrontDoor,
+    /// The message threads keyward holds for Messages callers (`threads`).
+    threads: Arc<threads::ThreadStore>,
 }
 
 impl Gateway {
@@ -52,6 +55,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
         let clock = broker.clock().clone();
         let door = front_door::FrontDoor::new(&config);
+        let threads = threads::ThreadStore::new(threads::THREAD_TTL, threads::THREAD_MEMORY);
         Arc::new(Self {
             broker,
             pool,
@@ -60,6 +64,7 @@ impl Gateway {
             metrics,
             clock,
             door,
+            threads,
         })
     }
 
@@ -79,7 +84,8 @@ impl Gateway {
         parts.headers.remove(axum::http::header::CONTENT_ENCODING);
         let mut response = match route {
             Route::Model(dialect) => {
-                pipeline::serve(&self, dialect, &parts.headers, admitted.body.clone()).await
+                let body = admitted.body.clone();
+                pipeline::serve(&self, dialect, &parts.headers, body, admitted.owner).await
             }
             Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
             Route::Models => models::list(&self, &parts.headers),

@@ -22,8 +22,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::threads::{self, Owner, Turn};
 use super::{answer, ApiError, Gateway};
 use crate::dialect::responses::{public_object, PublicStream};
 use crate::dialect::{self, Answer, Dialect, Translated};
@@ -51,8 +52,9 @@ pub(super) async fn serve(
     dialect: Dialect,
     headers: &HeaderMap,
     body: Bytes,
+    owner: Option<Owner>,
 ) -> Response {
-    match run(gateway, dialect, headers, &body).await {
+    match run(gateway, dialect, headers, &body, owner).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
     }
@@ -79,6 +81,8 @@ struct Request<'a> {
     session: Option<String>,
     /// The profile the caller named, which alone may serve it.
     forced: Option<ProfileId>,
+    /// A thread continue keyward cannot serve: refused if a Responses upstream is tried.
+    thread_refusal: Option<ApiError>,
 }
 
 /// How one profile's attempt ended.
@@ -120,8 +124,13 @@ async fn run(
     dialect: Dialect,
     headers: &HeaderMap,
     body: &Bytes,
+    owner: Option<Owner>,
 ) -> Result<Response, ApiError> {
-    let mut request = parse(dialect, headers, body).await?;
+    let turn = match dialect {
+        Dialect::Messages => threads::turn(&gateway.threads, owner, body)?,
+        _ => None,
+    };
+    let mut request = parse(dialect, headers, body, turn).await?;
     let candidates = route(&gateway.pool, &request)?;
     let now = gateway.clock.now();
     let last = candidates.len().saturating_sub(1);
@@ -137,17 +146,48 @@ async fn run(
 }
 
 /// Phase 1: the caller's request as a public Responses request, with the profile it names and
-/// the conversation it belongs to. A large body is read off the serving thread (`cpu`).
+/// the conversation it belongs to; a threaded Messages turn as `threads` makes it. A large body is
+/// read off the serving thread (`cpu`).
 async fn parse<'a>(
     dialect: Dialect,
     headers: &'a HeaderMap,
     original: &'a Bytes,
+    turn: Option<Turn>,
 ) -> Result<Request<'a>, ApiError> {
-    let parsed = {
-        let body = original.clone();
-        crate::cpu::run(body.len(), move || translate(dialect, &body))
+    let mut thread_refusal = None;
+    let parsed = match turn {
+        None => {
+            let body = original.clone();
+            crate::cpu::run(body.len(), move || translate(dialect, &body))
+                .await
+                .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+        }
+        Some(Turn::Threaded { request, recording }) => {
+            // A continue carries the whole thread, however small the caller's body.
+            let translated = crate::cpu::run(crate::cpu::INLINE_BYTES, move || {
+                dialect::messages::translate_request(request)
+            })
             .await
-            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??;
+            let mut parsed = Parsed::of(translated);
+            parsed.translated.answer = parsed.translated.answer.map(|a| recording.answer(a));
+            parsed
+        }
+        Some(Turn::Refused {
+            model,
+            stream,
+            refusal,
+        }) => {
+            thread_refusal = Some(refusal);
+            Parsed::of(Translated {
+                body: Map::new(),
+                model,
+                stream,
+                dropped: Vec::new(),
+                renamed: Vec::new(),
+                answer: None,
+            })
+        }
     };
     let forced = forced_profile(headers)?;
     let session = session_key(parsed.prompt_cache_key, headers);
@@ -171,6 +211,7 @@ async fn parse<'a>(
         translator: answer,
         session,
         forced,
+        thread_refusal,
     })
 }
 
@@ -204,15 +245,22 @@ fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
         Dialect::Completions => dialect::completions::translate(body),
         Dialect::Messages => dialect::messages::translate(body),
     }?;
-    let prompt_cache_key = translated
-        .body
-        .get("prompt_cache_key")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(Parsed {
-        translated: translated.map_body(RequestBody::Tree),
-        prompt_cache_key,
-    })
+    Ok(Parsed::of(translated))
+}
+
+impl Parsed {
+    /// A request a translator built.
+    fn of(translated: Translated) -> Self {
+        let prompt_cache_key = translated
+            .body
+            .get("prompt_cache_key")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Self {
+            translated: translated.map_body(RequestBody::Tree),
+            prompt_cache_key,
+        }
+    }
 }
 
 /// Phase 2: the profiles that may serve the request, in the order to try them (never none).
@@ -248,6 +296,11 @@ async fn attempt(
     }
     .unwrap_or_default();
     let native = upstream.wire().is_native(request.dialect);
+    if !native {
+        if let Some(refusal) = request.thread_refusal.take() {
+            return Attempt::Failed(refusal);
+        }
+    }
     let outgoing = Outgoing {
         body,
         model: &model,

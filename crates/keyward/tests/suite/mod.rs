@@ -21,3 +21,4 @@ mod secrets;
 mod service;
 mod setup;
 mod sources;
+mod threads;

@@ -42,7 +42,7 @@ mod tests;
 
 use serde_json::{json, Value};
 
-pub(crate) use request::translate;
+pub(crate) use request::{translate, translate_request};
 
 use super::responses::{Ending, Usage};
 use super::{Answer, StreamTranslator};
