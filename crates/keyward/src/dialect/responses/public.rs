@@ -172,10 +172,8 @@ fn fill_item(item: &mut Map<String, Value>, id: &str) {
                 }
             }
         }
-        "reasoning" => {
-            if !item.get("summary").is_some_and(Value::is_array) {
-                item.insert("summary".into(), json!([]));
-            }
+        "reasoning" if !item.get("summary").is_some_and(Value::is_array) => {
+            item.insert("summary".into(), json!([]));
         }
         "function_call" => {
             item.entry("status").or_insert("completed".into());
@@ -356,19 +354,17 @@ impl Item {
                     item.insert("content".into(), Value::Array(streamed(PartKind::Text)));
                 }
             }
-            "reasoning" => {
-                if empty("summary", &item) {
-                    item.insert("summary".into(), Value::Array(streamed(PartKind::Summary)));
-                }
+            "reasoning" if empty("summary", &item) => {
+                item.insert("summary".into(), Value::Array(streamed(PartKind::Summary)));
             }
             "function_call" => {
                 if item.get("status") == Some(&Value::from("in_progress")) {
                     item.remove("status");
                 }
-                if !item
+                if item
                     .get("arguments")
                     .and_then(Value::as_str)
-                    .is_some_and(|a| !a.is_empty())
+                    .is_none_or(str::is_empty)
                 {
                     item.insert("arguments".into(), self.arguments.clone().into());
                 }
