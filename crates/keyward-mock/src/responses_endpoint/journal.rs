@@ -196,6 +196,7 @@ mod tests {
                 "session-id": "s-1",
                 "user-agent": null,
                 "chatgpt-account-id": null,
+                "content-encoding": null,
             })
         );
         assert_eq!(entry["body"], "{not json");
@@ -223,7 +224,7 @@ mod tests {
         assert_eq!(entry["api_key_last4"], "9f3a");
         assert_eq!(
             entry["headers"],
-            json!({"user-agent": null, "anthropic-version": "2023-06-01", "anthropic-beta": null})
+            json!({"user-agent": null, "anthropic-version": "2023-06-01", "anthropic-beta": null, "content-encoding": null})
         );
         assert!(!entry.to_string().contains("secret"));
     }
