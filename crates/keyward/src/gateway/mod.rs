@@ -55,7 +55,11 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
         let clock = broker.clock().clone();
         let door = front_door::FrontDoor::new(&config);
-        let threads = threads::ThreadStore::new(threads::THREAD_TTL, threads::THREAD_MEMORY);
+        let threads = threads::ThreadStore::new(
+            threads::THREAD_TTL,
+            threads::THREAD_MEMORY,
+            config.max_body_bytes,
+        );
         Arc::new(Self {
             broker,
             pool,

@@ -347,7 +347,7 @@ mod tests {
     const OWNER: Owner = [7; 32];
 
     fn store() -> Arc<ThreadStore> {
-        ThreadStore::new(THREAD_TTL, 1 << 20)
+        ThreadStore::new(THREAD_TTL, 1 << 20, 1 << 20)
     }
 
     fn request(body: Value) -> Result<Option<Turn>, ApiError> {

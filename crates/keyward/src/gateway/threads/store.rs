@@ -15,8 +15,9 @@
 //! - an entry older than the time to live, evicted for room, or never stored is not found.
 //!
 //! Bounds: the time to live, and a total size over all entries (markers included): past it, the
-//! least recently used entries go first. One larger than the whole bound is not kept. Time is
-//! passed in, so the rules are tested without waiting.
+//! least recently used entries go first. A thread larger than one request body may be is not
+//! kept: its continue would expand to more than the caller could send (who then replays it, and
+//! is refused as any such body is). Time is passed in, so the rules are tested without waiting.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,14 +120,17 @@ pub(crate) struct ThreadStore {
     inner: Mutex<Inner>,
     ttl: Duration,
     max_bytes: usize,
+    /// The largest thread kept.
+    max_thread: usize,
 }
 
 impl ThreadStore {
-    pub(crate) fn new(ttl: Duration, max_bytes: usize) -> Arc<Self> {
+    pub(crate) fn new(ttl: Duration, max_bytes: usize, max_thread: usize) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::default()),
             ttl,
             max_bytes,
+            max_thread,
         })
     }
 
@@ -144,13 +148,13 @@ impl ThreadStore {
 
     /// Keeps `thread` as the thread of the reply `id`, for `owner`; replaces what that id held.
     /// Entries that expired go first, then the least recently used ones until all fit. A thread
-    /// larger than the whole bound is not kept (its continue will not be found).
+    /// larger than the largest kept is not (its continue will not be found).
     pub(crate) fn insert(&self, owner: Owner, id: &str, thread: Thread, now: Instant) {
         let size = thread.size() + id.len() + ENTRY_OVERHEAD;
         let key = (owner, id.to_string());
         let mut inner = self.lock();
         inner.remove(&key);
-        if size > self.max_bytes {
+        if size > self.max_bytes || thread.size() > self.max_thread {
             return;
         }
         let stale: Vec<Key> = inner
@@ -301,7 +305,7 @@ mod tests {
     /// served is "in flight", after the first is answered "already continued".
     #[test]
     fn each_thread_is_continued_once() {
-        let store = ThreadStore::new(HOUR, 1 << 20);
+        let store = ThreadStore::new(HOUR, 1 << 20, 1 << 20);
         let now = Instant::now();
         store.insert(ALICE, "msg_1", thread("hi"), now);
         let first = store.claim(ALICE, "msg_1", now);
@@ -327,7 +331,7 @@ mod tests {
     /// A continue that fails gives the thread back: it can be continued again.
     #[test]
     fn a_failed_continue_gives_the_thread_back() {
-        let store = ThreadStore::new(HOUR, 1 << 20);
+        let store = ThreadStore::new(HOUR, 1 << 20, 1 << 20);
         let now = Instant::now();
         store.insert(ALICE, "msg_1", thread("hi"), now);
         drop(store.claim(ALICE, "msg_1", now));
@@ -338,7 +342,7 @@ mod tests {
     /// Another owner's thread, an unknown id and an expired thread are not found.
     #[test]
     fn other_owners_unknown_and_expired_threads_are_not_found() {
-        let store = ThreadStore::new(HOUR, 1 << 20);
+        let store = ThreadStore::new(HOUR, 1 << 20, 1 << 20);
         let now = Instant::now();
         store.insert(ALICE, "msg_1", thread("hi"), now);
         assert_eq!(
@@ -366,7 +370,7 @@ mod tests {
     #[test]
     fn memory_is_bounded() {
         let one = thread("x").size() + "msg_0".len() + ENTRY_OVERHEAD;
-        let store = ThreadStore::new(HOUR, 3 * one);
+        let store = ThreadStore::new(HOUR, 3 * one, 1 << 20);
         let now = Instant::now();
         for n in 0..3 {
             store.insert(ALICE, &format!("msg_{n}"), thread("x"), now);
@@ -389,8 +393,15 @@ mod tests {
             store.claim(ALICE, "huge", now).err(),
             Some(Refusal::NotFound)
         );
+        let store = ThreadStore::new(HOUR, 1 << 20, 100);
+        store.insert(ALICE, "large", thread(&"y".repeat(100)), now);
+        assert_eq!(
+            store.claim(ALICE, "large", now).err(),
+            Some(Refusal::NotFound),
+            "larger than a request body may be"
+        );
 
-        let store = ThreadStore::new(HOUR, 3 * one);
+        let store = ThreadStore::new(HOUR, 3 * one, 1 << 20);
         store.insert(ALICE, "msg_0", thread("x"), now);
         let later = now + Duration::from_secs(60);
         store.insert(ALICE, "msg_1", thread("x"), later);
@@ -419,7 +430,7 @@ mod tests {
     /// A thread stored again under an id it already had replaces it, whatever its state.
     #[test]
     fn an_id_stored_again_replaces_its_thread() {
-        let store = ThreadStore::new(HOUR, 1 << 20);
+        let store = ThreadStore::new(HOUR, 1 << 20, 1 << 20);
         let now = Instant::now();
         store.insert(ALICE, "msg_1", thread("old"), now);
         if let Ok(claim) = store.claim(ALICE, "msg_1", now) {
