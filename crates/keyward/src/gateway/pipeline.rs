@@ -127,7 +127,12 @@ async fn run(
     owner: Option<Owner>,
 ) -> Result<Response, ApiError> {
     let turn = match dialect {
-        Dialect::Messages => threads::turn(&gateway.threads, owner, body)?,
+        Dialect::Messages => {
+            let (store, body) = (gateway.threads.clone(), body.clone());
+            crate::cpu::run(body.len(), move || threads::turn(&store, owner, &body))
+                .await
+                .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+        }
         _ => None,
     };
     let mut request = parse(dialect, headers, body, turn).await?;

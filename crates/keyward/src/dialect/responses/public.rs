@@ -3,8 +3,8 @@
 //!
 //! The Codex backend's stream is what the Codex CLI needs, and the CLI needs little (an item's
 //! `output_item.done` and a `response.completed` with an id). The clients of the public API
-//! check more, and fail on what is missing rather than guess (the research report's table of
-//! which needs which): the OpenAI SDK's stream helper wants `response.created` first, one
+//! check more, and fail on what is missing rather than guess: the OpenAI SDK's stream helper
+//! wants `response.created` first, one
 //! response id throughout, dense `output_index` and `content_index`, a `content_part.added`
 //! before its deltas, item ids that match; the Vercel AI SDK validates every event against a
 //! schema (`created_at` and `model` on the response, `call_id`, `name`, `arguments` and `status`

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::error::ErrorExtras;
@@ -74,8 +75,7 @@ pub(crate) fn turn(
     owner: Option<Owner>,
     body: &[u8],
 ) -> Result<Option<Turn>, ApiError> {
-    // Most requests are not threaded: tell without parsing them.
-    if !body.windows(8).any(|window| window == b"\"thread\"") {
+    if !asks_for_thread(body) {
         return Ok(None);
     }
     let Ok(mut request) = parse_object(body) else {
@@ -149,6 +149,20 @@ pub(crate) fn turn(
         request: expanded,
         recording,
     }))
+}
+
+/// Whether a request body has a `thread` field (not null), told without building its tree: most
+/// requests have none, and a Claude Code request is hundreds of KB.
+fn asks_for_thread(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow, default, deserialize_with = "crate::dialect::raw_present")]
+        thread: Option<&'a RawValue>,
+    }
+    // A derived struct also reads from an array: only an object is a request.
+    body.trim_ascii_start().first() == Some(&b'{')
+        && serde_json::from_slice::<Top<'_>>(body)
+            .is_ok_and(|top| top.thread.is_some_and(|raw| raw.get() != "null"))
 }
 
 fn ask(thread: &Value) -> Result<Ask, ApiError> {
