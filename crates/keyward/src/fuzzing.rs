@@ -293,16 +293,8 @@ fn check_public_frames(out: &[u8]) {
     let frames = sse_frames(out);
     let mut response_id = None;
     for (i, frame) in frames.iter().enumerate() {
-        let data: Value = match serde_json::from_str(&frame.data) {
-            Ok(data) => data,
-            Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
-        };
-        let kind = data.get("type").and_then(Value::as_str).unwrap_or("");
-        assert_eq!(
-            frame.event.as_deref(),
-            Some(kind),
-            "the event name is not the data's type"
-        );
+        let (data, kind) = typed_frame(frame);
+        let kind = kind.as_str();
         assert_eq!(
             data.get("sequence_number"),
             Some(&Value::from(i)),
@@ -438,6 +430,25 @@ fn check_chunk_frames(out: &[u8]) {
     );
 }
 
+/// A frame's data, which must be JSON, and its `type`, which must be the frame's event name.
+fn typed_frame(frame: &Event) -> (Value, String) {
+    let data: Value = match serde_json::from_str(&frame.data) {
+        Ok(data) => data,
+        Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
+    };
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        frame.event.as_deref(),
+        Some(kind.as_str()),
+        "the event name is not the data's type"
+    );
+    (data, kind)
+}
+
 fn check_messages_frames(out: &[u8]) {
     let frames = sse_frames(out);
     // The open block: its index and its type.
@@ -448,16 +459,8 @@ fn check_messages_frames(out: &[u8]) {
     let mut closed = false;
     for (i, frame) in frames.iter().enumerate() {
         assert!(!closed, "frames after the end: {frames:?}");
-        let data: Value = match serde_json::from_str(&frame.data) {
-            Ok(data) => data,
-            Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
-        };
-        let kind = data.get("type").and_then(Value::as_str).unwrap_or("");
-        assert_eq!(
-            frame.event.as_deref(),
-            Some(kind),
-            "the event name is not the data's type"
-        );
+        let (data, kind) = typed_frame(frame);
+        let kind = kind.as_str();
         let index = data.get("index").and_then(Value::as_u64);
         match kind {
             "message_start" => assert_eq!(i, 0, "message_start is not first: {frames:?}"),

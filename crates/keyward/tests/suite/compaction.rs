@@ -4,42 +4,28 @@
 //! and sends the `compaction` item it gets back in place of the turns it replaced), and the
 //! default local compaction (an ordinary turn asking the model for a handoff summary).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use keyward_mock::codex_cli_config::{config_toml, Provider};
 use serde_json::Value;
 
-use super::clients::assert_answered;
+use super::clients::{assert_answered, codex_client_home};
 use super::codex_cli::codex_cli;
 use crate::support::*;
 
 /// The client CLI's home, pointed at keyward, compacting once a turn passes 5,000 tokens (the
 /// mock counts a quarter of the request's bytes as input tokens: the CLI's first turn is ~14,000).
-fn client_home(
-    home: &Home,
-    mock: &Mock,
-    keyward: &Keyward,
-    remote: bool,
-) -> Result<std::path::PathBuf> {
-    let client_home = home.root().join("client-codex");
-    std::fs::create_dir_all(&client_home)?;
-    let keyward_v1 = format!("{}/v1", keyward.url);
-    let provider = Provider {
-        name: "keyward",
-        base_url: &keyward_v1,
-        with_login: false,
-    };
-    let mut config = format!(
-        "model_auto_compact_token_limit = 5000\nmodel_context_window = 20000\n{}",
-        config_toml("gpt-6.1-sol", &mock.url, &provider)
-    );
-    if remote {
-        // The provider's table is the config's last.
-        config.push_str("capabilities = { remote_compaction = \"v2\" }\n");
-    }
-    std::fs::write(client_home.join("config.toml"), config)?;
-    Ok(client_home)
+fn client_home(home: &Home, mock: &Mock, keyward: &Keyward, remote: bool) -> Result<PathBuf> {
+    codex_client_home(home, mock, keyward, |config| {
+        let mut config = format!(
+            "model_auto_compact_token_limit = 5000\nmodel_context_window = 20000\n{config}"
+        );
+        if remote {
+            // The provider's table is the config's last.
+            config.push_str("capabilities = { remote_compaction = \"v2\" }\n");
+        }
+        config
+    })
 }
 
 /// `codex exec ARGS` in the client's home (sessions kept, so `resume --last` finds them).

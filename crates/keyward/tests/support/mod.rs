@@ -729,14 +729,19 @@ pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Resul
         // LiteLLM would fetch its model price list from the internet at import.
         .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()?;
+    last_json_line(&format!("the {module} client script"), &output).map(Some)
+}
+
+/// The JSON value a finished client printed on its last line.
+fn last_json_line(what: &str, output: &Output) -> Result<Value> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(
         output.status.success(),
-        "the {module} client script failed:\n{stdout}\n{}",
+        "{what} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
-    Ok(Some(serde_json::from_str(last.trim())?))
+    serde_json::from_str(last.trim()).map_err(|e| anyhow::anyhow!("{e}: {what} printed:\n{stdout}"))
 }
 
 /// Runs a Node.js client `script` (an ES module importing the `packages` `scripts/install-peers`
@@ -771,16 +776,7 @@ pub fn run_node_client(
         .arg(&path)
         .env("KEYWARD_URL", &keyward.url)
         .output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "the Node.js client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    Ok(Some(serde_json::from_str(last.trim()).map_err(|e| {
-        anyhow::anyhow!("{e}: the Node.js client printed:\n{stdout}")
-    })?))
+    last_json_line("the Node.js client", &output).map(Some)
 }
 
 /// A config that makes the protocol's timing visible in a test: refresh `margin` ahead, no jitter,

@@ -242,6 +242,19 @@ impl PartKind {
         }
     }
 
+    /// The kind of the part a part event carries (a reasoning summary's, or a message's).
+    fn of_part(fields: &Map<String, Value>, summary: bool) -> Self {
+        let kind = fields
+            .get("part")
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str);
+        match kind {
+            _ if summary => Self::Summary,
+            Some("refusal") => Self::Refusal,
+            _ => Self::Text,
+        }
+    }
+
     /// The part as `.added` (empty) or `.done` (whole) carries it.
     fn part(self, text: &str) -> Value {
         match self {
@@ -789,15 +802,7 @@ impl PublicStream {
             }
             "response.content_part.added" | "response.reasoning_summary_part.added" => {
                 let summary = kind == "response.reasoning_summary_part.added";
-                let part_kind = match fields
-                    .get("part")
-                    .and_then(|p| p.get("type"))
-                    .and_then(Value::as_str)
-                {
-                    _ if summary => PartKind::Summary,
-                    Some("refusal") => PartKind::Refusal,
-                    _ => PartKind::Text,
-                };
+                let part_kind = PartKind::of_part(&fields, summary);
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
                 let key = if summary {
                     "summary_index"
@@ -873,15 +878,7 @@ impl PublicStream {
                 } else {
                     "content_index"
                 };
-                let part_kind = match fields
-                    .get("part")
-                    .and_then(|p| p.get("type"))
-                    .and_then(Value::as_str)
-                {
-                    _ if summary => PartKind::Summary,
-                    Some("refusal") => PartKind::Refusal,
-                    _ => PartKind::Text,
-                };
+                let part_kind = PartKind::of_part(&fields, summary);
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
                 let part = self.part_for(item, key, &fields, part_kind, out);
                 self.close_part(item, part, out);
