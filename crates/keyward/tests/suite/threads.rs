@@ -255,3 +255,38 @@ async fn thread_rules_hold_per_gateway_key() -> Result<()> {
     );
     Ok(())
 }
+
+/// An Anthropic API-key profile keeps its threads itself: a `continue` keyward holds nothing for
+/// goes to Anthropic as it came, `thread` and the beta included, and is answered there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_profile_gets_threads_as_they_came() -> Result<()> {
+    let mock = Mock::start().await?;
+    let home = Home::new()?;
+    home.write_login(&mock.login(None).await?)?;
+    home.write_config("[[routes]]\nmodel = \"claude-*\"\nprofiles = [\"anthropic:default\"]\n")?;
+    let keyward = Keyward::serve_with(
+        &home,
+        &mock,
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-mock-threads-7e7e"),
+            ("KEYWARD_ANTHROPIC_BASE_URL", &mock.url),
+        ],
+    )
+    .await?;
+    let thread = json!({"type": "continue", "previous_message_id": "msg_held_by_anthropic"});
+    let body = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 100, "thread": thread,
+        "messages": [{"role": "user", "content": "ping"}],
+    });
+    let (status, answer) = messages(&keyward, "unused", body).await?;
+    assert_eq!(status, 200, "{answer}");
+    let sent = mock.requests().await?;
+    let last = sent.last().cloned().unwrap_or_default();
+    assert_eq!(last["endpoint"], "anthropic", "{last}");
+    assert_eq!(last["body"]["thread"], thread, "{last}");
+    assert_eq!(
+        last["headers"]["anthropic-beta"], "message-threads-2026-08-12",
+        "{last}"
+    );
+    mock.assert_no_reuse().await
+}
