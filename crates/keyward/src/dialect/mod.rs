@@ -26,7 +26,7 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
-pub(crate) use fields::{cut_short, model_field, parse_object, raw_present, stream_flag};
+pub(crate) use fields::{cut_short, model_field, parse_object, stream_flag};
 use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.

@@ -121,6 +121,18 @@ pub(super) struct Admitted {
 }
 
 impl Admitted {
+    /// Waits for `bytes` more of the work memory than the body's: a thread's continue expands
+    /// to its whole conversation.
+    pub(super) async fn reserve_more_work(
+        &mut self,
+        door: &FrontDoor,
+        bytes: usize,
+    ) -> Result<(), ApiError> {
+        door.memory
+            .reserve_more_work(&mut self.reservation, bytes)
+            .await
+    }
+
     /// The answer has begun: the body's memory is given back; a configured origin is granted CORS.
     pub(super) fn finish(self, response: &mut Response) {
         drop(self.reservation);

@@ -85,13 +85,29 @@ impl MemoryBudget {
         reservation: &mut Reservation,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let units = units_for(estimate(body));
-        if units > self.work_units {
+        self.reserve_more_work(reservation, estimate(body)).await
+    }
+
+    /// Waits for `bytes` more of work memory than the request holds (a thread's continue
+    /// expands to its whole conversation, however small the caller's body).
+    pub(super) async fn reserve_more_work(
+        &self,
+        reservation: &mut Reservation,
+        bytes: usize,
+    ) -> Result<(), ApiError> {
+        // Waiting while holding part of the pool is bounded by `WORK_WAIT`, and only a continue
+        // does it, holding no more than its own small body's share.
+        let held = reservation
+            .work
+            .as_ref()
+            .map_or(0, |permit| permit.num_permits());
+        let units = units_for(bytes);
+        if held.saturating_add(units) > self.work_units {
             return Err(ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: Some("request_too_complex".into()),
                 ..ApiError::bad_request(format!(
-                    "the request body has too many JSON values: translating it would take about {} MiB, more than keyward allows all requests together ([gateway] max_request_memory). Send fewer, larger messages or items",
+                    "the request has too many JSON values (a thread's continue counts its whole conversation): translating it would take about {} MiB, more than keyward allows all requests together ([gateway] max_request_memory). Send fewer, larger messages or items",
                     units / 1024
                 ))
             });
@@ -100,7 +116,10 @@ impl MemoryBudget {
         let wanted = u32::try_from(units).unwrap_or(u32::MAX);
         match tokio::time::timeout(WORK_WAIT, self.work.clone().acquire_many_owned(wanted)).await {
             Ok(Ok(permit)) => {
-                reservation.work = Some(permit);
+                match &mut reservation.work {
+                    Some(held) => held.merge(permit),
+                    None => reservation.work = Some(permit),
+                }
                 Ok(())
             }
             _ => Err(busy(
@@ -111,15 +130,28 @@ impl MemoryBudget {
 }
 
 /// The memory parsing and translating a JSON body takes, estimated from its size and how many
-/// values it holds (counted by their separators; a string's contents are counted as bytes).
+/// values it holds: every value but the first follows a `,` or a `:`, or opens a container with
+/// `{` (arrays are rarely empty, and their values are counted by their commas). Inside strings
+/// these characters are counted too, which only ever overestimates.
 pub(super) fn estimate(body: &[u8]) -> usize {
-    let nodes = body
-        .iter()
-        .filter(|&&b| matches!(b, b'{' | b'[' | b',' | b':'))
-        .count();
     body.len()
         .saturating_mul(2)
-        .saturating_add(nodes.saturating_mul(NODE_COST))
+        .saturating_add(count_nodes(body).saturating_mul(NODE_COST))
+}
+
+/// The separators of `body`, counted branch-free in blocks of 255 bytes, whose counts fit in a
+/// byte: a form the compiler turns into vector instructions on 16 bytes at a time. A branching
+/// count over every request's body cost a quarter of a proxied request's CPU, and a search for
+/// each separator (JSON has one every few bytes) a tenth.
+fn count_nodes(body: &[u8]) -> usize {
+    body.chunks(255)
+        .map(|block| {
+            let count = block.iter().fold(0u8, |count, &b| {
+                count.wrapping_add(u8::from((b == b',') | (b == b':') | (b == b'{')))
+            });
+            usize::from(count)
+        })
+        .sum()
 }
 
 fn units_for(bytes: usize) -> usize {
@@ -150,6 +182,17 @@ mod tests {
 
     /// Bodies that do not fit are refused at once; their memory comes back when the reservation
     /// is dropped.
+    #[test]
+    fn counts_every_separator() {
+        let body = r#"{"a":[1,2,{"b":3}],"c":"x,y"}"#.repeat(100);
+        let naive = body
+            .bytes()
+            .filter(|b| matches!(b, b',' | b':' | b'{'))
+            .count();
+        assert_eq!(count_nodes(body.as_bytes()), naive);
+        assert_eq!(count_nodes(&[b','; 1000]), 1000);
+    }
+
     #[test]
     fn bodies_share_their_pool() {
         let budget = MemoryBudget::new(4 << 20); // 1 MiB for bodies
@@ -195,5 +238,28 @@ mod tests {
             refused.map(|e| e.status),
             Some(StatusCode::PAYLOAD_TOO_LARGE)
         );
+    }
+
+    /// More work (a thread's continue) is added to what the request holds, refused once the two
+    /// together could never fit, and given back with the rest.
+    #[tokio::test]
+    async fn more_work_adds_to_the_held() {
+        let budget = MemoryBudget::new(16 << 20); // 12 MiB for work
+        let mut request = Reservation::default();
+        assert!(budget.reserve_work(&mut request, b"{}").await.is_ok());
+        assert!(budget
+            .reserve_more_work(&mut request, 8 << 20)
+            .await
+            .is_ok());
+        let held = request.work.as_ref().map(|p| p.num_permits());
+        assert_eq!(held, Some(1 + (8 << 10)));
+        let refused = budget.reserve_more_work(&mut request, 4 << 20).await.err();
+        assert_eq!(
+            refused.map(|e| e.status),
+            Some(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        drop(request);
+        let mut next = Reservation::default();
+        assert!(budget.reserve_more_work(&mut next, 12 << 20).await.is_ok());
     }
 }

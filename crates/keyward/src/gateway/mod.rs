@@ -80,7 +80,7 @@ impl Gateway {
         let route = Route::of(&parts.method, path);
         let label = route.label(path);
         let dialect = route.dialect();
-        let admitted = match self.door.admit(&parts, body).await {
+        let mut admitted = match self.door.admit(&parts, body).await {
             Ok(admitted) => admitted,
             Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
         };
@@ -88,8 +88,7 @@ impl Gateway {
         parts.headers.remove(axum::http::header::CONTENT_ENCODING);
         let mut response = match route {
             Route::Model(dialect) => {
-                let body = admitted.body.clone();
-                pipeline::serve(&self, dialect, &parts.headers, body, admitted.owner).await
+                pipeline::serve(&self, dialect, &parts.headers, &mut admitted).await
             }
             Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
             Route::Models => models::list(&self, &parts.headers),

@@ -24,10 +24,11 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::threads::{self, Owner, Turn};
+use super::front_door::Admitted;
+use super::threads::{self, Recording, Turn};
 use super::{answer, ApiError, Gateway};
 use crate::dialect::responses::{public_object, PublicStream};
-use crate::dialect::{self, Answer, Dialect, Translated};
+use crate::dialect::{self, cut_short, Answer, Dialect, Translated};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
 use crate::store::Cooldown;
@@ -51,10 +52,9 @@ pub(super) async fn serve(
     gateway: &Arc<Gateway>,
     dialect: Dialect,
     headers: &HeaderMap,
-    body: Bytes,
-    owner: Option<Owner>,
+    admitted: &mut Admitted,
 ) -> Response {
-    match run(gateway, dialect, headers, &body, owner).await {
+    match run(gateway, dialect, headers, admitted).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
     }
@@ -123,19 +123,25 @@ async fn run(
     gateway: &Arc<Gateway>,
     dialect: Dialect,
     headers: &HeaderMap,
-    body: &Bytes,
-    owner: Option<Owner>,
+    admitted: &mut Admitted,
 ) -> Result<Response, ApiError> {
+    let body = admitted.body.clone();
     let turn = match dialect {
         Dialect::Messages => {
-            let (store, body) = (gateway.threads.clone(), body.clone());
+            let (store, body, owner) = (gateway.threads.clone(), body.clone(), admitted.owner);
             crate::cpu::run(body.len(), move || threads::turn(&store, owner, &body))
                 .await
                 .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
         }
         _ => None,
     };
-    let mut request = parse(dialect, headers, body, turn).await?;
+    if let Some(Turn::Continued(continued)) = &turn {
+        // A continue is translated as its whole thread: it takes the memory a body of it would.
+        admitted
+            .reserve_more_work(&gateway.door, continued.work())
+            .await?;
+    }
+    let mut request = parse(dialect, headers, &body, turn).await?;
     let candidates = route(&gateway.pool, &request)?;
     let now = gateway.clock.now();
     let last = candidates.len().saturating_sub(1);
@@ -168,15 +174,23 @@ async fn parse<'a>(
                 .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
         }
         Some(Turn::Threaded { request, recording }) => {
-            // A continue carries the whole thread, however small the caller's body.
-            let translated = crate::cpu::run(crate::cpu::INLINE_BYTES, move || {
+            let translated = crate::cpu::run(original.len(), move || {
                 dialect::messages::translate_request(request)
             })
             .await
             .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??;
-            let mut parsed = Parsed::of(translated);
-            parsed.translated.answer = parsed.translated.answer.map(|a| recording.answer(a));
-            parsed
+            Parsed::recorded(translated, recording)
+        }
+        Some(Turn::Continued(continued)) => {
+            // Expanded and translated as its whole thread, however small the caller's body.
+            let (translated, recording) = crate::cpu::run(continued.size(), move || {
+                let (request, recording) = continued.expand()?;
+                let translated = dialect::messages::translate_request(request)?;
+                Ok::<_, ApiError>((translated, recording))
+            })
+            .await
+            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??;
+            Parsed::recorded(translated, recording)
         }
         Some(Turn::Refused {
             model,
@@ -233,7 +247,7 @@ fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
         if let Some(checked) = dialect::responses::check(body) {
             return Ok(Parsed {
                 translated: Translated {
-                    body: RequestBody::Raw(body.clone()),
+                    body: RequestBody::Raw(body.clone(), Arc::new(checked.shape)),
                     model: checked.model,
                     stream: checked.stream,
                     dropped: Vec::new(),
@@ -265,6 +279,13 @@ impl Parsed {
             translated: translated.map_body(RequestBody::Tree),
             prompt_cache_key,
         }
+    }
+
+    /// A threaded turn a translator built, its answer kept for the thread.
+    fn recorded(translated: Translated, recording: Recording) -> Self {
+        let mut parsed = Self::of(translated);
+        parsed.translated.answer = parsed.translated.answer.map(|a| recording.answer(a));
+        parsed
     }
 }
 
@@ -389,11 +410,13 @@ fn session_key(prompt_cache_key: Option<String>, headers: &HeaderMap) -> Option<
 fn no_candidate(refusal: NoCandidate) -> ApiError {
     match refusal {
         NoCandidate::UnknownProfile(name) => ApiError::not_found(format!(
-            "keyward has no profile `{name}`; `keyward status` lists them"
+            "keyward has no profile `{}`; `keyward status` lists them",
+            cut_short(&name)
         ))
         .with_code("unknown_profile"),
         NoCandidate::ProfileCannotServe { profile, model } => ApiError::not_found(format!(
-            "profile {profile} does not serve the model `{model}` on this endpoint"
+            "profile {profile} does not serve the model `{}` on this endpoint",
+            cut_short(&model)
         ))
         .with_code("model_not_found"),
         NoCandidate::UnknownModel(model) => ApiError::unknown_model(&model),
@@ -418,11 +441,26 @@ fn keyward_headers(
         set(UPSTREAM_MODEL_HEADER, model);
     }
     if !dropped.is_empty() {
-        let list = dropped.join(", ");
+        let list = dropped_list(dropped);
         tracing::debug!(dialect = dialect.as_str(), dropped = %list, "fields the upstream cannot honour were dropped");
         set(DROPPED_HEADER, &list);
     }
     headers
+}
+
+/// The dropped fields as the header lists them: each name cut short, at most 32 of them (a
+/// client's unknown fields are its own text, of any length and number).
+fn dropped_list(dropped: &[String]) -> String {
+    const MAX: usize = 32;
+    let mut names: Vec<String> = dropped
+        .iter()
+        .take(MAX)
+        .map(|name| cut_short(name).into_owned())
+        .collect();
+    if dropped.len() > MAX {
+        names.push(format!("and {} more", dropped.len() - MAX));
+    }
+    names.join(", ")
 }
 
 /// Phase 4: the served answer in the caller's dialect, with keyward's headers.
@@ -527,7 +565,8 @@ fn exhausted(model: &str, skipped: Vec<Skip>, now: DateTime<Utc>) -> ApiError {
             _ => None,
         }));
         let message = format!(
-            "every profile that serves `{model}` is resting at a usage limit: {}. keyward serves again by itself after the earliest reset, {}",
+            "every profile that serves `{}` is resting at a usage limit: {}. keyward serves again by itself after the earliest reset, {}",
+            cut_short(model),
             parts.join("; "),
             when(&earliest)
         );

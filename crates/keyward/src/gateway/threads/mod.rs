@@ -53,6 +53,8 @@ pub(crate) enum Turn {
         request: Map<String, Value>,
         recording: Recording,
     },
+    /// A continue, its thread claimed: [`Continued::expand`] makes it a request like `Threaded`'s.
+    Continued(Continued),
     /// A continue keyward cannot serve: refused where a Responses upstream would serve it (an
     /// Anthropic upstream is sent the caller's own request). The model and stream flag route it.
     Refused {
@@ -86,19 +88,9 @@ pub(crate) fn turn(
         Some(thread) => ask(&thread)?,
     };
     let owner = owner.unwrap_or_default();
-    let recording = |request: &Map<String, Value>, claim| Recording {
-        store: store.clone(),
-        owner,
-        fields: thread_fields(request),
-        messages: match request.get("messages") {
-            Some(Value::Array(messages)) => messages.clone(),
-            _ => Vec::new(),
-        },
-        claim,
-    };
     let previous = match ask {
         Ask::Create => {
-            let recording = recording(&request, None);
+            let recording = Recording::new(store.clone(), owner, &request, None);
             return Ok(Some(Turn::Threaded { request, recording }));
         }
         Ask::Continue { previous } => previous,
@@ -135,20 +127,63 @@ pub(crate) fn turn(
             }));
         }
     };
-    let expanded = claim
-        .thread()
-        .and_then(|thread| expand(thread, request, new_messages));
-    let Some(expanded) = expanded else {
-        // Threads are stored only as keyward wrote them.
-        return Err(ApiError::upstream(
-            "keyward's copy of the thread could not be read",
-        ));
-    };
-    let recording = recording(&expanded, Some(claim));
-    Ok(Some(Turn::Threaded {
-        request: expanded,
-        recording,
-    }))
+    Ok(Some(Turn::Continued(Continued {
+        store: store.clone(),
+        owner,
+        claim,
+        request,
+        new_messages,
+    })))
+}
+
+/// A continue whose thread is claimed, before it is expanded: the thread is up to a whole
+/// request body, so the caller makes room for it ([`Continued::size`], [`Continued::work`]).
+pub(crate) struct Continued {
+    store: Arc<ThreadStore>,
+    owner: Owner,
+    claim: Claim,
+    /// The continue's own fields, without `thread` and `messages`.
+    request: Map<String, Value>,
+    new_messages: Vec<Value>,
+}
+
+impl Continued {
+    /// The thread's JSON text, in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.claim
+            .thread()
+            .map_or(0, |thread| thread.fields.len() + thread.messages.len())
+    }
+
+    /// The memory translating the thread takes, estimated as for a body of it.
+    pub(crate) fn work(&self) -> usize {
+        self.claim.thread().map_or(0, |thread| {
+            super::memory::estimate(thread.fields.as_bytes())
+                .saturating_add(super::memory::estimate(thread.messages.as_bytes()))
+        })
+    }
+
+    /// The continue as its whole thread plus its new messages.
+    pub(crate) fn expand(self) -> Result<(Map<String, Value>, Recording), ApiError> {
+        let Self {
+            store,
+            owner,
+            claim,
+            request,
+            new_messages,
+        } = self;
+        let expanded = claim
+            .thread()
+            .and_then(|thread| expand(thread, request, new_messages));
+        let Some(expanded) = expanded else {
+            // Threads are stored only as keyward wrote them.
+            return Err(ApiError::upstream(
+                "keyward's copy of the thread could not be read",
+            ));
+        };
+        let recording = Recording::new(store, owner, &expanded, Some(claim));
+        Ok((expanded, recording))
+    }
 }
 
 /// Whether a request body has a `thread` field (not null), told without building its tree: most
@@ -156,13 +191,13 @@ pub(crate) fn turn(
 fn asks_for_thread(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Top<'a> {
-        #[serde(borrow, default, deserialize_with = "crate::dialect::raw_present")]
+        // `null` reads as `None`, as no thread at all.
+        #[serde(borrow, default)]
         thread: Option<&'a RawValue>,
     }
     // A derived struct also reads from an array: only an object is a request.
     body.trim_ascii_start().first() == Some(&b'{')
-        && serde_json::from_slice::<Top<'_>>(body)
-            .is_ok_and(|top| top.thread.is_some_and(|raw| raw.get() != "null"))
+        && serde_json::from_slice::<Top<'_>>(body).is_ok_and(|top| top.thread.is_some())
 }
 
 fn ask(thread: &Value) -> Result<Ask, ApiError> {
@@ -253,6 +288,25 @@ pub(crate) struct Recording {
 }
 
 impl Recording {
+    /// What to keep of the answer to `request` (a create's, or a continue expanded).
+    fn new(
+        store: Arc<ThreadStore>,
+        owner: Owner,
+        request: &Map<String, Value>,
+        claim: Option<Claim>,
+    ) -> Self {
+        Self {
+            store,
+            owner,
+            fields: thread_fields(request),
+            messages: match request.get("messages") {
+                Some(Value::Array(messages)) => messages.clone(),
+                _ => Vec::new(),
+            },
+            claim,
+        }
+    }
+
     /// `answer`, keeping the reply it gives (streamed or not) as this turn's thread.
     pub(crate) fn answer(self, answer: Box<dyn Answer>) -> Box<dyn Answer> {
         Box::new(Recorded {
@@ -378,6 +432,9 @@ mod tests {
 
     fn threaded(turn: Result<Option<Turn>, ApiError>) -> (Map<String, Value>, Recording) {
         match turn {
+            Ok(Some(Turn::Continued(continued))) => continued
+                .expand()
+                .unwrap_or_else(|error| panic!("error: {}", error.message)),
             Ok(Some(Turn::Threaded { request, recording })) => (request, recording),
             Ok(Some(Turn::Refused { refusal, .. })) => panic!("refused: {}", refusal.message),
             Ok(None) => panic!("not threaded"),
@@ -530,11 +587,7 @@ mod tests {
         use crate::dialect::testing::{fixture_events, run};
         let store = store();
         let create = json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "thread": {"type": "create"}, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-        let Ok(Some(Turn::Threaded { request, recording })) =
-            turn(&store, None, create.to_string().as_bytes())
-        else {
-            panic!("not threaded");
-        };
+        let (request, recording) = threaded(turn(&store, None, create.to_string().as_bytes()));
         let answer = crate::dialect::messages::translate_request(request)
             .ok()
             .and_then(|t| t.answer)
@@ -550,11 +603,7 @@ mod tests {
         assert!(id.starts_with("msg_"), "{frames}");
 
         let continue_of = json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": true, "thread": {"type": "continue", "previous_message_id": id}, "messages": [{"role": "user", "content": "more"}]});
-        let Ok(Some(Turn::Threaded { request, recording })) =
-            turn(&store, None, continue_of.to_string().as_bytes())
-        else {
-            panic!("the finished stream was not kept");
-        };
+        let (request, recording) = threaded(turn(&store, None, continue_of.to_string().as_bytes()));
         assert_eq!(
             request["messages"][1]["content"][0]["text"],
             "Hello, world."
@@ -570,7 +619,7 @@ mod tests {
         assert!(
             matches!(
                 turn(&store, None, continue_of.to_string().as_bytes()),
-                Ok(Some(Turn::Threaded { .. }))
+                Ok(Some(Turn::Continued(_)))
             ),
             "a cut stream gives its thread back"
         );
