@@ -47,13 +47,12 @@ const PER_TURN: &[&str] = &["messages", "stream", "thread"];
 
 /// A threaded Messages request, as a Responses upstream serves it.
 pub(crate) enum Turn {
-    /// The request to translate (a continue's expanded to its whole thread, without `thread`),
-    /// and what to keep of its answer.
+    /// A create: the request to translate (without `thread`), and what to keep of its answer.
     Threaded {
         request: Map<String, Value>,
         recording: Recording,
     },
-    /// A continue, its thread claimed: [`Continued::expand`] makes it a request like `Threaded`'s.
+    /// A continue, its thread claimed: [`Continued::expand`] makes it the request to translate.
     Continued(Continued),
     /// A continue keyward cannot serve: refused where a Responses upstream would serve it (an
     /// Anthropic upstream is sent the caller's own request). The model and stream flag route it.
