@@ -58,12 +58,26 @@
 //!   broken stream had finished. The public API refuses reasoning "provided
 //!   without its required following item"; whether this backend does is not
 //!   known, so that rule is left out rather than fail the real CLI.
+//!
+//! What the Codex CLI 0.171 sends besides (its first turn and its remote
+//! compaction are fixtures too):
+//! - no top-level `tools`: they travel as the first input item,
+//!   `{"type": "additional_tools", "role": "developer", "tools": [...]}`, checked
+//!   as the top-level list is;
+//! - `reasoning: {"effort", "context": "all_turns"}`, `text: {"verbosity"}`;
+//! - `{"type": "configuration_update", "reasoning": {"effort"}}` items, which
+//!   change the effort from there on;
+//! - remote compaction (v2): a request whose input ends with
+//!   `{"type": "compaction_trigger"}` (it may stand nowhere else) is answered
+//!   with one `compaction` output item carrying `encrypted_content`; later turns
+//!   send that item back in place of the turns it replaced, and its content
+//!   must be one this backend issued (as reasoning's).
 
 use std::collections::HashSet;
 
 use serde_json::{json, Map, Value};
 
-use crate::reasoning_blob;
+use crate::reasoning_blob::{self, Kind};
 
 /// A request the backend refuses: the HTTP status and the JSON body it answers.
 #[derive(Clone, Debug, PartialEq)]
@@ -243,6 +257,19 @@ fn check_input(request: &Map<String, Value>) -> Checked {
             }
             "function_call_output" => check_call_output(item, &path, &calls)?,
             "reasoning" => check_reasoning(item, &path)?,
+            "additional_tools" => check_additional_tools(item, &path)?,
+            "configuration_update" => check_configuration_update(item, &path)?,
+            "compaction" => check_compaction(item, &path)?,
+            "compaction_trigger" if index + 1 != items.len() => {
+                return Err(Rejection::invalid(
+                    400,
+                    format!(
+                        "Invalid '{path}': a compaction_trigger item must be the last input item."
+                    ),
+                    Some(&path),
+                    Some("invalid_value"),
+                ))
+            }
             // The CLI answers its `local_shell_call`s with `function_call_output`s, so
             // every kind of call counts as one an output may answer.
             other if other.ends_with("_call") => {
@@ -250,8 +277,8 @@ fn check_input(request: &Map<String, Value>) -> Checked {
                     calls.insert(call_id);
                 }
             }
-            // custom_tool_call_output, compaction, ...: the CLI sends them and the
-            // backend takes them as they are.
+            // custom_tool_call_output, a last compaction_trigger, ...: the CLI
+            // sends them and the backend takes them as they are.
             _ => {}
         }
     }
@@ -400,6 +427,63 @@ fn check_reasoning(item: &Map<String, Value>, path: &str) -> Checked {
     }
 }
 
+/// The tools a developer adds in the input (the Codex CLI 0.171's way of sending
+/// its tools), checked as the request's own `tools` are.
+fn check_additional_tools(item: &Map<String, Value>, path: &str) -> Checked {
+    if let Some(role) = optional(item, "role") {
+        let role_path = format!("{path}.role");
+        expect_string(role, &role_path)?;
+        if role != "developer" {
+            return Err(invalid_value(
+                &role_path,
+                role.as_str().unwrap_or_default(),
+                &["developer"],
+            ));
+        }
+    }
+    match item.get("tools") {
+        None | Some(Value::Null) => Err(missing(&format!("{path}.tools"))),
+        Some(tools) => check_tool_list(tools, &format!("{path}.tools")),
+    }
+}
+
+/// A change of the reasoning effort from this item on.
+fn check_configuration_update(item: &Map<String, Value>, path: &str) -> Checked {
+    match optional(item, "reasoning") {
+        None => Ok(()),
+        Some(Value::Object(reasoning)) => check_enum(
+            reasoning,
+            "effort",
+            &format!("{path}.reasoning.effort"),
+            EFFORTS,
+        ),
+        Some(other) => Err(invalid_type(
+            &format!("{path}.reasoning"),
+            "an object",
+            other,
+        )),
+    }
+}
+
+/// A compacted conversation stands in for the turns it replaced; like reasoning,
+/// it is replayed from the `encrypted_content` this backend issued.
+fn check_compaction(item: &Map<String, Value>, path: &str) -> Checked {
+    let id = item
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("compaction");
+    match optional(item, "encrypted_content") {
+        Some(Value::String(blob)) if reasoning_blob::verify_as(Kind::Compaction, blob) => Ok(()),
+        Some(Value::String(_)) => Err(unverified(id)),
+        Some(other) => Err(invalid_type(
+            &format!("{path}.encrypted_content"),
+            "a string",
+            other,
+        )),
+        None => Err(missing(&format!("{path}.encrypted_content"))),
+    }
+}
+
 pub(crate) fn unverified(item: &str) -> Rejection {
     Rejection::invalid(
         400,
@@ -413,19 +497,33 @@ pub(crate) fn unverified(item: &str) -> Rejection {
 }
 
 pub(crate) fn check_tools(request: &Map<String, Value>) -> Checked {
-    let Some(tools) = optional(request, "tools") else {
-        return Ok(());
-    };
+    match optional(request, "tools") {
+        None => Ok(()),
+        Some(tools) => check_tool_list(tools, "tools"),
+    }
+}
+
+/// A list of tools at `path`: typed objects, function tools in the Responses
+/// shape, namespaces holding a named list of their own.
+fn check_tool_list(tools: &Value, path: &str) -> Checked {
     let Some(tools) = tools.as_array() else {
-        return Err(invalid_type("tools", "an array", tools));
+        return Err(invalid_type(path, "an array", tools));
     };
     for (index, tool) in tools.iter().enumerate() {
-        let path = format!("tools[{index}]");
+        let path = format!("{path}[{index}]");
         let Some(tool) = tool.as_object() else {
             return Err(invalid_type(&path, "an object", tool));
         };
-        if require_string(tool, "type", &format!("{path}.type"))? == "function" {
-            check_function_tool(tool, &path)?;
+        match require_string(tool, "type", &format!("{path}.type"))? {
+            "function" => check_function_tool(tool, &path)?,
+            "namespace" => {
+                require_string(tool, "name", &format!("{path}.name"))?;
+                match tool.get("tools") {
+                    None | Some(Value::Null) => return Err(missing(&format!("{path}.tools"))),
+                    Some(nested) => check_tool_list(nested, &format!("{path}.tools"))?,
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -1168,8 +1266,117 @@ mod tests {
             {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
             {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
             {"type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "q"}},
-            {"type": "compaction", "encrypted_content": "opaque"},
         ])));
+    }
+
+    /// The real Codex CLI 0.171's first turn passes: its tools as an `additional_tools`
+    /// input item of namespaces, ids on every item, `reasoning.context`, `text.verbosity`.
+    #[test]
+    fn the_codex_cli_0_171_first_turn_passes() {
+        let body = fixture(include_str!("fixtures/codex_cli_0.171_first_turn.json"));
+        assert!(body.get("tools").is_none());
+        assert_eq!(body["input"][0]["type"], "additional_tools");
+        accepted(&body);
+    }
+
+    /// Its remote compaction (v2) passes: the history, then a `compaction_trigger`; and so does
+    /// the turn after it, carrying the `compaction` item this backend issued in place of the
+    /// turns it replaced (the capture's blob came from another server: replaced by one of ours).
+    #[test]
+    fn the_codex_cli_0_171_remote_compaction_passes() {
+        let request = fixture(include_str!(
+            "fixtures/codex_cli_0.171_remote_compaction_v2_request.json"
+        ));
+        assert_eq!(
+            request["input"].as_array().and_then(|i| i.last()),
+            Some(&json!({"type": "compaction_trigger"}))
+        );
+        accepted(&request);
+        let mut after = fixture(include_str!(
+            "fixtures/codex_cli_0.171_after_remote_compaction_v2_turn.json"
+        ));
+        let compaction = after["input"]
+            .as_array_mut()
+            .and_then(|items| items.iter_mut().find(|i| i["type"] == "compaction"))
+            .unwrap_or_else(|| panic!("no compaction item"));
+        assert_eq!(
+            refusal(&json!({"model": "gpt-5.1-codex", "stream": true, "store": false, "input": [compaction.clone()]})).body["error"]["code"],
+            "invalid_encrypted_content",
+            "a blob this backend did not issue is refused"
+        );
+        compaction["encrypted_content"] =
+            reasoning_blob::issue_as(Kind::Compaction, 1_764_166_000).into();
+        accepted(&after);
+    }
+
+    /// A compaction's content must be a compaction blob of this backend; the trigger must end
+    /// the input; `additional_tools` carries a checked list of tools; a configuration update
+    /// names a known effort.
+    #[test]
+    fn codex_0_171_items_are_checked() {
+        let compaction =
+            |blob: Value| json!({"type": "compaction", "id": "cmp_1", "encrypted_content": blob});
+        assert_eq!(
+            refused(&with_input(json!([user("hi"), compaction(json!(reasoning_blob::issue(1)))]))),
+            "The encrypted content for item cmp_1 could not be verified. Reason: Encrypted content could not be decrypted or parsed."
+        );
+        assert_eq!(
+            refused(&with_input(json!([user("hi"), {"type": "compaction"}]))),
+            "Missing required parameter: 'input[1].encrypted_content'."
+        );
+        accepted(&with_input(json!([
+            compaction(json!(reasoning_blob::issue_as(Kind::Compaction, 1))),
+            user("hi"),
+        ])));
+        assert_eq!(
+            refused(&with_input(
+                json!([{"type": "compaction_trigger"}, user("hi")])
+            )),
+            "Invalid 'input[0]': a compaction_trigger item must be the last input item."
+        );
+        accepted(&with_input(
+            json!([user("hi"), {"type": "compaction_trigger"}]),
+        ));
+        let tools =
+            |tools: Value| json!({"type": "additional_tools", "role": "developer", "tools": tools});
+        accepted(&with_input(json!([
+            tools(
+                json!([{"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}])
+            ),
+            user("hi"),
+        ])));
+        assert_eq!(
+            refused(&with_input(
+                json!([{"type": "additional_tools", "role": "developer"}, user("hi")])
+            )),
+            "Missing required parameter: 'input[0].tools'."
+        );
+        assert_eq!(
+            refused(&with_input(json!([
+                tools(
+                    json!([{"type": "namespace", "name": "ns", "tools": [{"type": "function", "function": {"name": "f"}}]}])
+                ),
+                user("hi"),
+            ]))),
+            "Missing required parameter: 'input[0].tools[0].tools[0].name'."
+        );
+        assert_eq!(
+            refused(&with_input(
+                json!([{"type": "additional_tools", "role": "user", "tools": []}, user("hi")])
+            )),
+            "Invalid value: 'user'. Supported values are: 'developer'."
+        );
+        accepted(&with_input(json!([
+            user("hi"),
+            {"type": "configuration_update", "reasoning": {"effort": "high"}},
+        ])));
+        assert_eq!(
+            refused(&with_input(json!([
+                user("hi"),
+                {"type": "configuration_update", "reasoning": {"effort": "extreme"}},
+            ]))),
+            "Invalid value: 'extreme'. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max', and 'ultra'."
+        );
     }
 
     /// Tools are a list of typed objects; function tools have the Responses shape.

@@ -346,6 +346,77 @@ fn check_gemini_chunks(chunks: &[Value]) {
     }
 }
 
+/// A Responses answer completed to the public API's shape (`PublicStream`), from upstream events:
+/// the first byte is control (bit 0 ends the stream with a broken transport), each further line
+/// one upstream event's JSON, fed as an SSE event without a name. Each line's JSON and its
+/// `response` also go through `public_object`. The output must be UTF-8 SSE frames, each named
+/// by its data's `type`, numbered from 0 in order, `response.created` first (unless the stream
+/// opens with an `error`), and end with exactly one terminal event, the last.
+pub fn responses_stream(data: &[u8]) {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let mut stream = responses::PublicStream::new("gpt-fuzz".into());
+    let mut out = Vec::new();
+    for line in rest.split(|&byte| byte == b'\n') {
+        let text = String::from_utf8_lossy(line).into_owned();
+        if let Ok(value) = serde_json::from_str::<Value>(&text) {
+            let _ = responses::public_object(value.clone(), "gpt-fuzz");
+            if let Some(response) = value.get("response") {
+                let _ = responses::public_object(response.clone(), "gpt-fuzz");
+            }
+        }
+        let event = Event {
+            event: None,
+            data: text,
+        };
+        crate::dialect::SseTranslator::event(&mut stream, &event, &mut out);
+    }
+    crate::dialect::SseTranslator::finish(
+        &mut stream,
+        (control & 1 == 1).then_some("reset (fuzzed)"),
+        &mut out,
+    );
+    check_public_frames(&out);
+}
+
+fn check_public_frames(out: &[u8]) {
+    const TERMINAL: &[&str] = &[
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+        "error",
+    ];
+    let frames = sse_frames(out);
+    let mut response_id = None;
+    for (i, frame) in frames.iter().enumerate() {
+        let (data, kind) = typed_frame(frame);
+        let kind = kind.as_str();
+        assert_eq!(
+            data.get("sequence_number"),
+            Some(&Value::from(i)),
+            "{frames:?}"
+        );
+        if i == 0 {
+            assert!(matches!(kind, "response.created" | "error"), "{frames:?}");
+        }
+        assert_eq!(
+            TERMINAL.contains(&kind),
+            i + 1 == frames.len(),
+            "one terminal event, the last: {frames:?}"
+        );
+        if let Some(id) = data.pointer("/response/id") {
+            assert!(id.is_string(), "{frames:?}");
+            assert_eq!(
+                response_id.get_or_insert_with(|| id.clone()),
+                id,
+                "{frames:?}"
+            );
+        }
+    }
+    assert!(!frames.is_empty(), "the stream was closed without a frame");
+}
+
 /// A dialect's `translate`.
 type Translate = fn(&[u8]) -> Result<Translated, Invalid>;
 
@@ -456,6 +527,25 @@ fn check_chunk_frames(out: &[u8]) {
     );
 }
 
+/// A frame's data, which must be JSON, and its `type`, which must be the frame's event name.
+fn typed_frame(frame: &Event) -> (Value, String) {
+    let data: Value = match serde_json::from_str(&frame.data) {
+        Ok(data) => data,
+        Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
+    };
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        frame.event.as_deref(),
+        Some(kind.as_str()),
+        "the event name is not the data's type"
+    );
+    (data, kind)
+}
+
 fn check_messages_frames(out: &[u8]) {
     let frames = sse_frames(out);
     // The open block: its index and its type.
@@ -466,16 +556,8 @@ fn check_messages_frames(out: &[u8]) {
     let mut closed = false;
     for (i, frame) in frames.iter().enumerate() {
         assert!(!closed, "frames after the end: {frames:?}");
-        let data: Value = match serde_json::from_str(&frame.data) {
-            Ok(data) => data,
-            Err(e) => panic!("a frame is not JSON ({e}): {:?}", frame.data),
-        };
-        let kind = data.get("type").and_then(Value::as_str).unwrap_or("");
-        assert_eq!(
-            frame.event.as_deref(),
-            Some(kind),
-            "the event name is not the data's type"
-        );
+        let (data, kind) = typed_frame(frame);
+        let kind = kind.as_str();
         let index = data.get("index").and_then(Value::as_u64);
         match kind {
             "message_start" => assert_eq!(i, 0, "message_start is not first: {frames:?}"),
@@ -577,6 +659,7 @@ mod tests {
         ("messages_stream", messages_stream),
         ("gemini_request", gemini_request),
         ("gemini_stream", gemini_stream),
+        ("responses_stream", responses_stream),
         ("config", config),
     ];
 

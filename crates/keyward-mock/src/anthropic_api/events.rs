@@ -126,6 +126,13 @@ fn plan(scenario: &Scenario, stop_sequences: &[String]) -> Plan {
                 },
             }
         }
+        // Only a Responses request can ask for a compaction.
+        Scenario::Compaction => Plan {
+            blocks: vec![text(scenario::DEFAULT_TEXT, Pacing::Chunks)],
+            stop_reason: "end_turn",
+            stop_sequence: None,
+            broken: None,
+        },
         Scenario::Length => Plan {
             blocks: vec![text(scenario::LENGTH_TEXT, Pacing::Chunks)],
             stop_reason: "max_tokens",

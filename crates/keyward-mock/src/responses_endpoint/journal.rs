@@ -13,13 +13,16 @@ const KEPT: usize = 50;
 
 /// The Codex request headers worth asserting on. Never `authorization`: the
 /// journal is served to anyone who asks. The Codex CLI 0.169 sends
-/// `session-id`; the underscore spelling is what older clients send.
+/// `session-id`; the underscore spelling is what older clients send. Every
+/// endpoint records `content-encoding`: a proxy that decoded a body must not
+/// pass the header on.
 const CODEX_HEADERS: &[&str] = &[
     "originator",
     "session_id",
     "session-id",
     "user-agent",
     "chatgpt-account-id",
+    "content-encoding",
 ];
 /// The OpenAI API's request headers worth asserting on (never `authorization`).
 const OPENAI_HEADERS: &[&str] = &[
@@ -27,9 +30,15 @@ const OPENAI_HEADERS: &[&str] = &[
     "openai-organization",
     "openai-project",
     "openai-beta",
+    "content-encoding",
 ];
 /// The Anthropic API's request headers worth asserting on (never `x-api-key`).
-const ANTHROPIC_HEADERS: &[&str] = &["user-agent", "anthropic-version", "anthropic-beta"];
+const ANTHROPIC_HEADERS: &[&str] = &[
+    "user-agent",
+    "anthropic-version",
+    "anthropic-beta",
+    "content-encoding",
+];
 
 /// Which upstream a request went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +196,7 @@ mod tests {
                 "session-id": "s-1",
                 "user-agent": null,
                 "chatgpt-account-id": null,
+                "content-encoding": null,
             })
         );
         assert_eq!(entry["body"], "{not json");
@@ -214,7 +224,7 @@ mod tests {
         assert_eq!(entry["api_key_last4"], "9f3a");
         assert_eq!(
             entry["headers"],
-            json!({"user-agent": null, "anthropic-version": "2023-06-01", "anthropic-beta": null})
+            json!({"user-agent": null, "anthropic-version": "2023-06-01", "anthropic-beta": null, "content-encoding": null})
         );
         assert!(!entry.to_string().contains("secret"));
     }

@@ -172,7 +172,10 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
         cached,
         now: now_secs(),
     };
-    let script = script::script(&request, &scenario, setting);
+    let mut script = script::script(&request, &scenario, setting);
+    if scenario::sparse(&request) {
+        script = script::sparse(script);
+    }
     let pace = pace(app, headers, scenario::hold_key(&request));
     {
         let mut provider = app.provider();

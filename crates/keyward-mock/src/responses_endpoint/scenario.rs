@@ -7,8 +7,12 @@
 //! `anthropic_api::conversation`: `tool_use` blocks are calls, `tool_result`
 //! blocks their outputs, custom tools function tools).
 //!
-//! The last input item decides first: a tool's output there is acknowledged
-//! with `tool said: <output>` (200 characters at most), which ends a tool loop.
+//! The last input item decides first: a `compaction_trigger` (the Codex CLI's
+//! remote compaction) is answered with one `compaction` item whose
+//! `encrypted_content` later requests may carry; a tool's output there is
+//! acknowledged with `tool said: <output>` (200 characters at most), which ends
+//! a tool loop, unless the output itself holds `[[tool]]` or `[[tool:NAME]]`:
+//! then the tool is called again (a loop of as many rounds as a test wants).
 //! Otherwise a marker in the last user message picks the shape (ASCII case
 //! ignored; the first in this list wins). "Streamed" is every Codex answer;
 //! the two APIs stream when the request says `stream: true`.
@@ -34,6 +38,11 @@
 //!
 //! A Codex or OpenAI request with `reasoning` (unless its summary is `none`)
 //! gets a reasoning item first, whatever the answer (see `script`).
+//! `[[sparse]]` anywhere in the last user message makes the Codex backend's
+//! stream the least a client of it needs (see `script::sparse`): no sequence
+//! numbers, lifecycle or content-part events, items without ids or status, a
+//! final response with its id and usage only; it combines with the other
+//! markers.
 //! `[[hold:KEY]]` anywhere in the last user message holds the stream after its
 //! first event (`response.created`, `message_start`) until
 //! `POST /admin/release/KEY` (as the `x-mock-hold` header does), so a test can
@@ -70,6 +79,7 @@ const HOLD: &str = "[[hold:";
 const WORDS: &str = "[[words]]";
 const JSON: &str = "[[json]]";
 const ECHO: &str = "[[echo]]";
+const SPARSE: &str = "[[sparse]]";
 
 /// How a message's text is split into deltas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +112,8 @@ pub(crate) enum Scenario {
     Fail,
     /// Text deltas, then the stream ends with no terminal event.
     Cut,
+    /// One `compaction` output item: the conversation so far, compacted.
+    Compaction,
 }
 
 /// The answer to a request the rules accepted.
@@ -129,6 +141,7 @@ impl Scenario {
             Self::Length => "length",
             Self::Fail => "fail",
             Self::Cut => "cut",
+            Self::Compaction => "compaction",
         }
     }
 }
@@ -140,7 +153,16 @@ pub(crate) fn select(request: &Value) -> Selection {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
+    if input.last().and_then(|item| item.get("type")) == Some(&Value::from("compaction_trigger")) {
+        return Selection::Stream(Scenario::Compaction);
+    }
     if let Some(output) = input.last().and_then(tool_output) {
+        if let Some(name) = marker_argument(&output, NAMED_TOOL) {
+            return Selection::Stream(named_call(request, &name));
+        }
+        if output.to_ascii_lowercase().contains(TOOL) {
+            return Selection::Stream(single_call(request));
+        }
         let quoted: String = output.chars().take(TOOL_OUTPUT_QUOTED_CHARS).collect();
         return Selection::Stream(Scenario::text(format!("tool said: {quoted}")));
     }
@@ -303,6 +325,16 @@ fn named_call(request: &Value, name: &str) -> Scenario {
 pub(crate) fn hold_key(request: &Value) -> Option<String> {
     let input = request.get("input").and_then(Value::as_array)?;
     marker_argument(&last_user_text(input), HOLD)
+}
+
+/// Whether the last user message asks for the sparse stream (`[[sparse]]`).
+pub(crate) fn sparse(request: &Value) -> bool {
+    let input = request
+        .get("input")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    last_user_text(input).to_ascii_lowercase().contains(SPARSE)
 }
 
 /// `ARG` of the first `PREFIXARG]]` in `text` (the prefix matched in any ASCII case).
@@ -516,6 +548,28 @@ mod tests {
         );
     }
 
+    /// A tool output asking for another call (`[[tool]]`, `[[tool:NAME]]` in it) gets one:
+    /// a tool loop goes on for as many rounds as its outputs ask.
+    #[test]
+    fn tool_outputs_may_ask_for_another_call() {
+        let mut body = request(json!([
+            user("[[tool]]"),
+            {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "rain; again [[tool:get_time]]"},
+        ]));
+        body["tools"] = weather_tools();
+        let Selection::Stream(Scenario::Reply { calls, text, .. }) = select(&body) else {
+            panic!("not a reply");
+        };
+        assert_eq!(text, None);
+        assert_eq!(calls.first().map(|c| c.name.as_str()), Some("get_time"));
+        body["input"][2]["output"] = json!("rain [[TOOL]]");
+        let Selection::Stream(Scenario::Reply { calls, .. }) = select(&body) else {
+            panic!("not a reply");
+        };
+        assert_eq!(calls.first().map(|c| c.name.as_str()), Some("get_weather"));
+    }
+
     /// `[[tool]]` calls the first function tool with arguments its schema requires.
     #[test]
     fn tool_calls_the_first_function() {
@@ -622,6 +676,20 @@ mod tests {
         body["text"] = json!({"format": {"type": "text"}});
         body["input"] = json!([user("ping")]);
         assert_eq!(select(&body), text("pong"));
+    }
+
+    /// A request ending in a compaction trigger is compacted, whatever its prompt said;
+    /// `[[sparse]]` is read beside the other markers.
+    #[test]
+    fn compaction_triggers_and_sparse_streams() {
+        let input = json!([user("[[tool]] [[sparse]]"), {"type": "compaction_trigger"}]);
+        assert_eq!(
+            select(&request(input.clone())),
+            Selection::Stream(Scenario::Compaction)
+        );
+        assert!(sparse(&request(input)));
+        assert!(!sparse(&request(json!([user("ping")]))));
+        assert_eq!(Scenario::Compaction.name(), "compaction");
     }
 
     /// Scenario names label the journal.

@@ -90,6 +90,10 @@ pub(crate) fn script(request: &Value, scenario: &Scenario, setting: Setting) -> 
             writer.open_message(scenario::PARTIAL_TEXT, Pacing::Chunks);
             writer.cut = true;
         }
+        Scenario::Compaction => {
+            writer.compaction();
+            writer.finish("response.completed", "completed");
+        }
     }
     Script {
         steps: writer.steps,
@@ -354,6 +358,21 @@ impl<'a> Writer<'a> {
         self.item_done(index, done);
     }
 
+    /// The conversation compacted into one opaque item, as the backend answers a
+    /// `compaction_trigger`.
+    fn compaction(&mut self) {
+        let index = self.next_index();
+        let id = format!("cmp_{}", random_hex(ID_HEX_BYTES));
+        self.event(
+            "response.output_item.added",
+            json!({"output_index": index, "item": {"id": id, "type": "compaction"}}),
+        );
+        let blob = reasoning_blob::issue_as(reasoning_blob::Kind::Compaction, self.setting.now);
+        self.generated_chars += blob.len();
+        let item = json!({"id": id, "type": "compaction", "encrypted_content": blob});
+        self.item_done(index, item);
+    }
+
     fn item_done(&mut self, index: usize, item: Value) {
         self.event(
             "response.output_item.done",
@@ -397,6 +416,76 @@ impl<'a> Writer<'a> {
         }
         self.event(kind, json!({ "response": response }));
     }
+}
+
+/// Events a client of the Codex backend can do without, left out of a sparse
+/// stream: every piece of them is in the events kept.
+const SPARSE_DROPPED_EVENTS: &[&str] = &[
+    "response.created",
+    "response.in_progress",
+    "response.content_part.added",
+    "response.content_part.done",
+    "response.output_text.done",
+    "response.reasoning_summary_part.added",
+    "response.reasoning_summary_part.done",
+    "response.reasoning_summary_text.done",
+    "response.function_call_arguments.done",
+];
+/// Fields of the events kept that a sparse stream leaves out.
+const SPARSE_DROPPED_FIELDS: &[&str] = &["sequence_number", "item_id", "content_index", "logprobs"];
+
+/// The script as the least a client needs of it (the `[[sparse]]` marker), as
+/// upstreams other than the Codex backend's own front end may send it: only the
+/// output items (added, their deltas, done) and the terminal event; no sequence
+/// numbers, item ids or statuses, content indices, annotations or logprobs; the
+/// final response with only its id, status, error and usage (no `output`).
+pub(crate) fn sparse(script: Script) -> Script {
+    let steps = script
+        .steps
+        .into_iter()
+        .filter_map(|step| match step {
+            Step::Event(event) => {
+                let kind = event["type"].as_str().unwrap_or_default();
+                if SPARSE_DROPPED_EVENTS.contains(&kind) {
+                    return None;
+                }
+                Some(Step::Event(sparse_event(event)))
+            }
+            pause => Some(pause),
+        })
+        .collect();
+    Script {
+        steps,
+        cut: script.cut,
+    }
+}
+
+fn sparse_event(mut event: Value) -> Value {
+    let Some(fields) = event.as_object_mut() else {
+        return event;
+    };
+    for field in SPARSE_DROPPED_FIELDS {
+        fields.remove(*field);
+    }
+    if let Some(Value::Object(item)) = fields.get_mut("item") {
+        item.remove("id");
+        item.remove("status");
+        if let Some(Value::Array(parts)) = item.get_mut("content") {
+            for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+                part.remove("annotations");
+                part.remove("logprobs");
+            }
+        }
+    }
+    if let Some(Value::Object(response)) = fields.get_mut("response") {
+        response.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "id" | "status" | "error" | "incomplete_details" | "usage"
+            )
+        });
+    }
+    event
 }
 
 /// Sets a field of an object built here (a no-op on anything else, which
@@ -817,6 +906,84 @@ mod tests {
             })
         );
         assert_eq!(usage(true)["input_tokens_details"]["cached_tokens"], 125);
+    }
+
+    /// A compaction trigger is answered with exactly one `compaction` item whose content the
+    /// rules accept back, then `response.completed` carrying it in `output`.
+    #[test]
+    fn compaction_answers_one_compaction_item() {
+        let mut body = request("ping");
+        if let Some(input) = body["input"].as_array_mut() {
+            input.push(json!({"type": "compaction_trigger"}));
+        }
+        let events = events(&run(&body, 2));
+        let items: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_item.done")
+            .map(|e| &e["item"])
+            .collect();
+        assert_eq!(items.len(), 1, "{events:?}");
+        assert_eq!(items[0]["type"], "compaction");
+        let blob = items[0]["encrypted_content"].as_str().unwrap_or_default();
+        assert!(reasoning_blob::verify_as(
+            reasoning_blob::Kind::Compaction,
+            blob
+        ));
+        let last = events.last().cloned().unwrap_or_default();
+        assert_eq!(last["type"], "response.completed");
+        assert_eq!(last["response"]["output"], json!([items[0]]));
+    }
+
+    /// A sparse stream keeps the items, deltas and the terminal event, without the fields a
+    /// Codex client does not need; the text and calls are all still there.
+    #[test]
+    fn sparse_streams_keep_only_what_a_client_needs() {
+        let mut body = weather_request("[[tools]]");
+        body["reasoning"] = json!({"summary": "auto"});
+        let events = events(&sparse(run(&body, 3)));
+        assert_eq!(
+            collapsed(&events),
+            [
+                "response.output_item.added",
+                "response.reasoning_summary_text.delta",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.output_text.delta",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for event in &events {
+            for field in ["sequence_number", "item_id", "content_index", "logprobs"] {
+                assert!(event.get(field).is_none(), "{field} in {event}");
+            }
+            assert!(event["item"].get("id").is_none(), "{event}");
+        }
+        assert_eq!(
+            concat_deltas(&events, "response.output_text.delta"),
+            scenario::PARALLEL_PREFACE
+        );
+        let done = events.last().cloned().unwrap_or_default();
+        assert!(done["response"].get("output").is_none(), "{done}");
+        assert!(
+            done["response"]["usage"]["output_tokens"].is_u64(),
+            "{done}"
+        );
+        let call = events
+            .iter()
+            .find(|e| {
+                e["type"] == "response.output_item.done" && e["item"]["type"] == "function_call"
+            })
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(call["item"]["name"], "get_weather");
+        assert!(call["item"]["call_id"].is_string(), "{call}");
     }
 
     /// Text splits into the asked number of pieces that concatenate back.

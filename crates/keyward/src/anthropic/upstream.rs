@@ -88,7 +88,7 @@ impl Upstream for AnthropicUpstream {
                     "an Anthropic API key serves Anthropic Messages requests only",
                 ))
             })?;
-            let bytes = with_model(original, model)?;
+            let (bytes, verbatim) = with_model(original, model)?;
             let mut headers = HeaderMap::with_capacity(4);
             let mut key =
                 HeaderValue::try_from(self.key.expose()).map_err(|_| SendError::BadCredential)?;
@@ -112,6 +112,7 @@ impl Upstream for AnthropicUpstream {
             Ok(Sent {
                 response,
                 dropped: Vec::new(),
+                verbatim,
             })
         })
     }
@@ -149,14 +150,14 @@ impl Upstream for AnthropicUpstream {
 }
 
 /// The caller's Messages request asking for `model`: its own bytes when it already does.
-fn with_model(original: &Bytes, model: &str) -> Result<Bytes, SendError> {
+fn with_model(original: &Bytes, model: &str) -> Result<(Bytes, bool), SendError> {
     let mut body = crate::dialect::parse_object(original).map_err(SendError::Invalid)?;
     if body.get("model").and_then(Value::as_str) == Some(model) {
-        return Ok(original.clone());
+        return Ok((original.clone(), true));
     }
     body.insert("model".into(), Value::String(model.to_string()));
     serde_json::to_vec(&Value::Object(body))
-        .map(Bytes::from)
+        .map(|bytes| (Bytes::from(bytes), false))
         .map_err(SendError::Encode)
 }
 

@@ -62,12 +62,13 @@ impl CodexUpstream {
 
     /// An `auth.json` in API-key mode: the public OpenAI API with that key.
     async fn send_with_key(&self, request: Outgoing<'_>, key: &Secret) -> Result<Sent, SendError> {
-        let body = openai::encode(request).await?;
+        let (body, verbatim) = openai::encode(request).await?;
         let response =
             openai::post(&self.http.client(), &self.openai_responses_url, key, body).await?;
         Ok(Sent {
             response,
             dropped: Vec::new(),
+            verbatim,
         })
     }
 
@@ -108,29 +109,46 @@ impl CodexUpstream {
     }
 }
 
+/// What goes to the backend for one request.
+struct Prepared {
+    bytes: Bytes,
+    /// Fields dropped on the way (Responses names).
+    dropped: Vec<String>,
+    /// `bytes` are the caller's own.
+    verbatim: bool,
+}
+
 /// The bytes to send for `body` asking for `model`, and the fields dropped on the way. A caller's
 /// own request the backend takes as it is (the Codex CLI's) goes byte for byte, checked without
 /// building a tree; any other is normalised through one. `original` is the caller's own bytes
 /// when it speaks the backend's API.
-fn prepare(
-    body: RequestBody,
-    model: &str,
-    original: Option<Bytes>,
-) -> Result<(Bytes, Vec<String>), SendError> {
+fn prepare(body: RequestBody, model: &str, original: Option<Bytes>) -> Result<Prepared, SendError> {
     if let RequestBody::Raw(bytes, shape) = &body {
         if backend::suits_as_is(shape, model) {
-            return Ok((bytes.clone(), Vec::new()));
+            return Ok(Prepared {
+                bytes: bytes.clone(),
+                dropped: Vec::new(),
+                verbatim: true,
+            });
         }
     }
     let mut body = body.into_tree().map_err(SendError::Invalid)?;
     let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
     let normalised = backend::normalise(&mut body).map_err(SendError::Invalid)?;
     if let (Some(original), true, false) = (original, model_unchanged, normalised.changed) {
-        return Ok((original, normalised.dropped));
+        return Ok(Prepared {
+            bytes: original,
+            dropped: normalised.dropped,
+            verbatim: true,
+        });
     }
     body.insert("model".into(), Value::String(model.to_string()));
     let bytes = serde_json::to_vec(&Value::Object(body)).map_err(SendError::Encode)?;
-    Ok((Bytes::from(bytes), normalised.dropped))
+    Ok(Prepared {
+        bytes: Bytes::from(bytes),
+        dropped: normalised.dropped,
+        verbatim: false,
+    })
 }
 
 /// Client headers passed to the backend: the Codex CLI's session and feature headers. Everything
@@ -196,7 +214,11 @@ impl Upstream for CodexUpstream {
             } = request;
             let model = model.to_string();
             let original = native.then(|| original.cloned()).flatten();
-            let (bytes, dropped) = crate::cpu::run(size, move || prepare(body, &model, original))
+            let Prepared {
+                bytes,
+                dropped,
+                verbatim,
+            } = crate::cpu::run(size, move || prepare(body, &model, original))
                 .await
                 .map_err(|_| SendError::Stopping)??;
             let mut response = self.post(&grant, client_headers, bytes.clone()).await?;
@@ -209,7 +231,11 @@ impl Upstream for CodexUpstream {
                     .map_err(SendError::Access)?;
                 response = self.post(&grant, client_headers, bytes).await?;
             }
-            Ok(Sent { response, dropped })
+            Ok(Sent {
+                response,
+                dropped,
+                verbatim,
+            })
         })
     }
 

@@ -19,6 +19,8 @@ struct Chunk<'a, C> {
     object: &'static str,
     created: i64,
     model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'static str>,
     system_fingerprint: (),
     choices: C,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +82,9 @@ pub(crate) fn created_at(response: &Value) -> i64 {
         .unwrap_or_else(unix_now)
 }
 
+/// The `service_tier` a chat answer names: the Codex backend serves at its default tier.
+pub(crate) const SERVICE_TIER: &str = "default";
+
 /// The two OpenAI answer shapes keyward speaks besides Responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -107,12 +112,18 @@ impl Shape {
     /// The answer's `usage` object.
     pub(super) fn usage(self, usage: Usage) -> Value {
         match self {
+            // Every count the API sends, those no Codex answer has at 0.
             Self::Chat => json!({
                 "prompt_tokens": usage.input,
                 "completion_tokens": usage.output,
                 "total_tokens": usage.total,
-                "prompt_tokens_details": {"cached_tokens": usage.cached_input},
-                "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+                "prompt_tokens_details": {"cached_tokens": usage.cached_input, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": usage.reasoning,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
             }),
             Self::Completion => json!({
                 "prompt_tokens": usage.input,
@@ -225,6 +236,7 @@ impl ChunkStream {
             object: self.shape.chunk_object(),
             created: self.created,
             model: &self.model,
+            service_tier: (self.shape == Shape::Chat).then_some(SERVICE_TIER),
             system_fingerprint: (),
             choices,
             // OpenAI puts `usage: null` on every chunk but the last when usage is asked for.

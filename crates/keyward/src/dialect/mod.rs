@@ -27,7 +27,7 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
-pub(crate) use fields::{cut_short, parse_object};
+pub(crate) use fields::{cut_short, model_field, parse_object, stream_flag};
 use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.
@@ -199,6 +199,38 @@ pub(crate) trait StreamTranslator: Send {
     /// frames; a stream that ended without a terminal event is reported as an error in the
     /// dialect.
     fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>);
+}
+
+/// Turns the upstream's server-sent events into one client's frames, as they arrive: a
+/// [`StreamTranslator`] over the typed events, or a translator that needs each event whole.
+pub(crate) trait SseTranslator: Send {
+    /// The answer's content type (as for [`StreamTranslator::content_type`]).
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
+    /// One upstream event; appends frames to `out`.
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<u8>) -> Flow;
+
+    /// The upstream stream ended (`broken`: as for [`StreamTranslator::finish`]).
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>);
+}
+
+impl SseTranslator for Box<dyn StreamTranslator> {
+    fn content_type(&self) -> &'static str {
+        StreamTranslator::content_type(self.as_ref())
+    }
+
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<u8>) -> Flow {
+        match responses::parse_event(event) {
+            Some(event) => StreamTranslator::event(self.as_mut(), &event, out),
+            None => Flow::Continue,
+        }
+    }
+
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>) {
+        StreamTranslator::finish(self.as_mut(), broken, out);
+    }
 }
 
 /// How to speak back to one client.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::ApiError;
 use crate::dialect::responses::{parse_event, Assembler};
 use crate::dialect::sse::SseParser;
-use crate::dialect::{Answer, Flow, StreamTranslator};
+use crate::dialect::{Answer, Flow, SseTranslator};
 use crate::upstream::{root_cause, UpstreamResponse};
 
 /// A non-streamed answer is assembled in memory; past this it is refused rather than buffered.
@@ -98,10 +98,11 @@ pub(super) fn pass_through(response: UpstreamResponse, mut headers: HeaderMap) -
     )
 }
 
-/// Another dialect's stream: each upstream event translated as it arrives.
+/// Another dialect's stream (or the public API's shape of a Responses stream): each upstream
+/// event translated as it arrives.
 pub(super) fn translate_stream(
     response: UpstreamResponse,
-    translator: Box<dyn StreamTranslator>,
+    translator: Box<dyn SseTranslator>,
     mut headers: HeaderMap,
 ) -> Response {
     headers.extend(answer_headers(response.headers()));
@@ -122,7 +123,7 @@ pub(super) fn translate_stream(
 struct Translation {
     response: UpstreamResponse,
     parser: SseParser,
-    translator: Box<dyn StreamTranslator>,
+    translator: Box<dyn SseTranslator>,
     finished: bool,
 }
 
@@ -134,9 +135,6 @@ impl Translation {
             match self.response.chunk().await {
                 Some(Ok(chunk)) => {
                     for event in self.parser.push(&chunk) {
-                        let Some(event) = parse_event(&event) else {
-                            continue;
-                        };
                         if self.translator.event(&event, &mut out) == Flow::Stop {
                             // The answer is complete for the client; dropping the upstream stream
                             // cancels the rest of the generation.
@@ -150,7 +148,7 @@ impl Translation {
                     self.finished = true;
                 }
                 None => {
-                    if let Some(event) = self.parser.finish().as_ref().and_then(parse_event) {
+                    if let Some(event) = self.parser.finish() {
                         self.translator.event(&event, &mut out);
                     }
                     self.translator.finish(None, &mut out);

@@ -34,6 +34,9 @@ pub(crate) struct ErrorExtras {
     pub error: Option<Value>,
     /// Headers to send with it (an upstream's `retry-after` and usage windows, or keyward's own).
     pub headers: HeaderMap,
+    /// Anthropic's `error.details` (its SDKs act on `details.error_code`, e.g. to replay a
+    /// message thread keyward does not hold).
+    pub details: Option<Value>,
 }
 
 impl ApiError {
@@ -142,6 +145,7 @@ impl ApiError {
                     "resets_in_seconds": resets_in,
                 })),
                 headers: HeaderMap::new(),
+                details: None,
             })),
             ..Self::bad_request(message)
         }
@@ -206,6 +210,7 @@ impl ApiError {
             extras: Some(Box::new(ErrorExtras {
                 error: openai_error,
                 headers,
+                details: None,
             })),
             ..Self::new(status, kind, "", message)
         }
@@ -213,9 +218,17 @@ impl ApiError {
 
     /// The body and headers in `dialect`.
     pub(crate) fn render(self, dialect: Dialect) -> Response {
-        let ErrorExtras { error, headers } = self.extras.map(|u| *u).unwrap_or_default();
+        let ErrorExtras {
+            error,
+            headers,
+            details,
+        } = self.extras.map(|u| *u).unwrap_or_default();
         let body = if dialect.is_anthropic() {
-            json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}})
+            let mut body = json!({"type": "error", "error": {"type": anthropic_type(self.status), "message": self.message}});
+            if let Some(details) = details {
+                body["error"]["details"] = details;
+            }
+            body
         } else if dialect == Dialect::Gemini {
             google_error(
                 self.status,

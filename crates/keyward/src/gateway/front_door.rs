@@ -12,7 +12,8 @@
 //!   nothing records a request's query;
 //! - a request body must be JSON (a form or `text/plain` post is what a page can send without
 //!   asking), no larger than the limit (refused before it is read when its length is declared),
-//!   and sent within the body timeout.
+//!   and sent within the body timeout; one sent compressed (`content-encoding` zstd, gzip or
+//!   deflate) is decoded here, and no larger than the limit decoded either.
 //!
 //! Every refusal is a JSON error in the dialect of the route asked for.
 
@@ -27,6 +28,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::body_coding::{self, Coding, DecodeError};
 use super::memory::{MemoryBudget, Reservation};
 use super::route::{dialect_of, query_param};
 use super::ApiError;
@@ -114,12 +116,27 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 /// and the CORS grant of a configured origin).
 pub(super) struct Admitted {
     pub(super) caller: Caller,
+    /// Whose conversation state the request may reach: the digest of the gateway key it
+    /// presented (never the key), none without keys.
+    pub(super) owner: Option<[u8; 32]>,
     pub(super) body: Bytes,
     reservation: Reservation,
     granted: Option<String>,
 }
 
 impl Admitted {
+    /// Waits for `bytes` more of the work memory than the body's: a thread's continue expands
+    /// to its whole conversation.
+    pub(super) async fn reserve_more_work(
+        &mut self,
+        door: &FrontDoor,
+        bytes: usize,
+    ) -> Result<(), ApiError> {
+        door.memory
+            .reserve_more_work(&mut self.reservation, bytes)
+            .await
+    }
+
     /// The answer has begun: the body's memory is given back; a configured origin is granted CORS.
     pub(super) fn finish(self, response: &mut Response) {
         drop(self.reservation);
@@ -187,6 +204,10 @@ impl FrontDoor {
         if caller == Caller::Anonymous && parts.uri.path() != "/healthz" {
             return Err(unauthorized(presented.is_some(), dialect).render(dialect));
         }
+        let owner = match caller {
+            Caller::Keyed => presented_key(headers).map(|key| digest(key.as_bytes())),
+            Caller::Open | Caller::Anonymous => None,
+        };
         let mut reservation = Reservation::default();
         let body = if parts.method == Method::POST {
             read_body(self, headers, body, &mut reservation)
@@ -197,6 +218,7 @@ impl FrontDoor {
         };
         Ok(Admitted {
             caller,
+            owner,
             body,
             reservation,
             granted: granted.map(str::to_string),
@@ -343,6 +365,7 @@ where
             )
         });
     }
+    let coding = Coding::of(headers).map_err(unsupported_coding)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -395,8 +418,49 @@ where
             }
         }
     }
+    let bytes = match coding {
+        Coding::Identity => bytes,
+        coding => decoded(door, coding, bytes, reservation).await?,
+    };
     door.memory.reserve_work(reservation, &bytes).await?;
     Ok(Bytes::from(bytes))
+}
+
+/// A compressed body, decoded within the body limits (`body_coding`). Off the serving thread:
+/// how long it takes depends on the size it decodes to, not known before.
+async fn decoded(
+    door: &FrontDoor,
+    coding: Coding,
+    coded: Vec<u8>,
+    reservation: &mut Reservation,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = door.max_body_bytes;
+    let decoded = crate::cpu::run(crate::cpu::INLINE_BYTES, move || {
+        body_coding::decode(coding, &coded, limit)
+    })
+    .await
+    .map_err(|stopping| ApiError::unavailable(stopping.to_string()))?;
+    match decoded {
+        Ok(bytes) => {
+            door.memory.hold_body(reservation, bytes.len())?;
+            Ok(bytes)
+        }
+        Err(bomb @ DecodeError::TooLarge { .. }) => Err(ApiError {
+            message: bomb.to_string(),
+            ..too_large(limit)
+        }),
+        Err(corrupt) => Err(ApiError::bad_request(corrupt.to_string())),
+    }
+}
+
+fn unsupported_coding(named: String) -> ApiError {
+    ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: Some("unsupported_media_type".into()),
+        ..ApiError::bad_request(format!(
+            "keyward reads request bodies as they are or with content-encoding zstd, gzip or deflate, not `{named}`: send the body uncompressed or in one of those"
+        ))
+    }
 }
 
 /// After refusing a body unread, reads and discards a bounded rest of it in the background, as
@@ -426,8 +490,8 @@ fn too_large(limit: usize) -> ApiError {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         extras: Some(Box::new(super::error::ErrorExtras {
-            error: None,
             headers,
+            ..Default::default()
         })),
         code: Some("request_too_large".into()),
         ..ApiError::bad_request(format!(

@@ -85,13 +85,29 @@ impl MemoryBudget {
         reservation: &mut Reservation,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let units = units_for(estimate(body));
-        if units > self.work_units {
+        self.reserve_more_work(reservation, estimate(body)).await
+    }
+
+    /// Waits for `bytes` more of work memory than the request holds (a thread's continue
+    /// expands to its whole conversation, however small the caller's body).
+    pub(super) async fn reserve_more_work(
+        &self,
+        reservation: &mut Reservation,
+        bytes: usize,
+    ) -> Result<(), ApiError> {
+        // Waiting while holding part of the pool is bounded by `WORK_WAIT`, and only a continue
+        // does it, holding no more than its own small body's share.
+        let held = reservation
+            .work
+            .as_ref()
+            .map_or(0, |permit| permit.num_permits());
+        let units = units_for(bytes);
+        if held.saturating_add(units) > self.work_units {
             return Err(ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: Some("request_too_complex".into()),
                 ..ApiError::bad_request(format!(
-                    "the request body has too many JSON values: translating it would take about {} MiB, more than keyward allows all requests together ([gateway] max_request_memory). Send fewer, larger messages or items",
+                    "the request has too many JSON values (a thread's continue counts its whole conversation): translating it would take about {} MiB, more than keyward allows all requests together ([gateway] max_request_memory). Send fewer, larger messages or items",
                     units / 1024
                 ))
             });
@@ -100,7 +116,10 @@ impl MemoryBudget {
         let wanted = u32::try_from(units).unwrap_or(u32::MAX);
         match tokio::time::timeout(WORK_WAIT, self.work.clone().acquire_many_owned(wanted)).await {
             Ok(Ok(permit)) => {
-                reservation.work = Some(permit);
+                match &mut reservation.work {
+                    Some(held) => held.merge(permit),
+                    None => reservation.work = Some(permit),
+                }
                 Ok(())
             }
             _ => Err(busy(
@@ -148,8 +167,8 @@ fn busy(detail: &str) -> ApiError {
         code: Some("overloaded".into()),
         retry_after: Some(1),
         extras: Some(Box::new(ErrorExtras {
-            error: None,
             headers,
+            ..Default::default()
         })),
         ..ApiError::bad_request(format!(
             "keyward is busy: {detail} ([gateway] max_request_memory). Try again in a moment"
@@ -219,5 +238,28 @@ mod tests {
             refused.map(|e| e.status),
             Some(StatusCode::PAYLOAD_TOO_LARGE)
         );
+    }
+
+    /// More work (a thread's continue) is added to what the request holds, refused once the two
+    /// together could never fit, and given back with the rest.
+    #[tokio::test]
+    async fn more_work_adds_to_the_held() {
+        let budget = MemoryBudget::new(16 << 20); // 12 MiB for work
+        let mut request = Reservation::default();
+        assert!(budget.reserve_work(&mut request, b"{}").await.is_ok());
+        assert!(budget
+            .reserve_more_work(&mut request, 8 << 20)
+            .await
+            .is_ok());
+        let held = request.work.as_ref().map(|p| p.num_permits());
+        assert_eq!(held, Some(1 + (8 << 10)));
+        let refused = budget.reserve_more_work(&mut request, 4 << 20).await.err();
+        assert_eq!(
+            refused.map(|e| e.status),
+            Some(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        drop(request);
+        let mut next = Reservation::default();
+        assert!(budget.reserve_more_work(&mut next, 12 << 20).await.is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! counting and health are answered by keyward itself.
 
 mod answer;
+mod body_coding;
 mod error;
 mod front_door;
 mod gemini;
@@ -12,6 +13,7 @@ mod observe;
 mod pipeline;
 mod route;
 mod server;
+mod threads;
 
 use std::sync::Arc;
 
@@ -40,6 +42,8 @@ pub(crate) struct Gateway {
     /// The broker's clock: the pipeline's only source of time.
     pub(crate) clock: Arc<dyn Clock>,
     door: front_door::FrontDoor,
+    /// The message threads keyward holds for Messages callers (`threads`).
+    threads: Arc<threads::ThreadStore>,
 }
 
 impl Gateway {
@@ -52,6 +56,11 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
         let clock = broker.clock().clone();
         let door = front_door::FrontDoor::new(&config);
+        let threads = threads::ThreadStore::new(
+            threads::THREAD_TTL,
+            threads::THREAD_MEMORY,
+            config.max_body_bytes,
+        );
         Arc::new(Self {
             broker,
             pool,
@@ -60,24 +69,27 @@ impl Gateway {
             metrics,
             clock,
             door,
+            threads,
         })
     }
 
     /// Every request, in one service: the front door, the route's handler, the metrics.
     pub(crate) async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response {
         let start = Instant::now();
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let path = parts.uri.path();
         let route = Route::of_request(&parts);
         let label = route.label(path);
         let dialect = route.dialect();
-        let admitted = match self.door.admit(&parts, body).await {
+        let mut admitted = match self.door.admit(&parts, body).await {
             Ok(admitted) => admitted,
             Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
         };
+        // The door decoded a compressed body: what goes on (upstream as it came, too) is plain.
+        parts.headers.remove(axum::http::header::CONTENT_ENCODING);
         let mut response = match route {
             Route::Model(endpoint) => {
-                pipeline::serve(&self, endpoint, &parts.headers, admitted.body.clone()).await
+                pipeline::serve(&self, endpoint, &parts.headers, &mut admitted).await
             }
             Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
             Route::GeminiCountTokens(model) => {

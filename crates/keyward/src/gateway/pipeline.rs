@@ -22,9 +22,12 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::front_door::Admitted;
+use super::threads::{self, Recording, Turn};
 use super::{answer, ApiError, Gateway};
+use crate::dialect::responses::{public_object, PublicStream};
 use crate::dialect::{self, cut_short, Answer, Dialect, Endpoint, Translated};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
@@ -49,10 +52,10 @@ pub(super) async fn serve(
     gateway: &Arc<Gateway>,
     endpoint: Endpoint,
     headers: &HeaderMap,
-    body: Bytes,
+    admitted: &mut Admitted,
 ) -> Response {
     let dialect = endpoint.dialect();
-    match run(gateway, endpoint, headers, &body).await {
+    match run(gateway, endpoint, headers, admitted).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
     }
@@ -79,6 +82,8 @@ struct Request<'a> {
     session: Option<String>,
     /// The profile the caller named, which alone may serve it.
     forced: Option<ProfileId>,
+    /// A thread continue keyward cannot serve: refused if a Responses upstream is tried.
+    thread_refusal: Option<ApiError>,
 }
 
 /// How one profile's attempt ended.
@@ -101,6 +106,8 @@ struct Served {
     response: UpstreamResponse,
     /// Fields the upstream could not honour, in its API's names.
     dropped: Vec<String>,
+    /// The caller's own request went upstream untouched (`upstream::Sent::verbatim`).
+    verbatim: bool,
 }
 
 /// Why a profile did not serve this request.
@@ -117,9 +124,25 @@ async fn run(
     gateway: &Arc<Gateway>,
     endpoint: Endpoint,
     headers: &HeaderMap,
-    body: &Bytes,
+    admitted: &mut Admitted,
 ) -> Result<Response, ApiError> {
-    let mut request = parse(endpoint, headers, body).await?;
+    let body = admitted.body.clone();
+    let turn = match endpoint {
+        Endpoint::Plain(Dialect::Messages) => {
+            let (store, body, owner) = (gateway.threads.clone(), body.clone(), admitted.owner);
+            crate::cpu::run(body.len(), move || threads::turn(&store, owner, &body))
+                .await
+                .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+        }
+        _ => None,
+    };
+    if let Some(Turn::Continued(continued)) = &turn {
+        // A continue is translated as its whole thread: it takes the memory a body of it would.
+        admitted
+            .reserve_more_work(&gateway.door, continued.work())
+            .await?;
+    }
+    let mut request = parse(endpoint, headers, &body, turn).await?;
     let candidates = route(&gateway.pool, &request)?;
     let now = gateway.clock.now();
     let last = candidates.len().saturating_sub(1);
@@ -135,18 +158,57 @@ async fn run(
 }
 
 /// Phase 1: the caller's request as a public Responses request, with the profile it names and
-/// the conversation it belongs to. A large body is read off the serving thread (`cpu`).
+/// the conversation it belongs to; a threaded Messages turn as `threads` makes it. A large body is
+/// read off the serving thread (`cpu`).
 async fn parse<'a>(
     endpoint: Endpoint,
     headers: &'a HeaderMap,
     original: &'a Bytes,
+    turn: Option<Turn>,
 ) -> Result<Request<'a>, ApiError> {
     let dialect = endpoint.dialect();
-    let parsed = {
-        let body = original.clone();
-        crate::cpu::run(body.len(), move || translate(&endpoint, &body))
+    let mut thread_refusal = None;
+    let parsed = match turn {
+        None => {
+            let body = original.clone();
+            crate::cpu::run(body.len(), move || translate(&endpoint, &body))
+                .await
+                .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+        }
+        Some(Turn::Threaded { request, recording }) => {
+            let translated = crate::cpu::run(original.len(), move || {
+                dialect::messages::translate_request(request)
+            })
             .await
-            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??
+            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??;
+            Parsed::recorded(translated, recording)
+        }
+        Some(Turn::Continued(continued)) => {
+            // Expanded and translated as its whole thread, however small the caller's body.
+            let (translated, recording) = crate::cpu::run(continued.size(), move || {
+                let (request, recording) = continued.expand()?;
+                let translated = dialect::messages::translate_request(request)?;
+                Ok::<_, ApiError>((translated, recording))
+            })
+            .await
+            .map_err(|stopping| ApiError::unavailable(stopping.to_string()))??;
+            Parsed::recorded(translated, recording)
+        }
+        Some(Turn::Refused {
+            model,
+            stream,
+            refusal,
+        }) => {
+            thread_refusal = Some(refusal);
+            Parsed::of(Translated {
+                body: Map::new(),
+                model,
+                stream,
+                dropped: Vec::new(),
+                renamed: Vec::new(),
+                answer: None,
+            })
+        }
     };
     let forced = forced_profile(headers)?;
     let session = session_key(parsed.prompt_cache_key, headers);
@@ -170,6 +232,7 @@ async fn parse<'a>(
         translator: answer,
         session,
         forced,
+        thread_refusal,
     })
 }
 
@@ -197,16 +260,29 @@ fn translate(endpoint: &Endpoint, body: &Bytes) -> Result<Parsed, ApiError> {
             });
         }
     }
-    let translated = endpoint.translate(body)?;
-    let prompt_cache_key = translated
-        .body
-        .get("prompt_cache_key")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(Parsed {
-        translated: translated.map_body(RequestBody::Tree),
-        prompt_cache_key,
-    })
+    Ok(Parsed::of(endpoint.translate(body)?))
+}
+
+impl Parsed {
+    /// A request a translator built.
+    fn of(translated: Translated) -> Self {
+        let prompt_cache_key = translated
+            .body
+            .get("prompt_cache_key")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Self {
+            translated: translated.map_body(RequestBody::Tree),
+            prompt_cache_key,
+        }
+    }
+
+    /// A threaded turn a translator built, its answer kept for the thread.
+    fn recorded(translated: Translated, recording: Recording) -> Self {
+        let mut parsed = Self::of(translated);
+        parsed.translated.answer = parsed.translated.answer.map(|a| recording.answer(a));
+        parsed
+    }
 }
 
 /// Phase 2: the profiles that may serve the request, in the order to try them (never none).
@@ -242,6 +318,11 @@ async fn attempt(
     }
     .unwrap_or_default();
     let native = upstream.wire().is_native(request.dialect);
+    if !native {
+        if let Some(refusal) = request.thread_refusal.take() {
+            return Attempt::Failed(refusal);
+        }
+    }
     let outgoing = Outgoing {
         body,
         model: &model,
@@ -294,6 +375,7 @@ async fn attempt(
         native,
         response,
         dropped: sent.dropped,
+        verbatim: sent.verbatim,
     })
 }
 
@@ -394,6 +476,7 @@ async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiErr
         native,
         response,
         dropped: dropped_upstream,
+        verbatim,
     } = served;
     dropped.extend(
         dropped_upstream
@@ -402,19 +485,30 @@ async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiErr
     );
     let mut headers = keyward_headers(&profile, &asked, &model, &dropped, dialect);
     let events = answer::is_event_stream(&response);
+    // A Responses request keyward changed on its way gets an answer in the public API's shape,
+    // whatever the upstream left out; the Codex CLI's own, sent as it came, gets the upstream's.
+    let public = dialect == Dialect::Responses && !verbatim;
     match (native, stream, translator) {
+        (true, true, _) if events && public => Ok(answer::translate_stream(
+            response,
+            Box::new(PublicStream::new(asked)),
+            headers,
+        )),
         (true, true, _) if events => Ok(answer::pass_through(response, headers)),
         (true, true, _) => Ok(answer::pass_body(response, headers)),
         // A Responses caller wanting one object from an upstream that only streams.
         (true, false, None) if events => {
             headers.extend(answer::answer_headers(response.headers()));
-            let assembled = answer::assemble(response).await?;
+            let mut assembled = answer::assemble(response).await?;
+            if public {
+                assembled = public_object(assembled, &asked);
+            }
             Ok(answer::reply(&assembled, None, headers))
         }
         (true, false, _) => Ok(answer::pass_body(response, headers)),
         (false, true, Some(translator)) => Ok(answer::translate_stream(
             response,
-            translator.stream(),
+            Box::new(translator.stream()),
             headers,
         )),
         (false, false, translator) => {

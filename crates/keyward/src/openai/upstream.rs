@@ -53,8 +53,8 @@ pub(crate) fn responses_url(base_url: &str) -> String {
 /// Makes a request one the public API takes, and encodes it. A translated request streams (its
 /// answer is read as events) and is not stored (Chat Completions does not store by default); a
 /// native caller's request is the caller's business and goes as sent. A large request is encoded
-/// off the serving thread (`cpu`).
-pub(crate) async fn encode(request: Outgoing<'_>) -> Result<Bytes, SendError> {
+/// off the serving thread (`cpu`). Also says whether the bytes are the caller's own.
+pub(crate) async fn encode(request: Outgoing<'_>) -> Result<(Bytes, bool), SendError> {
     let Outgoing {
         body,
         model,
@@ -75,11 +75,11 @@ fn encode_now(
     model: &str,
     original: Option<Bytes>,
     native: bool,
-) -> Result<Bytes, SendError> {
+) -> Result<(Bytes, bool), SendError> {
     let mut body = body.into_tree().map_err(SendError::Invalid)?;
     let model_unchanged = body.get("model").and_then(Value::as_str) == Some(model);
     if let (true, true, Some(original)) = (native, model_unchanged, original) {
-        return Ok(original);
+        return Ok((original, true));
     }
     body.insert("model".into(), Value::String(model.to_string()));
     if !native {
@@ -87,7 +87,7 @@ fn encode_now(
         body.entry("store").or_insert(Value::Bool(false));
     }
     serde_json::to_vec(&Value::Object(body))
-        .map(Bytes::from)
+        .map(|bytes| (Bytes::from(bytes), false))
         .map_err(SendError::Encode)
 }
 
@@ -125,11 +125,12 @@ impl Upstream for OpenAiUpstream {
 
     fn send<'a>(&'a self, request: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            let body = encode(request).await?;
+            let (body, verbatim) = encode(request).await?;
             let response = post(&self.http.client(), &self.responses_url, &self.key, body).await?;
             Ok(Sent {
                 response,
                 dropped: Vec::new(),
+                verbatim,
             })
         })
     }
@@ -268,10 +269,13 @@ mod tests {
                 native,
             )
         };
-        assert_eq!(request(true).ok(), Some(original.clone()));
+        assert_eq!(request(true).ok(), Some((original.clone(), true)));
         let translated: Value = request(false)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|(b, verbatim)| {
+                assert!(!verbatim);
+                serde_json::from_slice(&b).ok()
+            })
             .unwrap_or_default();
         assert_eq!(translated["stream"], true);
         assert_eq!(translated["store"], false);

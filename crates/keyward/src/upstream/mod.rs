@@ -103,6 +103,9 @@ pub(crate) struct Sent {
     pub response: UpstreamResponse,
     /// Request fields the upstream cannot honour that were dropped (upstream API names).
     pub dropped: Vec<String>,
+    /// The caller's own bytes went upstream as they came (the Codex CLI's requests): its answer
+    /// is the upstream's, passed on byte for byte too.
+    pub verbatim: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! `/v1/messages` (through the model alias table) and the Codex CLI on `/v1/responses` (a custom
 //! model provider with `wire_api = "responses"`, whose requests pass through untouched).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use keyward_mock::codex_cli_config::{config_toml, Provider};
@@ -30,6 +30,27 @@ pub(super) async fn last_accepted(mock: &Mock) -> Result<Value> {
         .find(|r| r["rejection"].is_null())
         .map(|r| r["body"].clone())
         .ok_or_else(|| anyhow::anyhow!("the mock accepted no request: {requests:?}"))
+}
+
+/// The client Codex CLI's own home, its `config.toml` pointing it at keyward (as `edit` leaves
+/// it): it holds no login; keyward supplies one upstream.
+pub(super) fn codex_client_home(
+    home: &Home,
+    mock: &Mock,
+    keyward: &Keyward,
+    edit: impl FnOnce(String) -> String,
+) -> Result<PathBuf> {
+    let client_home = home.root().join("client-codex");
+    std::fs::create_dir_all(&client_home)?;
+    let keyward_v1 = format!("{}/v1", keyward.url);
+    let provider = Provider {
+        name: "keyward",
+        base_url: &keyward_v1,
+        with_login: false,
+    };
+    let config = edit(config_toml("gpt-6.1-sol", &mock.url, &provider));
+    std::fs::write(client_home.join("config.toml"), config)?;
+    Ok(client_home)
 }
 
 /// `claude -p PROMPT` in a fresh home (`home`'s user home, its settings included) with only
@@ -168,19 +189,7 @@ async fn codex_cli_as_a_client_completes_a_turn_through_keyward() -> Result<()> 
         return Ok(());
     };
     let (mock, home, keyward) = serving().await?;
-    // The client CLI's own home: it holds no login; keyward supplies one upstream.
-    let client_home = home.root().join("client-codex");
-    std::fs::create_dir_all(&client_home)?;
-    let keyward_v1 = format!("{}/v1", keyward.url);
-    let provider = Provider {
-        name: "keyward",
-        base_url: &keyward_v1,
-        with_login: false,
-    };
-    std::fs::write(
-        client_home.join("config.toml"),
-        config_toml("gpt-6.1-sol", &mock.url, &provider),
-    )?;
+    let client_home = codex_client_home(&home, &mock, &keyward, |config| config)?;
     let output = tokio::task::block_in_place(|| codex_turn(&cli, &home, &client_home, &[], &[]))?;
     assert_answered(&output, "pong");
     let sent = last_accepted(&mock).await?;

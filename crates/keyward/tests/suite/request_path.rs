@@ -252,3 +252,100 @@ async fn pathological_bodies_stay_within_the_memory_budget() -> Result<()> {
     assert_eq!(refusal["error"]["code"], "request_too_complex", "{refusal}");
     Ok(())
 }
+
+/// The Codex CLI 0.171's first turn, as its built-in provider would send it.
+const CODEX_CLI_FIRST_TURN: &[u8] =
+    include_bytes!("../../../keyward-mock/src/fixtures/codex_cli_0.171_first_turn.json");
+
+/// POSTs `body` to `path` coded as `coding` says; the status and the answer.
+async fn post_coded(
+    keyward: &Keyward,
+    path: &str,
+    coding: &str,
+    body: Vec<u8>,
+) -> Result<(u16, String)> {
+    let answer = reqwest::Client::new()
+        .post(format!("{}{path}", keyward.url))
+        .header("content-type", "application/json")
+        .header("content-encoding", coding)
+        .body(body)
+        .send()
+        .await?;
+    Ok((answer.status().as_u16(), answer.text().await?))
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+/// Request bodies compressed with zstd (as the Codex CLI's built-in provider sends them) and
+/// gzip are decoded at the front door: the Codex CLI's turn goes upstream as it came, plain and
+/// with no `content-encoding` left; a chat request is translated. A body that would decode past
+/// `max_body_bytes` (a compression bomb) is refused with 413 at that size; a coding keyward does
+/// not read gets 415, a body that is not what its coding says a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_decoded_within_the_limits() -> Result<()> {
+    let (mock, _home, keyward) = serving_with("[gateway]\nmax_body_bytes = 1048576\n", &[]).await?;
+    let (status, answer) = post_coded(
+        &keyward,
+        "/v1/responses",
+        "zstd",
+        zstd(CODEX_CLI_FIRST_TURN),
+    )
+    .await?;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("response.completed"), "{answer}");
+    let sent = mock.requests().await?;
+    let last = sent.last().cloned().unwrap_or_default();
+    assert!(last["rejection"].is_null(), "{last}");
+    assert_eq!(last["headers"]["content-encoding"], Value::Null, "{last}");
+    let fixture: Value = serde_json::from_slice(CODEX_CLI_FIRST_TURN)?;
+    assert_eq!(last["body"], fixture, "the turn went upstream as it came");
+
+    let chat = json!({"model": "gpt-6.1-sol", "messages": [{"role": "user", "content": "ping"}]});
+    let (status, answer) = post_coded(
+        &keyward,
+        "/v1/chat/completions",
+        "gzip",
+        gzip(&serde_json::to_vec(&chat)?)?,
+    )
+    .await?;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer)?;
+    assert_eq!(answer["choices"][0]["message"]["content"], "pong");
+
+    let bomb = [
+        &br#"{"model":"gpt-6.1-sol","input":""#[..],
+        &vec![b'a'; 64 << 20],
+        br#""}"#,
+    ]
+    .concat();
+    for (coding, coded) in [("zstd", zstd(&bomb)), ("gzip", gzip(&bomb)?)] {
+        assert!(coded.len() < 1 << 20, "{coding}: {} bytes", coded.len());
+        let (status, answer) = post_coded(&keyward, "/v1/responses", coding, coded).await?;
+        assert_eq!(status, 413, "{coding}: {answer}");
+        assert!(answer.contains("request_too_large"), "{answer}");
+        assert!(answer.contains("decoded"), "{answer}");
+    }
+    let (status, answer) =
+        post_coded(&keyward, "/v1/messages", "br", serde_json::to_vec(&chat)?).await?;
+    assert_eq!(status, 415, "{answer}");
+    assert!(answer.contains("`br`"), "{answer}");
+    let (status, answer) = post_coded(
+        &keyward,
+        "/v1/responses",
+        "gzip",
+        serde_json::to_vec(&chat)?,
+    )
+    .await?;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("not valid gzip"), "{answer}");
+    Ok(())
+}

@@ -697,11 +697,23 @@ pub fn peer_binary(env: &str, relative: &str, what: &str) -> Option<PathBuf> {
     None
 }
 
+/// The Python the peers' SDKs are installed in: `scripts/install-peers`' virtual environment
+/// (`.peers/python`), else the machine's `python3`.
+pub fn peer_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/python/bin/python3");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// Runs a Python client `script` that imports `module` (an SDK installed by
 /// `scripts/install-peers`), with `KEYWARD_URL` set to keyward's root URL; the script prints one
 /// JSON value. `None` when the SDK is not installed (the test then skips, except under CI).
 pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Result<Option<Value>> {
-    let probe = Command::new("python3")
+    let python = peer_python();
+    let probe = Command::new(&python)
         .args(["-c", &format!("import {module}")])
         .output();
     if !probe.is_ok_and(|p| p.status.success()) {
@@ -712,18 +724,60 @@ pub fn run_python_client(module: &str, keyward: &Keyward, script: &str) -> Resul
         eprintln!("SKIPPED: the {module} Python SDK is not installed; run ./scripts/install-peers");
         return Ok(None);
     }
-    let output = Command::new("python3")
+    let output = Command::new(&python)
         .args(["-c", script])
         .env("KEYWARD_URL", &keyward.url)
+        // LiteLLM would fetch its model price list from the internet at import.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         .output()?;
+    last_json_line(&format!("the {module} client script"), &output).map(Some)
+}
+
+/// The JSON value a finished client printed on its last line.
+fn last_json_line(what: &str, output: &Output) -> Result<Value> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(
         output.status.success(),
-        "the {module} client script failed:\n{stdout}\n{}",
+        "{what} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
-    Ok(Some(serde_json::from_str(last.trim())?))
+    serde_json::from_str(last.trim()).map_err(|e| anyhow::anyhow!("{e}: {what} printed:\n{stdout}"))
+}
+
+/// Runs a Node.js client `script` (an ES module importing the `packages` `scripts/install-peers`
+/// puts in `.peers/node_modules`), with `KEYWARD_URL` set to keyward's root URL; the script
+/// prints one JSON value last. `None` when a package is not installed (the test then skips,
+/// except under CI).
+pub fn run_node_client(
+    packages: &[&str],
+    keyward: &Keyward,
+    script: &str,
+) -> Result<Option<Value>> {
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.peers/node_modules");
+    if let Some(missing) = packages
+        .iter()
+        .find(|p| !modules.join(p).join("package.json").is_file())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the {missing} npm package is not installed: CI must run scripts/install-peers"
+        );
+        eprintln!(
+            "SKIPPED: the {missing} npm package is not installed; run ./scripts/install-peers"
+        );
+        return Ok(None);
+    }
+    // ES modules resolve packages from the script's own directory up.
+    let dir = tempfile::tempdir()?;
+    std::os::unix::fs::symlink(modules.canonicalize()?, dir.path().join("node_modules"))?;
+    let path = dir.path().join("client.mjs");
+    std::fs::write(&path, script)?;
+    let output = Command::new("node")
+        .arg(&path)
+        .env("KEYWARD_URL", &keyward.url)
+        .output()?;
+    last_json_line("the Node.js client", &output).map(Some)
 }
 
 /// A config that makes the protocol's timing visible in a test: refresh `margin` ahead, no jitter,

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::dialect::chunks::{answer_id, created_at, finish_reason, Shape};
+use crate::dialect::chunks::{answer_id, created_at, finish_reason, Shape, SERVICE_TIER};
 use crate::dialect::responses::{self, Ending, Usage};
 use crate::dialect::stop::StopMatcher;
 
@@ -66,6 +66,7 @@ pub(super) fn reply(model: &str, stops: &[String], response: &Value) -> Value {
 
     let mut message = Map::new();
     message.insert("role".into(), "assistant".into());
+    message.insert("annotations".into(), json!([]));
     let content = if text.is_empty() && (!tool_calls.is_empty() || !refusal.is_empty()) {
         Value::Null
     } else {
@@ -91,6 +92,7 @@ pub(super) fn reply(model: &str, stops: &[String], response: &Value) -> Value {
         "object": "chat.completion",
         "created": created_at(response),
         "model": model,
+        "service_tier": SERVICE_TIER,
         "system_fingerprint": null,
         "choices": [{
             "index": 0,

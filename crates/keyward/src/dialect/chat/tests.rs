@@ -53,6 +53,7 @@ fn chunk(delta: Value, finish: Option<&str>) -> Value {
         "object": "chat.completion.chunk",
         "created": 1764166000,
         "model": "gpt-client",
+        "service_tier": "default",
         "system_fingerprint": null,
         "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
     })
@@ -543,8 +544,8 @@ fn text_stream_with_usage() {
     usage["choices"] = json!([]);
     usage["usage"] = json!({
         "prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25,
-        "prompt_tokens_details": {"cached_tokens": 16},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 16, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
     });
     assert_eq!(
         frames,
@@ -726,8 +727,8 @@ fn stop_sequence_stream() {
     let estimate = count_text("Hel");
     usage["usage"] = json!({
         "prompt_tokens": 0, "completion_tokens": estimate, "total_tokens": estimate,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
     });
     assert_eq!(
         frames,
@@ -803,17 +804,18 @@ fn text_reply() {
             "object": "chat.completion",
             "created": 1764166000,
             "model": "gpt-client",
+            "service_tier": "default",
             "system_fingerprint": null,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello, world.", "refusal": null},
+                "message": {"role": "assistant", "annotations": [], "content": "Hello, world.", "refusal": null},
                 "logprobs": null,
                 "finish_reason": "stop",
             }],
             "usage": {
                 "prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25,
-                "prompt_tokens_details": {"cached_tokens": 16},
-                "completion_tokens_details": {"reasoning_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": 16, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
             },
         })
     );
@@ -829,6 +831,7 @@ fn other_replies() {
             "index": 0,
             "message": {
                 "role": "assistant",
+                "annotations": [],
                 "content": "Checking both.",
                 "refusal": null,
                 "tool_calls": [
@@ -851,6 +854,7 @@ fn other_replies() {
         reply["choices"][0]["message"],
         json!({
             "role": "assistant",
+            "annotations": [],
             "content": "The answer is 4.",
             "refusal": null,
             "reasoning_content": "**Thinking** about the question\n\nThen answering",
@@ -887,7 +891,7 @@ fn refusal_reply() {
     assert_eq!(reply["id"], "chatcmpl-r");
     assert_eq!(
         reply["choices"][0]["message"],
-        json!({"role": "assistant", "content": null, "refusal": "No."})
+        json!({"role": "assistant", "annotations": [], "content": null, "refusal": "No."})
     );
     assert_eq!(reply["usage"]["total_tokens"], 0);
 }

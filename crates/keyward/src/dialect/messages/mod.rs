@@ -42,7 +42,7 @@ mod tests;
 
 use serde_json::{json, Value};
 
-pub(crate) use request::translate;
+pub(crate) use request::{translate, translate_request};
 
 use super::responses::{Ending, Usage};
 use super::{Answer, StreamTranslator};
@@ -126,7 +126,8 @@ fn stop_reason(ending: Ending, tool_use: bool, refused: bool) -> &'static str {
     }
 }
 
-/// Anthropic's usage: its `input_tokens` leaves out what the prompt cache served.
+/// Anthropic's usage as `message_delta` carries it: its `input_tokens` leaves out what the
+/// prompt cache served.
 fn usage(usage: Usage) -> Value {
     json!({
         "input_tokens": usage.input.saturating_sub(usage.cached_input),
@@ -134,4 +135,18 @@ fn usage(usage: Usage) -> Value {
         "cache_creation_input_tokens": 0,
         "output_tokens": usage.output,
     })
+}
+
+/// Anthropic's usage as a `message` carries it: the counts, the cache writes by lifetime (none)
+/// and the tier that served.
+fn message_usage(counts: Usage) -> Value {
+    let mut usage = usage(counts);
+    if let Some(fields) = usage.as_object_mut() {
+        fields.insert(
+            "cache_creation".into(),
+            json!({"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}),
+        );
+        fields.insert("service_tier".into(), "standard".into());
+    }
+    usage
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{message_id, message_text, signature, stop_reason, usage, MessagesAnswer};
+use super::{message_id, message_text, message_usage, signature, stop_reason, MessagesAnswer};
 use crate::dialect::responses::{output_items, reasoning_summary, Ending, Usage};
 use crate::dialect::stop::StopMatcher;
 
@@ -59,7 +59,7 @@ pub(super) fn reply(answer: &MessagesAnswer, response: &Value) -> Value {
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": usage(Usage::of(response)),
+        "usage": message_usage(Usage::of(response)),
     })
 }
 

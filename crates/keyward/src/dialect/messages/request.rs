@@ -38,7 +38,11 @@ const READ_FIELDS: &[&str] = &[
 
 /// Translates a Messages request into a Responses request.
 pub(crate) fn translate(body: &[u8]) -> Result<Translated, Invalid> {
-    let mut request = parse_object(body)?;
+    translate_request(parse_object(body)?)
+}
+
+/// Translates a Messages request, already parsed, into a Responses request.
+pub(crate) fn translate_request(mut request: Map<String, Value>) -> Result<Translated, Invalid> {
     let model = model_field(&request)?;
     let stream = stream_flag(&request)?;
     let mut dropped = Dropped::default();

@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{message_id, message_text, signature, stop_reason, usage, MessagesAnswer};
+use super::{
+    message_id, message_text, message_usage, signature, stop_reason, usage, MessagesAnswer,
+};
 use crate::dialect::count_tokens::count_text;
 use crate::dialect::responses::{reasoning_summary, Ending, StreamEvent, StreamFailure, Usage};
 use crate::dialect::stop::StopMatcher;
@@ -121,7 +123,8 @@ impl MessagesStream {
                     "content": [],
                     "stop_reason": null,
                     "stop_sequence": null,
-                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                    // Counted by the upstream only at the end: `message_delta` has them.
+                    "usage": message_usage(Usage::default()),
                 },
             }),
         );

@@ -733,7 +733,11 @@ fn streams_text() {
         json!({"type": "message_start", "message": {
             "id": "msg_0a1b2c3d4e5f", "type": "message", "role": "assistant", "model": "claude-opus-5-5",
             "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {
+                "input_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0, "output_tokens": 0,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                "service_tier": "standard",
+            },
         }})
     );
     assert_eq!(
@@ -961,7 +965,11 @@ fn replies_from_assembled_responses() {
             "content": [{"type": "text", "text": "Hello, world."}],
             "stop_reason": "end_turn",
             "stop_sequence": null,
-            "usage": {"input_tokens": 5, "cache_read_input_tokens": 16, "cache_creation_input_tokens": 0, "output_tokens": 4},
+            "usage": {
+                "input_tokens": 5, "cache_read_input_tokens": 16, "cache_creation_input_tokens": 0, "output_tokens": 4,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                "service_tier": "standard",
+            },
         })
     );
     let tool = replied(&request_with(json!({})), "tool_call");

@@ -188,13 +188,19 @@ pub(crate) fn parse_event(event: &Event) -> Option<StreamEvent> {
     if let Some(delta) = parse_delta(event) {
         return Some(delta);
     }
+    StreamEvent::from_json(event_json(event)?)
+}
+
+/// One upstream event as JSON, its `type` from the SSE event name when the data lacks it; `None`
+/// for data that is not a JSON object, or has no type at all.
+pub(crate) fn event_json(event: &Event) -> Option<Value> {
     let mut value: Value = serde_json::from_str(&event.data).ok()?;
     let object = value.as_object_mut()?;
     if !object.contains_key("type") {
         let name = event.event.clone()?;
         object.insert("type".into(), Value::String(name));
     }
-    StreamEvent::from_json(value)
+    Some(value)
 }
 
 /// The fields of a delta event, read without building a JSON tree: most of a stream's events are

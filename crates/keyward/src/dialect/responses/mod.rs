@@ -7,6 +7,7 @@ mod assembler;
 mod event;
 mod failure;
 mod output;
+mod public;
 pub(crate) mod shape;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub(crate) use failure::StreamFailure;
 use shape::{RequestShape, Scalar, Shaped};
 
 pub(crate) use output::{output_items, output_text, reasoning_summary, Ending, Usage};
+pub(crate) use public::{public_object, PublicStream};
 
 /// What keyward itself needs of a Responses request, and its shape for the upstream's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

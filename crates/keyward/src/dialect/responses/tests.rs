@@ -288,14 +288,7 @@ fn unknown_events_are_other() {
 /// The fast path for delta events reads every delta as the general path does, quirks included.
 #[test]
 fn delta_events_read_as_the_general_path_reads_them() {
-    let general = |event: &Event| {
-        let mut value: Value = serde_json::from_str(&event.data).ok()?;
-        let object = value.as_object_mut()?;
-        if !object.contains_key("type") {
-            object.insert("type".into(), json!(event.event.clone()?));
-        }
-        StreamEvent::from_json(value)
-    };
+    let general = |event: &Event| StreamEvent::from_json(event::event_json(event)?);
     let names = [
         "response.output_text.delta",
         "response.refusal.delta",

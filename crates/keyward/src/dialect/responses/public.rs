@@ -1,0 +1,973 @@
+//! Responses answers that stand on their own: the event stream and the assembled object as the
+//! public API sends them, whatever the upstream left out.
+//!
+//! The Codex backend's stream is what the Codex CLI needs, and the CLI needs little (an item's
+//! `output_item.done` and a `response.completed` with an id). The clients of the public API
+//! check more, and fail on what is missing rather than guess: the OpenAI SDK's stream helper
+//! wants `response.created` first, one
+//! response id throughout, dense `output_index` and `content_index`, a `content_part.added`
+//! before its deltas, item ids that match; the Vercel AI SDK validates every event against a
+//! schema (`created_at` and `model` on the response, `call_id`, `name`, `arguments` and `status`
+//! on calls, numeric usage, `sequence_number` on an error), and without `object: "response"` the
+//! OpenAI SDK computes no `output_text`. So every request keyward normalised or translated gets
+//! its answer through [`PublicStream`] or [`public_object`], which keep what the upstream sent
+//! and fill in the rest: the public API's fields with their defaults, ids and statuses, indices
+//! counted here, the events the public API always sends between them, sequence numbers of its
+//! own, and a stream that ends without a terminal event ends with an `error` event
+//! (`stream_interrupted`), never silently. The Codex CLI's own requests (sent upstream byte for
+//! byte) get the upstream's stream untouched.
+
+use serde_json::{json, Map, Value};
+
+use super::event::event_json;
+use super::failure::StreamFailure;
+use crate::dialect::sse::Event;
+use crate::dialect::{unix_now, write_frame, Flow, SseTranslator};
+
+/// A response id, item id or call id made here, for one the upstream left out.
+fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{:016x}{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// The response object's fields the public API always sends, with the value it sends when the
+/// request left them at their defaults; `id`, `object`, `created_at`, `status`, `model`,
+/// `output` and `usage` are set by the caller.
+fn response_defaults() -> [(&'static str, Value); 20] {
+    [
+        ("background", Value::Bool(false)),
+        ("error", Value::Null),
+        ("incomplete_details", Value::Null),
+        ("instructions", Value::Null),
+        ("max_output_tokens", Value::Null),
+        ("max_tool_calls", Value::Null),
+        ("parallel_tool_calls", Value::Bool(true)),
+        ("previous_response_id", Value::Null),
+        ("prompt_cache_key", Value::Null),
+        ("reasoning", json!({"effort": null, "summary": null})),
+        ("safety_identifier", Value::Null),
+        ("service_tier", Value::from("default")),
+        ("store", Value::Bool(false)),
+        ("temperature", Value::from(1.0)),
+        (
+            "text",
+            json!({"format": {"type": "text"}, "verbosity": "medium"}),
+        ),
+        ("tool_choice", Value::from("auto")),
+        ("tools", json!([])),
+        ("top_logprobs", Value::from(0)),
+        ("top_p", Value::from(1.0)),
+        ("truncation", Value::from("disabled")),
+    ]
+}
+
+/// What a response object names itself by: kept the same in every event of a stream.
+#[derive(Debug, Clone)]
+struct Identity {
+    id: String,
+    created_at: i64,
+    model: String,
+}
+
+impl Identity {
+    /// From the upstream's first response object (what it carries), else made here.
+    fn of(response: Option<&Map<String, Value>>, model: &str) -> Self {
+        let text = |key: &str| {
+            response
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        Self {
+            id: text("id").unwrap_or_else(|| new_id("resp_")),
+            created_at: response
+                .and_then(|r| r.get("created_at"))
+                .and_then(Value::as_i64)
+                .unwrap_or_else(unix_now),
+            model: text("model").unwrap_or_else(|| model.to_string()),
+        }
+    }
+
+    /// `response` with every field the public API sends: this identity, `status` unless it has
+    /// one, the defaults of the fields it lacks.
+    fn fill(&self, mut response: Map<String, Value>, status: &str) -> Map<String, Value> {
+        response.insert("id".into(), self.id.clone().into());
+        response.insert("object".into(), "response".into());
+        response.insert("created_at".into(), self.created_at.into());
+        if !response.get("status").is_some_and(Value::is_string) {
+            response.insert("status".into(), status.into());
+        }
+        if !response.get("model").is_some_and(Value::is_string) {
+            response.insert("model".into(), self.model.clone().into());
+        }
+        for (key, value) in response_defaults() {
+            response.entry(key).or_insert(value);
+        }
+        if !response.get("output").is_some_and(Value::is_array) {
+            response.insert("output".into(), json!([]));
+        }
+        response.entry("usage").or_insert(Value::Null);
+        if !response.get("metadata").is_some_and(Value::is_object) {
+            response.insert("metadata".into(), json!({}));
+        }
+        response
+    }
+}
+
+/// The usage object of a finished response, with every count a number (absent ones 0).
+fn fill_usage(usage: Option<&Value>) -> Value {
+    let usage = usage
+        .filter(|u| u.is_object())
+        .cloned()
+        .unwrap_or(json!({}));
+    let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+    let mut filled = usage.as_object().cloned().unwrap_or_default();
+    let (input, output) = (count("/input_tokens"), count("/output_tokens"));
+    filled.insert("input_tokens".into(), input.into());
+    filled.insert(
+        "input_tokens_details".into(),
+        json!({"cached_tokens": count("/input_tokens_details/cached_tokens")}),
+    );
+    filled.insert("output_tokens".into(), output.into());
+    filled.insert(
+        "output_tokens_details".into(),
+        json!({"reasoning_tokens": count("/output_tokens_details/reasoning_tokens")}),
+    );
+    let total = usage
+        .get("total_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(input.saturating_add(output));
+    filled.insert("total_tokens".into(), total.into());
+    Value::Object(filled)
+}
+
+/// A finished output item as the public API sends it: its id, its status, a message's parts
+/// with their `annotations` and `logprobs`, a call's fields.
+fn fill_item(item: &mut Map<String, Value>, id: &str) {
+    item.insert("id".into(), id.into());
+    let kind = item
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    match kind.as_str() {
+        "message" => {
+            item.entry("status").or_insert("completed".into());
+            item.entry("role").or_insert("assistant".into());
+            if !item.get("content").is_some_and(Value::is_array) {
+                item.insert("content".into(), json!([]));
+            }
+            if let Some(Value::Array(parts)) = item.get_mut("content") {
+                for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+                    if part.get("type").and_then(Value::as_str) == Some("output_text") {
+                        part.entry("annotations").or_insert(json!([]));
+                        part.entry("logprobs").or_insert(json!([]));
+                        part.entry("text").or_insert("".into());
+                    }
+                }
+            }
+        }
+        "reasoning" if !item.get("summary").is_some_and(Value::is_array) => {
+            item.insert("summary".into(), json!([]));
+        }
+        "function_call" => {
+            item.entry("status").or_insert("completed".into());
+            item.entry("arguments").or_insert("".into());
+            if !item.get("call_id").is_some_and(Value::is_string) {
+                item.insert("call_id".into(), new_id("call_").into());
+            }
+            item.entry("name").or_insert("".into());
+        }
+        _ => {}
+    }
+}
+
+/// A new item's id, by its type, as the public API's look.
+fn item_prefix(kind: &str) -> &'static str {
+    match kind {
+        "message" => "msg_",
+        "reasoning" => "rs_",
+        "function_call" => "fc_",
+        "compaction" => "cmp_",
+        _ => "item_",
+    }
+}
+
+/// The assembled (non-streamed) answer with every field the public API sends.
+pub(crate) fn public_object(response: Value, model: &str) -> Value {
+    let response = match response {
+        Value::Object(response) => response,
+        _ => Map::new(),
+    };
+    let identity = Identity::of(Some(&response), model);
+    let mut response = identity.fill(response, "completed");
+    if let Some(Value::Array(items)) = response.get_mut("output") {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            let id = item
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    new_id(item_prefix(
+                        item.get("type").and_then(Value::as_str).unwrap_or(""),
+                    ))
+                });
+            fill_item(item, &id);
+        }
+    }
+    let usage = fill_usage(response.get("usage"));
+    response.insert("usage".into(), usage);
+    Value::Object(response)
+}
+
+/// What a content part (or a summary part) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartKind {
+    Text,
+    Refusal,
+    Summary,
+}
+
+impl PartKind {
+    fn of_delta(kind: &str) -> Self {
+        match kind {
+            "response.refusal.delta" | "response.refusal.done" => Self::Refusal,
+            _ => Self::Text,
+        }
+    }
+
+    /// The kind of the part a part event carries (a reasoning summary's, or a message's).
+    fn of_part(fields: &Map<String, Value>, summary: bool) -> Self {
+        let kind = fields
+            .get("part")
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str);
+        match kind {
+            _ if summary => Self::Summary,
+            Some("refusal") => Self::Refusal,
+            _ => Self::Text,
+        }
+    }
+
+    /// The part as `.added` (empty) or `.done` (whole) carries it.
+    fn part(self, text: &str) -> Value {
+        match self {
+            Self::Text => {
+                json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
+            }
+            Self::Refusal => json!({"type": "refusal", "refusal": text}),
+            Self::Summary => json!({"type": "summary_text", "text": text}),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Part {
+    kind: PartKind,
+    text: String,
+    /// Its `output_text.done` (`refusal.done`, `reasoning_summary_text.done`) was sent.
+    text_done: bool,
+    done: bool,
+}
+
+/// An output item of the stream, in the order the client sees them.
+#[derive(Debug)]
+struct Item {
+    upstream_index: Option<u64>,
+    upstream_id: Option<String>,
+    id: String,
+    kind: String,
+    /// The item as `output_item.added` carried it.
+    added: Map<String, Value>,
+    parts: Vec<Part>,
+    arguments: String,
+    arguments_done: bool,
+    /// The item as `output_item.done` carried it.
+    done: Option<Value>,
+}
+
+impl Item {
+    fn new(upstream: Option<&Map<String, Value>>, kind: &str, at: ItemAt) -> Self {
+        let mut added = upstream.cloned().unwrap_or_default();
+        let kind = added
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(kind)
+            .to_string();
+        added.insert("type".into(), kind.clone().into());
+        let id = at
+            .id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| new_id(item_prefix(&kind)));
+        added.insert("id".into(), id.clone().into());
+        match kind.as_str() {
+            "message" => {
+                added.insert("status".into(), "in_progress".into());
+                added.insert("content".into(), json!([]));
+                added.entry("role").or_insert("assistant".into());
+            }
+            "reasoning" => {
+                added.insert("summary".into(), json!([]));
+            }
+            "function_call" => {
+                added.insert("status".into(), "in_progress".into());
+                added.insert("arguments".into(), "".into());
+                if !added.get("call_id").is_some_and(Value::is_string) {
+                    added.insert("call_id".into(), new_id("call_").into());
+                }
+                added.entry("name").or_insert("".into());
+            }
+            _ => {}
+        }
+        Self {
+            upstream_index: at.index,
+            upstream_id: at.id,
+            id,
+            kind,
+            added,
+            parts: Vec::new(),
+            arguments: String::new(),
+            arguments_done: false,
+            done: None,
+        }
+    }
+
+    /// The item whole, once done: the upstream's final item (`upstream`) if it sent one, else
+    /// what the stream carried; in either case filled.
+    fn finished(&self, upstream: Option<Map<String, Value>>) -> Value {
+        let mut item = upstream.unwrap_or_else(|| self.added.clone());
+        item.insert("type".into(), self.kind.clone().into());
+        let streamed = |kind: PartKind| {
+            self.parts
+                .iter()
+                .filter(|p| {
+                    p.kind == kind || (kind == PartKind::Text && p.kind == PartKind::Refusal)
+                })
+                .map(|p| p.kind.part(&p.text))
+                .collect::<Vec<_>>()
+        };
+        let empty = |key: &str, item: &Map<String, Value>| {
+            item.get(key)
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+        };
+        match self.kind.as_str() {
+            "message" => {
+                if item.get("status") == Some(&Value::from("in_progress")) {
+                    item.remove("status");
+                }
+                if empty("content", &item) {
+                    item.insert("content".into(), Value::Array(streamed(PartKind::Text)));
+                }
+            }
+            "reasoning" if empty("summary", &item) => {
+                item.insert("summary".into(), Value::Array(streamed(PartKind::Summary)));
+            }
+            "function_call" => {
+                if item.get("status") == Some(&Value::from("in_progress")) {
+                    item.remove("status");
+                }
+                if item
+                    .get("arguments")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    item.insert("arguments".into(), self.arguments.clone().into());
+                }
+                // The client knows the call by the id it was announced with.
+                if let Some(call_id) = self.added.get("call_id") {
+                    item.insert("call_id".into(), call_id.clone());
+                }
+                let named = |i: &Map<String, Value>| {
+                    i.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| !n.is_empty())
+                };
+                if !named(&item) {
+                    if let Some(name) = self.added.get("name") {
+                        item.insert("name".into(), name.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        fill_item(&mut item, &self.id);
+        Value::Object(item)
+    }
+}
+
+/// Where an event says its item is: the upstream's `output_index` and item id.
+#[derive(Debug, Clone, Default)]
+struct ItemAt {
+    index: Option<u64>,
+    id: Option<String>,
+}
+
+impl ItemAt {
+    fn of(fields: &Map<String, Value>) -> Self {
+        Self {
+            index: fields.get("output_index").and_then(Value::as_u64),
+            id: fields
+                .get("item_id")
+                .or_else(|| fields.get("item").and_then(|item| item.get("id")))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+}
+
+/// Turns the upstream's Responses stream into the public API's, event by event.
+pub(crate) struct PublicStream {
+    /// The model the caller asked for, named when the upstream names none.
+    asked: String,
+    identity: Option<Identity>,
+    sequence: u64,
+    items: Vec<Item>,
+    /// A terminal event (`response.completed`, `.incomplete`, `.failed`, `error`) was sent.
+    ended: bool,
+}
+
+impl PublicStream {
+    pub(crate) fn new(asked: String) -> Self {
+        Self {
+            asked,
+            identity: None,
+            sequence: 0,
+            items: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Writes one event: its type and sequence number first, then `fields`.
+    fn emit(&mut self, kind: &str, fields: Map<String, Value>, out: &mut Vec<u8>) {
+        let mut event = Map::with_capacity(fields.len() + 2);
+        event.insert("type".into(), kind.into());
+        event.insert("sequence_number".into(), self.sequence.into());
+        event.extend(fields);
+        self.sequence += 1;
+        write_frame(out, Some(kind), &Value::Object(event));
+    }
+
+    /// The stream's identity; the first event fixes it, and opens the stream with
+    /// `response.created` when it is not that event itself.
+    fn start(
+        &mut self,
+        response: Option<&Map<String, Value>>,
+        first: &str,
+        out: &mut Vec<u8>,
+    ) -> Identity {
+        if let Some(identity) = &self.identity {
+            return identity.clone();
+        }
+        let identity = Identity::of(response, &self.asked);
+        self.identity = Some(identity.clone());
+        if first != "response.created" {
+            let response = identity.fill(Map::new(), "in_progress");
+            self.emit(
+                "response.created",
+                one("response", Value::Object(response)),
+                out,
+            );
+        }
+        identity
+    }
+
+    /// The item an event belongs to, by the upstream's index or id (the last open one when it
+    /// names neither); a new one (announced with `output_item.added`) when there is none.
+    fn item_for(&mut self, at: &ItemAt, kind: &str, out: &mut Vec<u8>) -> usize {
+        let found = match (&at.index, &at.id) {
+            (None, None) => self.items.iter().rposition(|i| i.done.is_none()),
+            _ => self.find(at),
+        };
+        match found {
+            Some(index) => index,
+            None => self.add_item(None, kind, at.clone(), out),
+        }
+    }
+
+    /// The item the upstream names by its index, else by its id.
+    fn find(&self, at: &ItemAt) -> Option<usize> {
+        let by_index = at.index.and_then(|index| {
+            self.items
+                .iter()
+                .position(|i| i.upstream_index == Some(index))
+        });
+        by_index.or_else(|| {
+            let id = at.id.as_ref()?;
+            self.items
+                .iter()
+                .position(|i| i.upstream_id.as_ref() == Some(id))
+        })
+    }
+
+    fn add_item(
+        &mut self,
+        upstream: Option<&Map<String, Value>>,
+        kind: &str,
+        at: ItemAt,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let item = Item::new(upstream, kind, at);
+        let index = self.items.len();
+        let mut fields = Map::new();
+        fields.insert("output_index".into(), index.into());
+        fields.insert("item".into(), Value::Object(item.added.clone()));
+        self.items.push(item);
+        self.emit("response.output_item.added", fields, out);
+        index
+    }
+
+    /// An event's place: its item's id and output index (and `key`'s index of a part).
+    fn place(
+        &self,
+        item: usize,
+        part: Option<(&str, usize)>,
+        mut fields: Map<String, Value>,
+    ) -> Map<String, Value> {
+        if let Some(it) = self.items.get(item) {
+            fields.insert("item_id".into(), it.id.clone().into());
+        }
+        fields.insert("output_index".into(), item.into());
+        if let Some((key, index)) = part {
+            fields.insert(key.into(), index.into());
+        }
+        fields
+    }
+
+    /// The part an event belongs to (`key`: `content_index` or `summary_index`): the one it
+    /// names, else the open one of its kind; a new one, announced, when there is none.
+    fn part_for(
+        &mut self,
+        item: usize,
+        key: &str,
+        fields: &Map<String, Value>,
+        kind: PartKind,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let parts = self.items.get(item).map_or(0, |i| i.parts.len());
+        let named = fields.get(key).and_then(Value::as_u64).map(|i| i as usize);
+        let open = self
+            .items
+            .get(item)
+            .and_then(|i| i.parts.iter().rposition(|p| !p.done && p.kind == kind));
+        match named.filter(|n| *n < parts).or(open) {
+            Some(part) => part,
+            None => self.add_part(item, kind, None, out),
+        }
+    }
+
+    fn add_part(
+        &mut self,
+        item: usize,
+        kind: PartKind,
+        upstream: Option<Map<String, Value>>,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let Some(it) = self.items.get_mut(item) else {
+            return 0;
+        };
+        let index = it.parts.len();
+        it.parts.push(Part {
+            kind,
+            text: String::new(),
+            text_done: false,
+            done: false,
+        });
+        let (event, key) = match kind {
+            PartKind::Summary => ("response.reasoning_summary_part.added", "summary_index"),
+            _ => ("response.content_part.added", "content_index"),
+        };
+        let mut fields = self.place(item, Some((key, index)), upstream.unwrap_or_default());
+        let part = match fields.get("part").and_then(Value::as_object) {
+            Some(part) => {
+                let mut part = part.clone();
+                if kind == PartKind::Text {
+                    part.entry("annotations").or_insert(json!([]));
+                    part.entry("logprobs").or_insert(json!([]));
+                    part.entry("text").or_insert("".into());
+                }
+                Value::Object(part)
+            }
+            None => kind.part(""),
+        };
+        fields.insert("part".into(), part);
+        self.emit(event, fields, out);
+        index
+    }
+
+    /// Closes what is open in an item before it is done: each part's `.done` events, a call's
+    /// arguments.
+    fn close_parts(&mut self, item: usize, out: &mut Vec<u8>) {
+        let count = self.items.get(item).map_or(0, |i| i.parts.len());
+        for index in 0..count {
+            self.close_part(item, index, out);
+        }
+        let call = self
+            .items
+            .get(item)
+            .filter(|i| i.kind == "function_call" && !i.arguments_done)
+            .map(|i| i.arguments.clone());
+        if let Some(arguments) = call {
+            let fields = self.place(item, None, one("arguments", arguments.into()));
+            self.emit("response.function_call_arguments.done", fields, out);
+            if let Some(it) = self.items.get_mut(item) {
+                it.arguments_done = true;
+            }
+        }
+    }
+
+    fn close_part(&mut self, item: usize, index: usize, out: &mut Vec<u8>) {
+        let Some(part) = self.items.get(item).and_then(|i| i.parts.get(index)) else {
+            return;
+        };
+        if part.done {
+            return;
+        }
+        let (kind, text, text_done) = (part.kind, part.text.clone(), part.text_done);
+        let (text_event, text_key, part_event, key) = match kind {
+            PartKind::Text => (
+                "response.output_text.done",
+                "text",
+                "response.content_part.done",
+                "content_index",
+            ),
+            PartKind::Refusal => (
+                "response.refusal.done",
+                "refusal",
+                "response.content_part.done",
+                "content_index",
+            ),
+            PartKind::Summary => (
+                "response.reasoning_summary_text.done",
+                "text",
+                "response.reasoning_summary_part.done",
+                "summary_index",
+            ),
+        };
+        if !text_done {
+            let mut fields =
+                self.place(item, Some((key, index)), one(text_key, text.clone().into()));
+            if kind == PartKind::Text {
+                fields.insert("logprobs".into(), json!([]));
+            }
+            self.emit(text_event, fields, out);
+        }
+        let fields = self.place(item, Some((key, index)), one("part", kind.part(&text)));
+        self.emit(part_event, fields, out);
+        if let Some(part) = self
+            .items
+            .get_mut(item)
+            .and_then(|i| i.parts.get_mut(index))
+        {
+            part.text_done = true;
+            part.done = true;
+        }
+    }
+
+    /// Ends an item: its open parts closed, then `output_item.done` with the item whole.
+    fn finish_item(
+        &mut self,
+        item: usize,
+        upstream: Option<Map<String, Value>>,
+        out: &mut Vec<u8>,
+    ) {
+        if self.items.get(item).is_none_or(|i| i.done.is_some()) {
+            return;
+        }
+        self.close_parts(item, out);
+        let Some(it) = self.items.get_mut(item) else {
+            return;
+        };
+        let done = it.finished(upstream);
+        it.done = Some(done.clone());
+        let mut fields = Map::new();
+        fields.insert("output_index".into(), item.into());
+        fields.insert("item".into(), done);
+        self.emit("response.output_item.done", fields, out);
+    }
+
+    /// A terminal event: every item ended, then the response whole with `status`.
+    fn terminal(
+        &mut self,
+        kind: &str,
+        fields: &mut Map<String, Value>,
+        status: &str,
+        out: &mut Vec<u8>,
+    ) {
+        let response = match fields.remove("response") {
+            Some(Value::Object(response)) => Some(response),
+            _ => None,
+        };
+        let identity = self.start(response.as_ref(), kind, out);
+        // A response that ends ends its items; a failed one leaves them as they were.
+        if status != "failed" {
+            for item in 0..self.items.len() {
+                self.finish_item(item, None, out);
+            }
+        }
+        let mut response = identity.fill(response.unwrap_or_default(), status);
+        let streamed: Vec<Value> = self.items.iter().filter_map(|i| i.done.clone()).collect();
+        if !streamed.is_empty() {
+            response.insert("output".into(), Value::Array(streamed));
+        }
+        if status != "failed" {
+            let usage = fill_usage(response.get("usage"));
+            response.insert("usage".into(), usage);
+        } else if !response.get("error").is_some_and(Value::is_object) {
+            response.insert(
+                "error".into(),
+                json!({"code": "server_error", "message": "the upstream reported a failure without a message"}),
+            );
+        }
+        fields.insert("response".into(), Value::Object(response));
+        let fields = std::mem::take(fields);
+        self.emit(kind, fields, out);
+        self.ended = true;
+    }
+
+    /// An `error` event, with what the public API's carries: `code`, `message`, `param`.
+    fn error(&mut self, mut fields: Map<String, Value>, out: &mut Vec<u8>) {
+        let failure = StreamFailure::from_event(&Value::Object(fields.clone()));
+        fields
+            .entry("code")
+            .or_insert(failure.code.map_or(Value::Null, Value::from));
+        fields.entry("message").or_insert(failure.message.into());
+        fields.entry("param").or_insert(Value::Null);
+        self.emit("error", fields, out);
+        self.ended = true;
+    }
+
+    fn event(&mut self, kind: &str, mut fields: Map<String, Value>, out: &mut Vec<u8>) {
+        match kind {
+            "response.created" | "response.in_progress" => {
+                let response = match fields.remove("response") {
+                    Some(Value::Object(response)) => Some(response),
+                    _ => None,
+                };
+                let first = self.identity.is_none();
+                let identity = self.start(response.as_ref(), kind, out);
+                if kind == "response.created" && !first {
+                    return;
+                }
+                let response = identity.fill(response.unwrap_or_default(), "in_progress");
+                fields.insert("response".into(), Value::Object(response));
+                self.emit(kind, fields, out);
+            }
+            "response.completed" => self.terminal(kind, &mut fields, "completed", out),
+            "response.incomplete" => self.terminal(kind, &mut fields, "incomplete", out),
+            "response.failed" => self.terminal(kind, &mut fields, "failed", out),
+            "error" => self.error(fields, out),
+            _ => {
+                self.start(None, kind, out);
+                self.item_event(kind, fields, out);
+            }
+        }
+    }
+
+    /// An event of an output item (or one keyward does not know, passed on in place).
+    fn item_event(&mut self, kind: &str, mut fields: Map<String, Value>, out: &mut Vec<u8>) {
+        let at = ItemAt::of(&fields);
+        match kind {
+            "response.output_item.added" => {
+                let upstream = fields.get("item").and_then(Value::as_object).cloned();
+                if self.find(&at).is_none() {
+                    self.add_item(upstream.as_ref(), "message", at, out);
+                }
+            }
+            "response.output_item.done" => {
+                let upstream = match fields.remove("item") {
+                    Some(Value::Object(item)) => Some(item),
+                    _ => None,
+                };
+                let kind = upstream
+                    .as_ref()
+                    .and_then(|i| i.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("message")
+                    .to_string();
+                // An item done without being added is added first, as the public API would
+                // have: with the call's id and name.
+                let item = match self.find(&at) {
+                    Some(item) => item,
+                    None => self.add_item(upstream.as_ref(), &kind, at, out),
+                };
+                self.finish_item(item, upstream, out);
+            }
+            "response.content_part.added" | "response.reasoning_summary_part.added" => {
+                let summary = kind == "response.reasoning_summary_part.added";
+                let part_kind = PartKind::of_part(&fields, summary);
+                let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
+                let key = if summary {
+                    "summary_index"
+                } else {
+                    "content_index"
+                };
+                let parts = self.items.get(item).map_or(0, |i| i.parts.len());
+                let named = fields.get(key).and_then(Value::as_u64);
+                // A part announced twice (or after its deltas) is announced once.
+                if named.is_none_or(|n| n as usize >= parts) {
+                    self.add_part(item, part_kind, Some(fields), out);
+                }
+            }
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.reasoning_summary_text.delta" => {
+                let summary = kind == "response.reasoning_summary_text.delta";
+                let (part_kind, key) = if summary {
+                    (PartKind::Summary, "summary_index")
+                } else {
+                    (PartKind::of_delta(kind), "content_index")
+                };
+                let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
+                let part = self.part_for(item, key, &fields, part_kind, out);
+                let delta = fields
+                    .get("delta")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(p) = self.items.get_mut(item).and_then(|i| i.parts.get_mut(part)) {
+                    p.text.push_str(&delta);
+                }
+                let mut fields = self.place(item, Some((key, part)), fields);
+                fields.insert("delta".into(), delta.into());
+                if part_kind == PartKind::Text {
+                    fields.entry("logprobs").or_insert(json!([]));
+                }
+                self.emit(kind, fields, out);
+            }
+            "response.output_text.done"
+            | "response.refusal.done"
+            | "response.reasoning_summary_text.done" => {
+                let summary = kind == "response.reasoning_summary_text.done";
+                let (part_kind, key, text_key) = match kind {
+                    _ if summary => (PartKind::Summary, "summary_index", "text"),
+                    "response.refusal.done" => (PartKind::Refusal, "content_index", "refusal"),
+                    _ => (PartKind::Text, "content_index", "text"),
+                };
+                let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
+                let part = self.part_for(item, key, &fields, part_kind, out);
+                let Some(p) = self.items.get_mut(item).and_then(|i| i.parts.get_mut(part)) else {
+                    return;
+                };
+                if p.text_done {
+                    return;
+                }
+                p.text_done = true;
+                if let Some(text) = fields.get(text_key).and_then(Value::as_str) {
+                    p.text = text.to_string();
+                }
+                let text = p.text.clone();
+                let mut fields = self.place(item, Some((key, part)), fields);
+                fields.insert(text_key.into(), text.into());
+                if part_kind == PartKind::Text {
+                    fields.entry("logprobs").or_insert(json!([]));
+                }
+                self.emit(kind, fields, out);
+            }
+            "response.content_part.done" | "response.reasoning_summary_part.done" => {
+                let summary = kind == "response.reasoning_summary_part.done";
+                let key = if summary {
+                    "summary_index"
+                } else {
+                    "content_index"
+                };
+                let part_kind = PartKind::of_part(&fields, summary);
+                let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
+                let part = self.part_for(item, key, &fields, part_kind, out);
+                self.close_part(item, part, out);
+            }
+            "response.function_call_arguments.delta" => {
+                let item = self.item_for(&at, "function_call", out);
+                let delta = fields
+                    .get("delta")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(it) = self.items.get_mut(item) {
+                    it.arguments.push_str(&delta);
+                }
+                let mut fields = self.place(item, None, fields);
+                fields.insert("delta".into(), delta.into());
+                self.emit(kind, fields, out);
+            }
+            "response.function_call_arguments.done" => {
+                let item = self.item_for(&at, "function_call", out);
+                let Some(it) = self.items.get_mut(item) else {
+                    return;
+                };
+                if it.arguments_done {
+                    return;
+                }
+                it.arguments_done = true;
+                if let Some(arguments) = fields.get("arguments").and_then(Value::as_str) {
+                    it.arguments = arguments.to_string();
+                }
+                let arguments = it.arguments.clone();
+                let mut fields = self.place(item, None, fields);
+                fields.insert("arguments".into(), arguments.into());
+                self.emit(kind, fields, out);
+            }
+            _ => {
+                // An event keyward does not read (web search progress, annotations, ...): in
+                // place, its item's index and id made the client's.
+                if let Some(item) = self.find(&at) {
+                    let had_id = fields.contains_key("item_id");
+                    fields = self.place(item, None, fields);
+                    if !had_id {
+                        fields.remove("item_id");
+                    }
+                }
+                self.emit(kind, fields, out);
+            }
+        }
+    }
+}
+
+fn one(key: &str, value: Value) -> Map<String, Value> {
+    let mut map = Map::with_capacity(1);
+    map.insert(key.into(), value);
+    map
+}
+
+impl SseTranslator for PublicStream {
+    fn event(&mut self, event: &Event, out: &mut Vec<u8>) -> Flow {
+        if self.ended {
+            return Flow::Continue;
+        }
+        let Some(Value::Object(mut fields)) = event_json(event) else {
+            return Flow::Continue;
+        };
+        let kind = match fields.remove("type") {
+            Some(Value::String(kind)) => kind,
+            _ => return Flow::Continue,
+        };
+        // Numbered here: events may have been added between the upstream's.
+        fields.remove("sequence_number");
+        PublicStream::event(self, &kind, fields, out);
+        Flow::Continue
+    }
+
+    fn finish(&mut self, broken: Option<&str>, out: &mut Vec<u8>) {
+        if self.ended {
+            return;
+        }
+        let failure = StreamFailure::cut_short(broken);
+        let mut fields = Map::new();
+        fields.insert("code".into(), failure.code.map_or(Value::Null, Value::from));
+        fields.insert("message".into(), failure.message.into());
+        fields.insert("param".into(), Value::Null);
+        self.emit("error", fields, out);
+        self.ended = true;
+    }
+}
+
+#[cfg(test)]
+#[path = "public_tests.rs"]
+mod tests;
