@@ -33,17 +33,15 @@ pub fn mock_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let path = keyward_bin().with_file_name("keyward-mock");
-            if !path.exists() {
-                // `cargo test -p keyward` does not build the sibling crate's binary.
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "-p", "keyward-mock"])
-                    .status()
-                    .expect("cargo build -p keyward-mock");
-                assert!(status.success(), "building keyward-mock failed");
-            }
-            path
+            // `cargo test` does not build the sibling crate's binary, nor rebuild a stale one
+            // (a test against an older mock fails for no reason of its own): cargo decides.
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "keyward-mock"])
+                .status()
+                .expect("cargo build -p keyward-mock");
+            assert!(status.success(), "building keyward-mock failed");
+            keyward_bin().with_file_name("keyward-mock")
         })
         .clone()
 }
