@@ -1,8 +1,10 @@
 //! `GET /metrics` in Prometheus' text format: requests by route, dialect, status and profile;
 //! the upstream's time to answer and the time to a stream's first byte, as histograms; and, read
 //! at each scrape so they always agree with `status` and `/healthz`, the refresh counters, each
-//! profile's health, cooldown and usage windows. Labels carry route names and profile ids, never
-//! a token or a key.
+//! profile's health, cooldown and usage windows; and the usage ledger's counts by gateway key name
+//! and client ([`UsageCounters`], counted by the ledger's writer, off the request path). Labels
+//! carry route names, profile ids, key names and client names (each a bounded set), never a token
+//! or a key.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::Broker;
 use crate::pool::Pool;
+use crate::store::UsageRow;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -35,6 +38,92 @@ struct RouteLabels {
     route: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyClientLabels {
+    key: String,
+    client: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    key: String,
+    client: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    key: String,
+    limit: &'static str,
+}
+
+/// The ledger's counts: requests and tokens by gateway key name (`none` without a key) and
+/// client, refusals by key and limit, and rows the ledger had to drop.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UsageCounters {
+    requests: Family<KeyClientLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
+    pub(crate) dropped: Counter,
+}
+
+impl UsageCounters {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "usage_requests",
+            "Model requests recorded in the usage ledger, by gateway key name and client",
+            self.requests.clone(),
+        );
+        registry.register(
+            "usage_tokens",
+            "Tokens of the recorded requests by gateway key name, client and kind (input includes cached, output includes reasoning)",
+            self.tokens.clone(),
+        );
+        registry.register(
+            "usage_refused",
+            "Requests a gateway key's limit refused, by key name and limit",
+            self.refused.clone(),
+        );
+        registry.register(
+            "usage_dropped",
+            "Requests the usage ledger could not record (its writer fell behind, or the store failed)",
+            self.dropped.clone(),
+        );
+    }
+
+    /// One recorded request.
+    pub(crate) fn count(&self, row: &UsageRow) {
+        let key = row.key.clone().unwrap_or_else(|| "none".into());
+        self.requests
+            .get_or_create(&KeyClientLabels {
+                key: key.clone(),
+                client: row.client,
+            })
+            .inc();
+        for (kind, value) in [
+            ("input", row.tokens.input),
+            ("cached", row.tokens.cached),
+            ("output", row.tokens.output),
+            ("reasoning", row.tokens.reasoning),
+        ] {
+            if value > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        key: key.clone(),
+                        client: row.client,
+                        kind,
+                    })
+                    .inc_by(value);
+            }
+        }
+        if let Some(limit) = row.refused {
+            self.refused
+                .get_or_create(&RefusedLabels { key, limit })
+                .inc();
+        }
+    }
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -48,8 +137,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new(broker: Arc<Broker>, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(broker: Arc<Broker>, pool: Arc<Pool>, usage: &UsageCounters) -> Self {
         let mut registry = Registry::with_prefix("keyward");
+        usage.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",

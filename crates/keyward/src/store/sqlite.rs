@@ -98,6 +98,8 @@ WHERE name IN ('primary', 'secondary')
   AND json_type(usage_json, '$.observed_at') = 'text';
 DROP TABLE usage_windows;
 "#,
+    // The usage ledger: one row per request and hourly roll-ups.
+    super::usage::MIGRATION,
 ];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;
@@ -158,6 +160,19 @@ impl SqliteStore {
             conn: Mutex::new(conn),
         };
         store.migrate()?;
+        Ok(store)
+    }
+
+    /// The store as the usage ledger's writer uses it: commits wait for the write-ahead log
+    /// only (`synchronous=NORMAL`: a power cut may lose the last rows, never the database), and
+    /// freed pages are not overwritten (usage rows hold no secret). Both settings are this
+    /// connection's only; the broker's keeps its own.
+    pub(crate) fn open_for_usage(dir: &Path) -> StoreResult<Self> {
+        let store = Self::open(dir)?;
+        store
+            .conn()
+            .execute_batch("PRAGMA synchronous=NORMAL; PRAGMA secure_delete=OFF;")
+            .map_err(|e| store.err(e))?;
         Ok(store)
     }
 
