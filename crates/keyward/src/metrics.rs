@@ -6,6 +6,7 @@
 //! carry route names, profile ids, key names and client names (each a bounded set), never a token
 //! or a key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -17,6 +18,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::broker::Broker;
+use crate::ledger::Tokens;
 use crate::pool::Pool;
 use crate::store::UsageRow;
 
@@ -91,35 +93,51 @@ impl UsageCounters {
         );
     }
 
-    /// One recorded request.
-    pub(crate) fn count(&self, row: &UsageRow) {
-        let key = row.key.clone().unwrap_or_else(|| "none".into());
-        self.requests
-            .get_or_create(&KeyClientLabels {
-                key: key.clone(),
-                client: row.client,
-            })
-            .inc();
-        for (kind, value) in [
-            ("input", row.tokens.input),
-            ("cached", row.tokens.cached),
-            ("output", row.tokens.output),
-            ("reasoning", row.tokens.reasoning),
-        ] {
-            if value > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        key: key.clone(),
-                        client: row.client,
-                        kind,
-                    })
-                    .inc_by(value);
+    /// A batch of recorded requests, summed by key and client first (a batch holds thousands
+    /// of requests of a few keys and clients).
+    pub(crate) fn count(&self, rows: &[UsageRow]) {
+        let mut sums: HashMap<(Option<&str>, &'static str), (u64, Tokens)> = HashMap::new();
+        let mut refused: HashMap<(Option<&str>, &'static str), u64> = HashMap::new();
+        for row in rows {
+            let sum = sums.entry((row.key.as_deref(), row.client)).or_default();
+            sum.0 += 1;
+            sum.1.add(&row.tokens);
+            if let Some(limit) = row.refused {
+                *refused.entry((row.key.as_deref(), limit)).or_default() += 1;
             }
         }
-        if let Some(limit) = row.refused {
+        let name = |key: Option<&str>| key.unwrap_or("none").to_string();
+        for ((key, client), (requests, tokens)) in sums {
+            self.requests
+                .get_or_create(&KeyClientLabels {
+                    key: name(key),
+                    client,
+                })
+                .inc_by(requests);
+            for (kind, value) in [
+                ("input", tokens.input),
+                ("cached", tokens.cached),
+                ("output", tokens.output),
+                ("reasoning", tokens.reasoning),
+            ] {
+                if value > 0 {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            key: name(key),
+                            client,
+                            kind,
+                        })
+                        .inc_by(value);
+                }
+            }
+        }
+        for ((key, limit), count) in refused {
             self.refused
-                .get_or_create(&RefusedLabels { key, limit })
-                .inc();
+                .get_or_create(&RefusedLabels {
+                    key: name(key),
+                    limit,
+                })
+                .inc_by(count);
         }
     }
 }

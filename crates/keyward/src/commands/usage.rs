@@ -93,7 +93,7 @@ fn human(
     let t = &totals.tokens;
     lines.push(format!(
         "last {} (since {}): {} requests, {} failed, {} refused by a key's limit; tokens: {} input ({} cached), {} output ({} reasoning)",
-        span(args.since.as_secs().max(60)),
+        period(args.since.as_secs()),
         since.format("%Y-%m-%d %H:%M UTC"),
         count(totals.requests),
         count(totals.errors),
@@ -205,6 +205,15 @@ fn human(
     lines.join("\n")
 }
 
+/// How far back: "24h", "7d", "90m" (hours up to two days).
+fn period(secs: u64) -> String {
+    if (3600..2 * 86_400).contains(&secs) && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        span(secs.max(60))
+    }
+}
+
 /// A count with thousands separators: `1,234,567`.
 fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -221,6 +230,13 @@ fn count(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_read_as_typed() {
+        assert_eq!(period(86_400), "24h");
+        assert_eq!(period(7 * 86_400), "7d");
+        assert_eq!(period(5400), "90m");
+    }
 
     #[test]
     fn counts_have_separators() {

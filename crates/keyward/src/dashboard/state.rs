@@ -106,7 +106,7 @@ fn read(
             });
         }
     }
-    health.sort_by(|a, b| b.event.at.cmp(&a.event.at));
+    health.sort_by_key(|h| std::cmp::Reverse(h.event.at));
     let Some(store) = ledger.reader() else {
         return Ok(Stored {
             day: None,

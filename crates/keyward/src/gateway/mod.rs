@@ -87,13 +87,16 @@ impl Gateway {
         let route = Route::of(&parts.method, path);
         let label = route.label(path);
         let dialect = route.dialect();
-        let mut recording = dialect.map(|dialect| observe::Recording {
-            ledger: self.ledger.clone(),
-            at: self.clock.now(),
-            key: None,
-            client: crate::ledger::client_of(&parts.headers),
-            dialect: dialect.as_str(),
-        });
+        let mut recording =
+            dialect
+                .filter(|_| self.ledger.is_on())
+                .map(|dialect| observe::Recording {
+                    ledger: self.ledger.clone(),
+                    at: self.clock.now(),
+                    key: None,
+                    client: crate::ledger::client_of(&parts.headers),
+                    dialect: dialect.as_str(),
+                });
         let admitted = match self.door.admit(&parts, body).await {
             Ok(admitted) => admitted,
             Err(answer) => {

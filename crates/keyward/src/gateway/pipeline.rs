@@ -145,9 +145,11 @@ async fn run(
                 note.hops = u8::try_from(skipped.len()).unwrap_or(u8::MAX);
                 note.profile = Some(served.profile.clone());
                 note.served = Some(served.model.clone());
-                let usage = Arc::new(UsageSlot::default());
-                served.response.tap_usage(usage.clone());
-                note.usage = Some(usage);
+                if gateway.ledger.is_on() {
+                    let usage = Arc::new(UsageSlot::default());
+                    served.response.tap_usage(usage.clone());
+                    note.usage = Some(usage);
+                }
                 return answer(request, served).await;
             }
             Attempt::Skipped(skip) => skipped.push(skip),

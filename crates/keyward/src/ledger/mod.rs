@@ -75,6 +75,9 @@ struct Finished {
     tokens: Tokens,
 }
 
+// Rows are nearly all the channel carries: boxing them would cost an allocation per request to
+// save space only a rare flush would waste.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Row(Finished),
     /// Answered once everything sent before it is written and read back.
@@ -163,6 +166,12 @@ impl Ledger {
 
     pub(crate) fn counters(&self) -> &UsageCounters {
         &self.counters
+    }
+
+    /// Whether requests are recorded (`[gateway] usage_ledger`); when not, the gateway does not
+    /// note them at all.
+    pub(crate) fn is_on(&self) -> bool {
+        self.jobs.is_some()
     }
 
     /// The store, for reading what the ledger holds; `None` when it is off.
