@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
 use keyward::bench::HotPath;
+use sha2::Digest;
 
 fn jwt(payload: serde_json::Value) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -67,6 +68,59 @@ fn hot_path(c: &mut Criterion) {
             runtime.block_on(hot.access()).unwrap()
         })
     });
+
+    // The same login in the keyring (`cli_auth_credentials_store = "keyring"`), when the bench
+    // runs on a D-Bus session bus with an unlocked Secret Service (e.g. inside `dbus-run-session`
+    // after `gnome-keyring-daemon --unlock`), stored with `secret-tool` as the Codex CLI stores it.
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        let keyring_home = dir.path().join("codex-keyring");
+        std::fs::create_dir_all(&keyring_home).unwrap();
+        std::fs::write(
+            keyring_home.join("config.toml"),
+            "cli_auth_credentials_store = \"keyring\"\n",
+        )
+        .unwrap();
+        let canonical = keyring_home.canonicalize().unwrap();
+        let digest = sha2::Sha256::digest(canonical.to_string_lossy().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let account = format!("cli|{}", &hex[..16]);
+        let mut store = std::process::Command::new("secret-tool")
+            .args(["store", "--label=bench", "application", "rust-keyring"])
+            .args([
+                "service",
+                "Codex Auth",
+                "target",
+                "default",
+                "username",
+                &account,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("secret-tool (libsecret-tools)");
+        std::io::Write::write_all(
+            &mut store.stdin.take().unwrap(),
+            auth.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert!(store.wait().unwrap().success(), "secret-tool store failed");
+        let mut env = env.clone();
+        env.insert("CODEX_HOME".into(), keyring_home.to_str().unwrap().into());
+        env.insert(
+            "KEYWARD_HOME".into(),
+            dir.path().join("keyward-keyring").to_str().unwrap().into(),
+        );
+        let hot = HotPath::new(&env).unwrap();
+        runtime.block_on(hot.access()).unwrap();
+        c.bench_function("keyring/access unchanged source", |b| {
+            b.iter(|| runtime.block_on(hot.access()).unwrap())
+        });
+        c.bench_function("keyring/access source just changed (D-Bus read)", |b| {
+            b.iter(|| {
+                hot.source_changed();
+                runtime.block_on(hot.access()).unwrap()
+            })
+        });
+    }
 }
 
 criterion_group!(benches, hot_path);

@@ -280,7 +280,7 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         .unwrap_or_else(|_| addr.to_string());
     tracing::info!(store = %config.keyward_home.display(), upstreams = %config.describe_upstreams(), "keyward listening on http://{bound}");
     for runtime in broker.profiles() {
-        tracing::info!(profile = %runtime.id, source = %runtime.source.location().display(), "profile");
+        tracing::info!(profile = %runtime.id, source = %runtime.source.location(), "profile");
     }
     for profile in config.api_profiles() {
         tracing::info!(profile = %profile.id, key = %profile.origin, base_url = %profile.base_url, "profile");
@@ -395,6 +395,9 @@ fn human(report: &ProfileReport) -> String {
         "source",
         format!("{} ({})", report.source, report.source_kind),
     );
+    if let Some(store) = &report.store {
+        field("store", format!("{} ({})", store.kind, store.chosen_by));
+    }
     if let Some(account) = &report.account_id {
         field("account", account.clone());
     }

@@ -3,7 +3,7 @@
 //! users know ([`SourceVocabulary`]) and its CLI's rules, the provider's module implements them.
 
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -164,6 +164,41 @@ pub(crate) enum SourceProblem {
     BadShape { path: String, detail: String },
     #[error("{path} could not be read: {detail}")]
     Unreadable { path: String, detail: String },
+    /// The store that holds the login (a keyring) cannot be reached.
+    #[error("{location} cannot be reached: {detail}")]
+    Unreachable {
+        location: String,
+        detail: String,
+        remedy: String,
+    },
+}
+
+impl SourceProblem {
+    /// What the user can do, when the problem knows better than "repair the file".
+    pub(crate) fn remedy(&self) -> Option<&str> {
+        match self {
+            Self::Unreachable { remedy, .. } => Some(remedy),
+            _ => None,
+        }
+    }
+}
+
+/// Which store a source's login is kept in, for `keyward status` and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct StoreInfo {
+    /// "file" or "keyring".
+    pub kind: &'static str,
+    /// The setting that chose it, in the owning CLI's words.
+    pub chosen_by: String,
+}
+
+/// A path whose events invalidate a source's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Watched {
+    pub path: PathBuf,
+    /// Also when a writer closes it (a lock file the owning CLI holds around each write of a
+    /// store the watcher cannot see, such as a keyring): not only when it is replaced or changed.
+    pub on_release: bool,
 }
 
 /// One read of the source: its identity at the time of the read and what it held.
@@ -173,6 +208,8 @@ pub(crate) struct SourceRead {
     pub contents: Result<SourceContents, SourceProblem>,
     /// Something worth telling the user that does not stop keyward (e.g. a world-readable file).
     pub warnings: Vec<String>,
+    /// Where the login was looked for; `None` for a source with one store only.
+    pub store: Option<StoreInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +234,9 @@ pub(crate) enum SourceError {
     Missing { path: String, what: &'static str },
     #[error("{0}")]
     Unusable(SourceProblem),
+    /// The store (a keyring) refused or failed the operation.
+    #[error("{0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the source changed under the lock without taking it (now holds {found})")]
     Conflict { found: String },
 }
@@ -206,11 +246,21 @@ pub(crate) trait SourceGuard: Send {}
 
 /// A CLI's credential store that keyward borrows and writes back to.
 pub(crate) trait CredentialSource: Send + Sync + 'static {
-    /// The file users know this source by.
-    fn location(&self) -> &Path;
+    /// Where the login is, in the user's words: a file's path, or a keyring item.
+    fn location(&self) -> String;
 
-    /// The cheap freshness check: `stat`, no parsing. `None` when the file is missing.
+    /// The paths whose events invalidate the snapshot (the file watcher watches their directories).
+    fn watched(&self) -> Vec<Watched>;
+
+    /// The cheap freshness check: `stat`, no parsing. `None` when there is nothing to `stat` (the
+    /// file is missing, or the login is in a keyring): then events alone say when to re-read.
     fn identity(&self) -> Option<SourceIdentity>;
+
+    /// Whether the login may change without any event the watcher sees, so the scheduler re-reads
+    /// it at every tick (in the background, never on a request).
+    fn polled(&self) -> bool {
+        false
+    }
 
     fn read(&self) -> SourceRead;
 

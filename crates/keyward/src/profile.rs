@@ -24,7 +24,9 @@ impl ProfileId {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !valid(provider) || !valid(name) {
-            return Err(ProfileIdError(format!("{provider}:{name}")));
+            return Err(ProfileIdError(
+                crate::dialect::cut_short(&format!("{provider}:{name}")).into_owned(),
+            ));
         }
         Ok(Self {
             provider: provider.to_string(),
@@ -58,7 +60,7 @@ impl FromStr for ProfileId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             Some((provider, name)) => Self::new(provider, name),
-            None => Err(ProfileIdError(s.to_string())),
+            None => Err(ProfileIdError(crate::dialect::cut_short(s).into_owned())),
         }
     }
 }

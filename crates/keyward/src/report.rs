@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::broker::{Broker, Health, HealthState, ProfileRuntime, SourceStatus, View};
+use crate::credential::StoreInfo;
 use crate::pool::Pool;
 use crate::store::{Cooldown, HealthEvent, Usage};
 use crate::upstream::Upstream;
@@ -13,6 +14,9 @@ pub(crate) struct ProfileReport {
     pub profile: String,
     pub source: String,
     pub source_kind: &'static str,
+    /// Which store holds the login ("file", "keyring") and the setting that chose it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreInfo>,
     pub health: Health,
     pub account_id: Option<String>,
     pub email: Option<String>,
@@ -62,6 +66,7 @@ fn api_key_report(member: &dyn Upstream) -> ProfileReport {
     ProfileReport {
         profile: member.profile().to_string(),
         source: member.describe(),
+        store: None,
         source_kind: "api-key",
         health: Health {
             state: HealthState::Ok,
@@ -123,7 +128,8 @@ pub(crate) fn profile_report(
     let claims = credential.map(|c| &c.claims);
     ProfileReport {
         profile: runtime.id.to_string(),
-        source: runtime.source.location().display().to_string(),
+        source: runtime.source.location(),
+        store: view.store.clone(),
         source_kind: match view.status {
             SourceStatus::Login => "chatgpt-login",
             SourceStatus::ApiKey => "api-key",

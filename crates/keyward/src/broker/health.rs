@@ -99,16 +99,16 @@ pub(crate) fn assess(
         S::Login | S::Problem(_) => {}
     }
     if view.credential.is_none() {
-        let problem = match &view.status {
-            S::Problem(p) => p.to_string(),
-            _ => "no login".into(),
+        let (problem, remedy) = match &view.status {
+            S::Problem(p) => (p.to_string(), p.remedy().map(str::to_string)),
+            _ => ("no login".into(), None),
         };
         return health(
             HealthState::SourceError,
             problem,
-            Some(format!(
+            Some(remedy.unwrap_or_else(|| format!(
                 "fix or remove {path}, then run `{login_command}`; keyward picks it up without a restart"
-            )),
+            ))),
         );
     }
     if let S::Problem(problem) = &view.status {
@@ -118,12 +118,17 @@ pub(crate) fn assess(
                 "serving the last good login until its access token expires",
             )
         } else {
-            (HealthState::SourceError, "the last good login's access token has expired and keyward will not refresh until the file is readable again")
+            (HealthState::SourceError, "the last good login's access token has expired and keyward will not refresh until the login is readable again")
         };
         return health(
             state,
             format!("{problem}; {consequence}"),
-            Some(format!("repair {path} or run `{login_command}`")),
+            Some(
+                problem
+                    .remedy()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("repair {path} or run `{login_command}`")),
+            ),
         );
     }
     if view.awaiting_write_back {

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::credential::{
-    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, TokenAnswer,
+    Credential, CredentialSource, SourceContents, SourceIdentity, SourceProblem, StoreInfo,
+    TokenAnswer,
 };
 use crate::profile::ProfileId;
 use crate::secret::{Fingerprint, Secret};
@@ -95,6 +96,8 @@ pub(crate) struct View {
     pub warnings: Vec<String>,
     /// The API key the source holds instead of a login.
     pub api_key: Option<Secret>,
+    /// Which store the source's login was read from.
+    pub store: Option<StoreInfo>,
     /// `credential` is newer than the source: a token answer keyward keeps in its journal
     /// because writing it back failed. Served, never spent, until the write lands.
     pub awaiting_write_back: bool,
@@ -222,6 +225,7 @@ impl ProfileRuntime {
             lineage: Lineage::default(),
             warnings: Vec::new(),
             api_key: None,
+            store: None,
             awaiting_write_back: false,
         };
         Self {
@@ -240,8 +244,13 @@ impl ProfileRuntime {
 
     /// Called by the file watcher: the next access re-reads the source.
     pub(crate) fn source_changed(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.invalidate();
         self.changed.notify_one();
+    }
+
+    /// The next access re-reads the source (without waking the scheduler, which calls this).
+    fn invalidate(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn source_reads(&self) -> u64 {
@@ -482,7 +491,7 @@ impl Broker {
             view,
             &health::RefreshStatus { backoff },
             &runtime.source.vocabulary(),
-            &runtime.source.location().display().to_string(),
+            &runtime.source.location(),
             usable,
         )
     }
@@ -630,6 +639,7 @@ pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
         spend,
         lineage,
         warnings: read.warnings,
+        store: read.store,
         api_key,
         awaiting_write_back,
     });

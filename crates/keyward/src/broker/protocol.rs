@@ -237,13 +237,15 @@ impl Broker {
             return Prepared::Refused(AccessError::Unavailable {
                 profile: runtime.id.clone(),
                 detail: format!(
-                    "{problem}; keyward will not refresh until the file is readable again"
+                    "{problem}; keyward will not refresh until the login is readable again"
                 ),
-                remedy: Some(format!(
-                    "repair {} or run `{}`",
-                    runtime.source.location().display(),
-                    runtime.source.vocabulary().login_command
-                )),
+                remedy: Some(problem.remedy().map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "repair {} or run `{}`",
+                        runtime.source.location(),
+                        runtime.source.vocabulary().login_command
+                    )
+                })),
                 retry_after: None,
             });
         }
@@ -258,7 +260,7 @@ impl Broker {
         }
         if view.awaiting_write_back {
             // Spending the kept token would let the file fall further behind the lineage.
-            let path = runtime.source.location().display().to_string();
+            let path = runtime.source.location();
             return Prepared::Refused(AccessError::Unavailable {
                 profile: runtime.id.clone(),
                 detail: format!("keyward holds newer tokens than {path} but could not write them there yet, and will not refresh again before they are written"),

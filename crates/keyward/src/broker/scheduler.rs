@@ -32,6 +32,11 @@ pub(super) async fn tick(broker: &Arc<Broker>, runtime: &Arc<ProfileRuntime>) ->
     if let Ok(Err(e)) = pending {
         tracing::warn!(profile = %runtime.id, error = %e, "journal recovery deferred");
     }
+    if runtime.source.polled() {
+        // A store without a stat-able identity (a keyring) is re-read here, once a tick, off
+        // the request path; its events (the CLI's lock release) usually come first.
+        runtime.invalidate();
+    }
     let view = broker.current_view(runtime).await;
     let mut wait = broker.settings.tick;
     if let Some(credential) = view.credential.clone() {

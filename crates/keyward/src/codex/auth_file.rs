@@ -27,6 +27,15 @@ pub(crate) struct AuthDocument {
     pub root: Map<String, Value>,
 }
 
+/// The field names only: the values are tokens.
+impl std::fmt::Debug for AuthDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthDocument")
+            .field("fields", &self.root.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// What a sign-in puts into `auth.json`.
 pub(crate) struct NewLogin<'a> {
     pub id_token: &'a Secret,
@@ -183,9 +192,15 @@ impl AuthDocument {
         self.root = root;
     }
 
+    /// As the CLI writes `auth.json`: pretty-printed.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         // Serialising a Map of Values cannot fail; fall back to an empty object rather than panic.
         serde_json::to_vec_pretty(&self.root).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// As the CLI writes its keyring item: compact.
+    pub(crate) fn to_compact(&self) -> String {
+        serde_json::to_string(&self.root).unwrap_or_else(|_| "{}".to_string())
     }
 }
 
@@ -201,12 +216,12 @@ fn kind(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::codex::claims::test_jwt;
     use serde_json::json;
 
-    fn login_json() -> Value {
+    pub(crate) fn login_json() -> Value {
         json!({
             "OPENAI_API_KEY": null,
             "tokens": {

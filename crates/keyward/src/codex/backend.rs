@@ -13,13 +13,10 @@
 //! rewrite, drop and report, or refuse (when dropping would change what the caller asked for).
 //! A request that needs none of it (the Codex CLI's own) is left byte for byte as it came.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::dialect::{raw_present, Invalid};
+use crate::dialect::responses::shape::{Item, RequestShape, Scalar, Shaped, Tagged, Tool};
+use crate::dialect::Invalid;
 
 /// Headers the Codex backend expects from its own client, added when the caller did not send them.
 pub(crate) const ORIGINATOR: &str = "codex_cli_rs";
@@ -147,181 +144,73 @@ pub(crate) fn normalise(body: &mut Map<String, Value>) -> Result<Normalised, Inv
     Ok(out)
 }
 
-/// Whether a caller's own request can go to the backend byte for byte, asking for `model`:
-/// [`normalise`] would change nothing in it. Read without building a tree: only the few fields the
-/// rules look at are parsed, the rest (the prompt, the history's text) is skipped.
+/// Whether a caller's own request, of this shape, can go to the backend byte for byte asking for
+/// `model`: [`normalise`] would change nothing in it. The shape was read in one pass without a
+/// tree (`dialect::responses::shape`).
 ///
 /// It may answer `false` for a request `normalise` would leave alone (the request then goes the
 /// slow way, through a tree); it never answers `true` for one `normalise` would change or refuse.
-pub(crate) fn suits_as_is(body: &[u8], model: &str) -> bool {
-    serde_json::from_slice::<Shallow<'_>>(body).is_ok_and(|request| request.suits(model))
-}
-
-/// A request's top level as [`suits_as_is`] reads it: the fields the rules look at, each value
-/// left as raw JSON until a rule needs it.
-struct Shallow<'a> {
-    model: Option<&'a RawValue>,
-    stream: Option<&'a RawValue>,
-    store: Option<&'a RawValue>,
-    include: Option<&'a RawValue>,
-    input: Option<&'a RawValue>,
-    tools: Option<&'a RawValue>,
-    tool_choice: Option<&'a RawValue>,
-    reasoning: Option<&'a RawValue>,
-    /// A field whose rule is not to keep it, or one sent twice.
-    needs_work: bool,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Shallow<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ShallowVisitor)
-    }
-}
-
-struct ShallowVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ShallowVisitor {
-    type Value = Shallow<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut request = Shallow {
-            model: None,
-            stream: None,
-            store: None,
-            include: None,
-            input: None,
-            tools: None,
-            tool_choice: None,
-            reasoning: None,
-            needs_work: false,
-        };
-        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            let slot = match field.as_ref() {
-                "model" => &mut request.model,
-                "stream" => &mut request.stream,
-                "store" => &mut request.store,
-                "include" => &mut request.include,
-                "input" => &mut request.input,
-                "tools" => &mut request.tools,
-                "tool_choice" => &mut request.tool_choice,
-                "reasoning" => &mut request.reasoning,
-                other => {
-                    // The rules look at the values of only a few fields; those are small.
-                    let parsed: Value = match other {
-                        "service_tier" | "background" => {
-                            serde_json::from_str(value.get()).map_err(serde::de::Error::custom)?
-                        }
-                        _ => Value::Null,
-                    };
-                    if !matches!(rule(other, &parsed), Rule::Keep) {
-                        request.needs_work = true;
-                    }
-                    continue;
-                }
-            };
-            // A field sent twice: the tree keeps the last one; leave it to the tree.
-            request.needs_work |= slot.replace(value).is_some();
+pub(crate) fn suits_as_is(shape: &RequestShape, model: &str) -> bool {
+    !shape.repeated
+        && shape.model.as_ref().and_then(Scalar::text) == Some(model)
+        && shape.stream == Some(Scalar::Bool(true))
+        && shape.store == Some(Scalar::Bool(false))
+        && matches!(&shape.include, Some(Shaped::Is(list))
+            if list.iter().any(|item| item.text() == Some("reasoning.encrypted_content")))
+        && matches!(&shape.input, Some(Shaped::Is(items)) if items.iter().all(item_suits))
+        && match &shape.tools {
+            None => true,
+            Some(Shaped::Is(tools)) => tools.iter().all(tool_suits),
+            Some(Shaped::Not(_)) => false,
         }
-        Ok(request)
-    }
-}
-
-/// The parts of an input item the rules look at.
-#[derive(Deserialize)]
-struct ShallowItem<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "raw_present")]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_present")]
-    role: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw_present")]
-    content: Option<&'a RawValue>,
-    #[serde(default, deserialize_with = "present")]
-    encrypted_content: bool,
-    #[serde(default, deserialize_with = "present")]
-    function: bool,
-    #[serde(default, deserialize_with = "present")]
-    name: bool,
-    #[serde(default, deserialize_with = "present")]
-    generate_summary: bool,
-}
-
-/// A field that is there, whatever its value (`null` included, as the tree's `contains_key`).
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
-}
-
-/// A raw JSON value as a string, if it is one.
-fn text<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    raw.and_then(|raw| serde_json::from_str::<Cow<'a, str>>(raw.get()).ok())
-}
-
-/// A raw JSON value as an array of raw values, if it is one.
-fn raw_list(raw: Option<&RawValue>) -> Option<Vec<&RawValue>> {
-    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
-}
-
-fn raw_object<'a>(raw: &'a RawValue) -> Option<ShallowItem<'a>> {
-    raw.get()
-        .starts_with('{')
-        .then(|| serde_json::from_str(raw.get()).ok())
-        .flatten()
-}
-
-impl Shallow<'_> {
-    fn suits(&self, model: &str) -> bool {
-        !self.needs_work
-            && text(self.model).as_deref() == Some(model)
-            && self.stream.map(RawValue::get) == Some("true")
-            && self.store.map(RawValue::get) == Some("false")
-            && raw_list(self.include).is_some_and(|list| {
-                list.iter()
-                    .any(|item| text(Some(item)).as_deref() == Some("reasoning.encrypted_content"))
-            })
-            && raw_list(self.input).is_some_and(|items| items.iter().all(|item| item_suits(item)))
-            && self.tools.is_none_or(|tools| {
-                raw_list(Some(tools)).is_some_and(|tools| tools.iter().all(|tool| tool_suits(tool)))
-            })
-            && self.tool_choice.is_none_or(|choice| {
-                !choice.get().starts_with('{')
-                    || raw_object(choice).is_some_and(|choice| {
-                        text(choice.kind).as_deref() != Some("function") || choice.name
-                    })
-            })
-            && self.reasoning.is_none_or(|reasoning| {
-                !reasoning.get().starts_with('{')
-                    || raw_object(reasoning).is_some_and(|reasoning| !reasoning.generate_summary)
-            })
-    }
+        && match &shape.tool_choice {
+            Some(Shaped::Is(choice)) => {
+                !choice.repeated
+                    && (choice.kind.as_ref().and_then(Scalar::text) != Some("function")
+                        || choice.name)
+            }
+            None | Some(Shaped::Not(_)) => true,
+        }
+        && match &shape.reasoning {
+            Some(Shaped::Is(reasoning)) => !reasoning.repeated && !reasoning.generate_summary,
+            None | Some(Shaped::Not(_)) => true,
+        }
+        && shape.others.iter().all(|(field, value)| {
+            let value = match value {
+                Scalar::Str(Some(text)) => Value::String(text.clone()),
+                Scalar::Bool(flag) => Value::Bool(*flag),
+                // Only `service_tier`'s text and `background`'s flag decide a rule.
+                _ => Value::Null,
+            };
+            matches!(rule(field, &value), Rule::Keep)
+        })
 }
 
 /// An input item `normalise_input` keeps as it is.
-fn item_suits(item: &RawValue) -> bool {
-    let Some(item) = raw_object(item) else {
+fn item_suits(item: &Shaped<Item>) -> bool {
+    let Shaped::Is(item) = item else {
         return false;
     };
-    let kind = text(item.kind);
-    match kind.as_deref() {
+    if item.repeated {
+        return false;
+    }
+    match item.kind.as_ref().and_then(Scalar::text) {
         Some("item_reference") => false,
         Some("reasoning") => item.encrypted_content,
         Some("message") | None if item.role.is_some() => {
-            let Some(role) = text(item.role) else {
+            let Some(role) = item.role.as_ref().and_then(Scalar::text) else {
                 // A role that is not a string: the tree path decides.
                 return false;
             };
-            item.kind.is_some() && role != "system" && content_suits(item.content, &role)
+            item.kind.is_some() && role != "system" && content_suits(&item.content, role)
         }
         _ => true,
     }
 }
 
-/// A message's content as `normalise_message` leaves it: an array whose text parts have the
+/// A message's content as `normalise_message` leaves it: not a string, and text parts of the
 /// kind the role takes.
-fn content_suits(content: Option<&RawValue>, role: &str) -> bool {
+fn content_suits(content: &Option<Shaped<Vec<Shaped<Tagged>>>>, role: &str) -> bool {
     let wrong_kind = if role == "assistant" {
         "input_text"
     } else {
@@ -329,28 +218,28 @@ fn content_suits(content: Option<&RawValue>, role: &str) -> bool {
     };
     match content {
         None => true,
-        Some(raw) if raw.get().starts_with('"') => false,
-        Some(raw) if raw.get().starts_with('[') => raw_list(Some(raw)).is_some_and(|parts| {
-            parts.iter().all(|part| {
-                !part.get().starts_with('{')
-                    || raw_object(part)
-                        .is_some_and(|part| text(part.kind).as_deref() != Some(wrong_kind))
-            })
+        Some(Shaped::Not(Scalar::Str(_))) => false,
+        Some(Shaped::Not(_)) => true,
+        Some(Shaped::Is(parts)) => parts.iter().all(|part| match part {
+            Shaped::Is(part) => {
+                !part.repeated && part.kind.as_ref().and_then(Scalar::text) != Some(wrong_kind)
+            }
+            Shaped::Not(_) => true,
         }),
-        Some(_) => true,
     }
 }
 
 /// A tool `normalise_tool` keeps as it is.
-fn tool_suits(tool: &RawValue) -> bool {
-    if !tool.get().starts_with('{') {
+fn tool_suits(tool: &Shaped<Tool>) -> bool {
+    let Shaped::Is(tool) = tool else {
         return true;
-    }
-    raw_object(tool).is_some_and(|tool| match text(tool.kind).as_deref() {
-        Some("function") => !tool.function,
-        Some("web_search_preview" | "web_search_preview_2025_03_11") => false,
-        _ => true,
-    })
+    };
+    !tool.repeated
+        && match tool.kind.as_ref().and_then(Scalar::text) {
+            Some("function") => !tool.function,
+            Some("web_search_preview" | "web_search_preview_2025_03_11") => false,
+            _ => true,
+        }
 }
 
 fn set(body: &mut Map<String, Value>, field: &str, value: Value, out: &mut Normalised) {
@@ -624,6 +513,10 @@ mod tests {
         }
     }
 
+    fn suits(body: &[u8], model: &str) -> bool {
+        RequestShape::read(body).is_some_and(|shape| suits_as_is(&shape, model))
+    }
+
     /// The Codex CLI's own requests go byte for byte without a tree being built.
     #[test]
     fn codex_cli_requests_suit_as_is() {
@@ -635,8 +528,8 @@ mod tests {
         ] {
             let request: Value = serde_json::from_str(fixture).unwrap_or_default();
             let model = request["model"].as_str().unwrap_or_default().to_string();
-            assert!(suits_as_is(fixture.as_bytes(), &model), "{model}");
-            assert!(!suits_as_is(fixture.as_bytes(), "another-model"));
+            assert!(suits(fixture.as_bytes(), &model), "{model}");
+            assert!(!suits(fixture.as_bytes(), "another-model"));
         }
     }
 
@@ -790,7 +683,7 @@ mod tests {
             #[test]
             fn suits_as_is_never_skips_a_change(request in request()) {
                 let bytes = serde_json::to_vec(&request).unwrap_or_default();
-                if suits_as_is(&bytes, "m") {
+                if suits(&bytes, "m") {
                     let (body, result) = run(request.clone());
                     prop_assert_eq!(result, Ok(Normalised::default()));
                     prop_assert_eq!(&body, &request);
@@ -806,9 +699,7 @@ mod tests {
             let suited = (0..2000)
                 .filter_map(|_| request().new_tree(&mut runner).ok())
                 .map(|tree| tree.current())
-                .filter(|request| {
-                    suits_as_is(&serde_json::to_vec(request).unwrap_or_default(), "m")
-                })
+                .filter(|request| suits(&serde_json::to_vec(request).unwrap_or_default(), "m"))
                 .count();
             assert!(suited > 20, "only {suited} of 2000");
         }

@@ -1,4 +1,4 @@
-//! The Codex CLI's login: `$CODEX_HOME/auth.json`, its format, its locks, its tokens' claims and
+//! The Codex CLI's login: `$CODEX_HOME/auth.json` or the OS keyring (`storage`), its format, its locks, its tokens' claims and
 //! its token endpoint; the ChatGPT Codex backend it is served by; and the provider description
 //! that registers both with keyward (`provider`); and signing in with ChatGPT (`login`).
 
@@ -11,6 +11,7 @@ pub(crate) mod login;
 pub(crate) mod models;
 pub(crate) mod provider;
 pub(crate) mod source;
+pub(crate) mod storage;
 pub(crate) mod token_endpoint;
 pub(crate) mod upstream;
 

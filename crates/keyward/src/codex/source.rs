@@ -1,178 +1,214 @@
-//! `$CODEX_HOME/auth.json` as a [`CredentialSource`].
+//! The Codex CLI's login as a [`CredentialSource`]: wherever `cli_auth_credentials_store` keeps
+//! it (`storage`), under the CLI's own locks (`lock`), which the CLI takes around every write of
+//! every store (its keyring writes included).
 
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::auth_file::{AuthDocument, ParseError, MAX_AUTH_FILE_BYTES};
 use super::lock;
-use crate::atomic_file;
+use super::storage::file::{self, FileStorage, AUTH_FILE};
+use super::storage::mode::{self, ModeSetting, StoreMode, CONFIG_FILE};
+use super::storage::secret_store::{OsKeyring, SecretStore};
+use super::storage::{self as stores, AuthStorage, StorageError};
 use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
-    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims,
+    SourceRead, SourceVocabulary, StoreInfo, TokenAnswer, TokenClaims, Watched,
 };
 use crate::secret::{Fingerprint, Secret};
-
-/// How many times a read is retried when the file is replaced while being read.
-const READ_ATTEMPTS: usize = 3;
 
 /// The Codex CLI refreshes a login whose access token has no expiry claim once `last_refresh`
 /// is this old (`codex-rs/login`'s fallback); keyward keeps the same schedule for such logins.
 const UNDATED_LIFETIME_DAYS: i64 = 8;
 
-#[derive(Debug, Clone)]
 pub(crate) struct CodexSource {
     home: PathBuf,
-    auth_path: PathBuf,
     is_default_home: bool,
+    /// `auth.json`, for the per-request `stat` while the login may be there.
+    file: FileStorage,
+    secrets: Arc<dyn SecretStore>,
+    /// What the last read found config.toml to choose, and where it looked.
+    resolved: Mutex<Resolved>,
+}
+
+#[derive(Debug, Clone)]
+struct Resolved {
+    mode: StoreMode,
+    location: String,
+}
+
+impl std::fmt::Debug for CodexSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodexSource")
+            .field("home", &self.home)
+            .field("resolved", &self.resolved())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CodexSource {
     /// `is_default_home`: whether a plain `codex login` (no `CODEX_HOME`) logs this home in.
     pub(crate) fn new(home: impl Into<PathBuf>, is_default_home: bool) -> Self {
+        Self::with_keyring(home, is_default_home, Arc::new(OsKeyring))
+    }
+
+    /// With another keyring than the OS's (tests).
+    pub(crate) fn with_keyring(
+        home: impl Into<PathBuf>,
+        is_default_home: bool,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Self {
         let home = home.into();
-        let auth_path = home.join("auth.json");
+        let file = FileStorage::new(&home);
+        let resolved = Resolved {
+            mode: StoreMode::File,
+            location: file.location(),
+        };
         Self {
             home,
-            auth_path,
             is_default_home,
+            file,
+            secrets,
+            resolved: Mutex::new(resolved),
         }
     }
 
-    fn path_text(&self) -> String {
-        self.auth_path.display().to_string()
+    fn resolved(&self) -> Resolved {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    fn problem(&self, error: ParseError) -> SourceProblem {
-        let path = self.path_text();
-        match error {
-            ParseError::Empty => SourceProblem::Empty { path },
-            ParseError::NotJson(detail) => SourceProblem::NotJson { path, detail },
-            ParseError::BadShape(detail) => SourceProblem::BadShape { path, detail },
+    /// The mode alone: the request path's question, without copying the location.
+    fn mode(&self) -> StoreMode {
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).mode
+    }
+
+    fn resolve(&self, mode: StoreMode, location: String) {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        *resolved = Resolved { mode, location };
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.home.join(CONFIG_FILE)
+    }
+
+    fn store_info(&self, kind: &'static str, setting: &ModeSetting) -> StoreInfo {
+        StoreInfo {
+            kind,
+            chosen_by: format!("{setting} in {}", self.config_path().display()),
         }
     }
 
-    /// Reads once through one descriptor, so the bytes and the identity belong to the same inode.
-    fn read_once(
-        &self,
-    ) -> Result<(SourceIdentity, Result<AuthDocument, SourceProblem>), io::Error> {
-        // Non-blocking: a FIFO (or device) put in place of the file must not stall the reader
-        // until someone writes to it; it is opened, seen not to be a regular file, and refused.
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&self.auth_path)?;
-        let meta = file.metadata()?;
-        let identity = SourceIdentity::of(&meta);
-        if !meta.is_file() {
-            let problem = SourceProblem::BadShape {
-                path: self.path_text(),
-                detail: "it is not a regular file".into(),
-            };
-            return Ok((identity, Err(problem)));
-        }
-        if meta.len() > MAX_AUTH_FILE_BYTES {
-            let problem = SourceProblem::TooLarge {
-                path: self.path_text(),
-                size: meta.len(),
-                limit: MAX_AUTH_FILE_BYTES,
-            };
-            return Ok((identity, Err(problem)));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(MAX_AUTH_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > MAX_AUTH_FILE_BYTES {
-            let problem = SourceProblem::TooLarge {
-                path: self.path_text(),
-                size: bytes.len() as u64,
-                limit: MAX_AUTH_FILE_BYTES,
-            };
-            return Ok((identity, Err(problem)));
-        }
-        let parsed = AuthDocument::parse(&bytes).map_err(|e| self.problem(e));
-        Ok((identity, parsed))
+    /// The store config.toml chooses now.
+    fn storage(&self) -> Result<(ModeSetting, Box<dyn AuthStorage>), SourceError> {
+        let setting = mode::read(&self.home).map_err(SourceError::Unusable)?;
+        let storage = stores::open(&self.home, setting.mode, self.secrets.clone())
+            .map_err(|e| SourceError::Unusable(e.into_problem()))?;
+        Ok((setting, storage))
     }
+}
 
-    fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if let Ok(link) = fs::symlink_metadata(&self.auth_path) {
-            if link.file_type().is_symlink() {
-                let target = fs::canonicalize(&self.auth_path)
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_else(|_| "a missing target".into());
-                warnings.push(format!(
-                    "{} is a symlink to {target}; keyward reads and rewrites the target",
-                    self.path_text()
-                ));
-            }
-        }
-        if let Ok(meta) = fs::metadata(&self.auth_path) {
-            warnings.extend(crate::host::foreign_owner_warning(&meta, &self.auth_path));
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                warnings.push(format!(
-                    "{} has mode {mode:04o}: other users can read your login; run `chmod 600 {}`",
-                    self.path_text(),
-                    self.path_text()
-                ));
-            }
-        }
-        warnings
-    }
-
-    fn read_document(
-        &self,
-    ) -> Result<(SourceIdentity, Result<AuthDocument, SourceProblem>), io::Error> {
-        let mut last = self.read_once()?;
-        for _ in 1..READ_ATTEMPTS {
-            // Replaced while we read (a writer renamed over it, or rewrote it in place): read again
-            // so the result describes what the path holds now.
-            match self.identity() {
-                Some(now) if now == last.0 => break,
-                None => break,
-                Some(_) => last = self.read_once()?,
-            }
-        }
-        Ok(last)
+fn source_error(error: StorageError) -> SourceError {
+    match error {
+        StorageError::Io {
+            location,
+            doing,
+            source,
+        } => SourceError::Io {
+            path: location,
+            doing,
+            source,
+        },
+        other => SourceError::Store(Box::new(other)),
     }
 }
 
 impl CredentialSource for CodexSource {
-    fn location(&self) -> &Path {
-        &self.auth_path
+    fn location(&self) -> String {
+        self.resolved().location
+    }
+
+    fn watched(&self) -> Vec<Watched> {
+        let changes = |name: &str| Watched {
+            path: self.home.join(name),
+            on_release: false,
+        };
+        vec![
+            changes(AUTH_FILE),
+            changes(CONFIG_FILE),
+            // The CLI holds it around every save and delete of its login, the keyring's too
+            // (strace of the CLI 0.169 and 0.171): its release is the keyring's change event.
+            Watched {
+                path: self.home.join(lock::INNER_LOCK),
+                on_release: true,
+            },
+        ]
     }
 
     fn identity(&self) -> Option<SourceIdentity> {
-        fs::metadata(&self.auth_path)
-            .ok()
-            .map(|m| SourceIdentity::of(&m))
+        match self.mode() {
+            // `auto` falls back to the file, and a keyring save removes it: both show in its stat.
+            StoreMode::File | StoreMode::Auto => self.file.identity(),
+            StoreMode::Keyring | StoreMode::Ephemeral => None,
+        }
+    }
+
+    fn polled(&self) -> bool {
+        self.mode().reads_keyring()
     }
 
     fn read(&self) -> SourceRead {
-        let warnings = self.warnings();
-        match self.read_document() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => SourceRead {
-                identity: None,
-                contents: Ok(SourceContents::Missing),
-                warnings,
-            },
-            Err(e) => SourceRead {
-                identity: self.identity(),
-                contents: Err(SourceProblem::Unreadable {
-                    path: self.path_text(),
-                    detail: e.to_string(),
-                }),
-                warnings,
-            },
-            Ok((identity, document)) => SourceRead {
-                identity: Some(identity),
-                contents: document.and_then(|d| d.contents().map_err(|e| self.problem(e))),
-                warnings,
-            },
+        let setting = match mode::read(&self.home) {
+            Ok(setting) => setting,
+            Err(problem) => {
+                return SourceRead {
+                    identity: self.identity(),
+                    contents: Err(problem),
+                    warnings: Vec::new(),
+                    store: None,
+                }
+            }
+        };
+        let storage = match stores::open(&self.home, setting.mode, self.secrets.clone()) {
+            Ok(storage) => storage,
+            Err(error) => {
+                self.resolve(setting.mode, self.config_path().display().to_string());
+                return SourceRead {
+                    identity: None,
+                    contents: Err(error.into_problem()),
+                    warnings: Vec::new(),
+                    store: None,
+                };
+            }
+        };
+        match storage.load() {
+            Ok(loaded) => {
+                self.resolve(setting.mode, loaded.location.clone());
+                let contents = match loaded.document {
+                    None => Ok(SourceContents::Missing),
+                    Some(document) => document
+                        .and_then(|d| d.contents().map_err(|e| file::problem(e, &loaded.location))),
+                };
+                SourceRead {
+                    identity: loaded.identity,
+                    contents,
+                    warnings: loaded.warnings,
+                    store: Some(self.store_info(loaded.store.as_str(), &setting)),
+                }
+            }
+            Err(error) => {
+                self.resolve(setting.mode, storage.location());
+                SourceRead {
+                    identity: self.identity(),
+                    contents: Err(error.into_problem()),
+                    warnings: Vec::new(),
+                    store: Some(self.store_info(storage.kind().as_str(), &setting)),
+                }
+            }
         }
     }
 
@@ -193,18 +229,19 @@ impl CredentialSource for CodexSource {
         answer: &TokenAnswer,
         now: DateTime<Utc>,
     ) -> Result<(), SourceError> {
-        let io_error = |doing| {
-            move |source| SourceError::Io {
-                path: self.path_text(),
-                doing,
-                source,
-            }
+        // Under the locks, from the store config.toml names now: a switch since the last read
+        // finds no login with the spent token there, and the answer stays in the journal.
+        let (_, storage) = self.storage()?;
+        let loaded = storage.load().map_err(source_error)?;
+        let Some(document) = loaded.document else {
+            return Err(SourceError::Conflict {
+                found: "no login".into(),
+            });
         };
-        let (_, document) = self.read_document().map_err(io_error("cannot read it"))?;
         let mut document = document.map_err(SourceError::Unusable)?;
         let contents = document
             .contents()
-            .map_err(|e| SourceError::Unusable(self.problem(e)))?;
+            .map_err(|e| SourceError::Unusable(file::problem(e, &loaded.location)))?;
         match contents {
             SourceContents::Login(current) if current.refresh_fingerprint() == spent => {}
             SourceContents::Login(current) => {
@@ -219,8 +256,7 @@ impl CredentialSource for CodexSource {
             }
         }
         document.apply(answer, now);
-        atomic_file::replace(&self.auth_path, &document.to_bytes(), ".auth-")
-            .map_err(io_error("cannot write it"))
+        storage.save(&document).map_err(source_error)
     }
 
     fn vocabulary(&self) -> SourceVocabulary {
@@ -250,7 +286,115 @@ impl CredentialSource for CodexSource {
 
 #[cfg(test)]
 mod tests {
+    use super::super::auth_file::tests::login_json;
+    use super::super::storage::keyring::{account, SERVICE};
+    use super::super::storage::secret_store::MemoryKeyring;
     use super::*;
+
+    fn set_store(home: &std::path::Path, store: &str) {
+        std::fs::write(
+            home.join(CONFIG_FILE),
+            format!("cli_auth_credentials_store = \"{store}\"\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn refresh_token(read: &SourceRead) -> Option<String> {
+        match &read.contents {
+            Ok(SourceContents::Login(c)) => Some(c.refresh_token.expose().to_string()),
+            _ => None,
+        }
+    }
+
+    /// A keyring login is read (no `stat` identity, polled), written back under the spent-token
+    /// check with every other field kept, and a write over another lineage is refused.
+    #[test]
+    fn a_keyring_login_is_read_and_written_back_keeping_its_fields() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        set_store(dir.path(), "keyring");
+        let secrets = Arc::new(MemoryKeyring::default());
+        secrets
+            .save(SERVICE, &account(dir.path()), &login_json().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = CodexSource::with_keyring(dir.path(), true, secrets.clone());
+        let read = source.read();
+        assert_eq!(refresh_token(&read).as_deref(), Some("rt_secret_one"));
+        assert_eq!(read.identity, None);
+        assert_eq!(read.store.as_ref().map(|s| s.kind), Some("keyring"));
+        assert!(source.polled());
+        assert!(
+            source.location().contains("Codex Auth"),
+            "{}",
+            source.location()
+        );
+
+        let guard = source
+            .lock(Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answer = TokenAnswer {
+            access_token: Secret::new("new-access"),
+            refresh_token: Some(Secret::new("rt_new")),
+            id_token: None,
+        };
+        let spent = Secret::new("rt_secret_one").fingerprint();
+        source
+            .write_back(guard.as_ref(), spent, &answer, Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stored: serde_json::Value = serde_json::from_str(
+            &secrets
+                .get(SERVICE, &account(dir.path()))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(stored["tokens"]["refresh_token"], "rt_new");
+        assert_eq!(stored["future_top_level"], login_json()["future_top_level"]);
+        assert_eq!(
+            stored["tokens"]["future_token_field"],
+            login_json()["tokens"]["future_token_field"]
+        );
+        assert!(matches!(
+            source.write_back(guard.as_ref(), spent, &answer, Utc::now()),
+            Err(SourceError::Conflict { .. })
+        ));
+        assert!(!dir.path().join(AUTH_FILE).exists());
+    }
+
+    /// The store follows config.toml at every read; the file's `stat` is the identity only
+    /// while the login may be in the file.
+    #[test]
+    fn the_store_follows_config_toml() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let secrets = Arc::new(MemoryKeyring::default());
+        let mut in_keyring = login_json();
+        in_keyring["tokens"]["refresh_token"] = "rt_in_keyring".into();
+        secrets
+            .save(SERVICE, &account(dir.path()), &in_keyring.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(AUTH_FILE), login_json().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = CodexSource::with_keyring(dir.path(), true, secrets);
+        for (store, token, kind, stat) in [
+            (None, "rt_secret_one", "file", true),
+            (Some("keyring"), "rt_in_keyring", "keyring", false),
+            (Some("auto"), "rt_in_keyring", "keyring", true),
+            (Some("file"), "rt_secret_one", "file", true),
+        ] {
+            if let Some(store) = store {
+                set_store(dir.path(), store);
+            }
+            let read = source.read();
+            assert_eq!(refresh_token(&read).as_deref(), Some(token), "{store:?}");
+            assert_eq!(read.store.map(|s| s.kind), Some(kind), "{store:?}");
+            assert_eq!(source.identity().is_some(), stat, "{store:?}");
+        }
+        set_store(dir.path(), "ephemeral");
+        let read = source.read();
+        assert!(
+            matches!(&read.contents, Err(problem) if problem.remedy().is_some_and(|r| r.contains("\"file\""))),
+            "{:?}",
+            read.contents
+        );
+    }
 
     /// A login without an expiry claim is due when the CLI would refresh it: 8 days after
     /// `last_refresh`; without `last_refresh` never by schedule.

@@ -117,8 +117,8 @@ fn prepare(
     model: &str,
     original: Option<Bytes>,
 ) -> Result<(Bytes, Vec<String>), SendError> {
-    if let RequestBody::Raw(bytes) = &body {
-        if backend::suits_as_is(bytes, model) {
+    if let RequestBody::Raw(bytes, shape) = &body {
+        if backend::suits_as_is(shape, model) {
             return Ok((bytes.clone(), Vec::new()));
         }
     }
@@ -162,7 +162,7 @@ impl Upstream for CodexUpstream {
     fn describe(&self) -> String {
         self.broker
             .profile(&self.id)
-            .map(|runtime| runtime.source.location().display().to_string())
+            .map(|runtime| runtime.source.location())
             .unwrap_or_default()
     }
 
@@ -262,12 +262,10 @@ pub(crate) fn usage_limit(
                 .and_then(Value::as_f64)
                 .and_then(|secs| seconds_from(now, secs))
         });
-    let full_window = WINDOWS.iter().find_map(|window| {
-        let used: f64 = header_text(headers, &format!("x-codex-{window}-used-percent"))?
-            .parse()
-            .ok()?;
+    let full_window = WINDOW_HEADERS.iter().find_map(|window| {
+        let used: f64 = header_text(headers, window.used_percent)?.parse().ok()?;
         (used >= 100.0).then_some(())?;
-        header_text(headers, &format!("x-codex-{window}-reset-after-seconds"))?
+        header_text(headers, window.reset_after_seconds)?
             .parse::<f64>()
             .ok()
             .and_then(|secs| seconds_from(now, secs))
@@ -284,40 +282,64 @@ pub(crate) fn usage_limit(
     Some(Limit { until, reason })
 }
 
-/// The backend's usage windows, in the order `status` shows them.
-const WINDOWS: [&str; 2] = ["primary", "secondary"];
-
 /// The `x-codex-primary-*` and `x-codex-secondary-*` windows of an answer.
 pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
-    let window = |name: &str| {
-        let used_percent = header_text(headers, &format!("x-codex-{name}-used-percent"))?
+    let window = |names: &WindowHeaders| {
+        let used_percent = header_text(headers, names.used_percent)?
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|p| p.is_finite())?;
-        let window_minutes = header_text(headers, &format!("x-codex-{name}-window-minutes"))
-            .and_then(|v| v.trim().parse().ok());
-        let resets_at = header_text(headers, &format!("x-codex-{name}-reset-after-seconds"))
+        let window_minutes =
+            header_text(headers, names.window_minutes).and_then(|v| v.trim().parse().ok());
+        let resets_at = header_text(headers, names.reset_after_seconds)
             .and_then(|v| v.trim().parse::<f64>().ok())
             .and_then(|secs| seconds_from(now, secs))
             .or_else(|| {
-                header_text(headers, &format!("x-codex-{name}-reset-at"))
+                header_text(headers, names.reset_at)
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .and_then(|at| DateTime::from_timestamp(at, 0))
             });
         Some(UsageWindow {
-            name: name.to_string(),
+            name: names.window.to_string(),
             used_percent,
             window_minutes,
             resets_at,
         })
     };
-    let windows: Vec<UsageWindow> = WINDOWS.iter().filter_map(|name| window(name)).collect();
+    let windows: Vec<UsageWindow> = WINDOW_HEADERS.iter().filter_map(window).collect();
     (!windows.is_empty()).then_some(Usage {
         windows,
         observed_at: now,
     })
 }
+
+/// The headers of one of the backend's usage windows (in the order `status` shows them), spelled
+/// out once: every answer is read for them.
+struct WindowHeaders {
+    window: &'static str,
+    used_percent: &'static str,
+    window_minutes: &'static str,
+    reset_after_seconds: &'static str,
+    reset_at: &'static str,
+}
+
+const WINDOW_HEADERS: [WindowHeaders; 2] = [
+    WindowHeaders {
+        window: "primary",
+        used_percent: "x-codex-primary-used-percent",
+        window_minutes: "x-codex-primary-window-minutes",
+        reset_after_seconds: "x-codex-primary-reset-after-seconds",
+        reset_at: "x-codex-primary-reset-at",
+    },
+    WindowHeaders {
+        window: "secondary",
+        used_percent: "x-codex-secondary-used-percent",
+        window_minutes: "x-codex-secondary-window-minutes",
+        reset_after_seconds: "x-codex-secondary-reset-after-seconds",
+        reset_at: "x-codex-secondary-reset-at",
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -56,10 +56,14 @@ impl Target {
         self.home.join("auth.json")
     }
 
-    /// What the home holds now, in words (no secret), if anything.
-    fn current_login(&self) -> Option<String> {
+    /// What the home holds now, in words (no secret), if anything. Read on a blocking thread:
+    /// the keyring's client blocks on a runtime of its own.
+    async fn current_login(&self) -> Option<String> {
         let source = CodexSource::new(self.home.clone(), self.is_default_home);
-        match source.read().contents {
+        let read = tokio::task::spawn_blocking(move || source.read().contents)
+            .await
+            .ok()?;
+        match read {
             Ok(SourceContents::Login(login)) => {
                 let mut about = Vec::new();
                 about.extend(login.claims.email.clone());
@@ -72,7 +76,7 @@ impl Target {
             }
             Ok(SourceContents::ApiKey(_)) => Some("an API key".into()),
             Ok(SourceContents::NoLogin | SourceContents::Missing) => None,
-            Err(problem) => Some(format!("a login file keyward cannot read ({problem})")),
+            Err(problem) => Some(format!("a login keyward cannot read ({problem})")),
         }
     }
 }
@@ -88,7 +92,7 @@ pub(crate) async fn login(config: &Config, options: LoginOptions) -> u8 {
             return exit::USAGE;
         }
     };
-    if let Some(current) = target.current_login() {
+    if let Some(current) = target.current_login().await {
         let question = format!(
             "{} ({}) already holds {current}. Replace it? The old login is revoked, which signs out every Codex CLI and keyward using it.",
             target.id,
@@ -182,7 +186,7 @@ pub(crate) async fn logout(config: &Config, profile: Option<String>, force: bool
             return exit::USAGE;
         }
     };
-    let Some(current) = target.current_login() else {
+    let Some(current) = target.current_login().await else {
         println!(
             "{} ({}) holds no login: nothing to sign out.",
             target.id,

@@ -23,15 +23,6 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Invalid> {
     }
 }
 
-/// For `#[serde(deserialize_with)]` on an `Option<&RawValue>` field: the raw value, `null`
-/// included (an `Option` alone takes `null` for absent, where a tree's `contains_key` sees a
-/// field).
-pub(crate) fn raw_present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
-    serde::Deserialize::deserialize(deserializer).map(Some)
-}
-
 /// "a string", "an array", ... for error messages.
 pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {

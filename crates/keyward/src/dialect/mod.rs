@@ -26,7 +26,7 @@ pub(crate) mod testing;
 
 use serde_json::{Map, Value};
 
-pub(crate) use fields::{cut_short, parse_object, raw_present};
+pub(crate) use fields::{cut_short, parse_object};
 use responses::StreamEvent;
 
 /// The dialect a client speaks, which decides the shape of every answer, errors included.

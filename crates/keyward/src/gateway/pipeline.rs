@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::error::ErrorExtras;
 use super::{answer, ApiError, Gateway};
-use crate::dialect::{self, Answer, Dialect, Translated};
+use crate::dialect::{self, cut_short, Answer, Dialect, Translated};
 use crate::ledger::{Note, Refusal, UsageSlot};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
@@ -308,7 +308,7 @@ fn translate(dialect: Dialect, body: &Bytes) -> Result<Parsed, ApiError> {
         if let Some(checked) = dialect::responses::check(body) {
             return Ok(Parsed {
                 translated: Translated {
-                    body: RequestBody::Raw(body.clone()),
+                    body: RequestBody::Raw(body.clone(), Arc::new(checked.shape)),
                     model: checked.model,
                     stream: checked.stream,
                     dropped: Vec::new(),
@@ -451,11 +451,13 @@ fn session_key(prompt_cache_key: Option<String>, headers: &HeaderMap) -> Option<
 fn no_candidate(refusal: NoCandidate) -> ApiError {
     match refusal {
         NoCandidate::UnknownProfile(name) => ApiError::not_found(format!(
-            "keyward has no profile `{name}`; `keyward status` lists them"
+            "keyward has no profile `{}`; `keyward status` lists them",
+            cut_short(&name)
         ))
         .with_code("unknown_profile"),
         NoCandidate::ProfileCannotServe { profile, model } => ApiError::not_found(format!(
-            "profile {profile} does not serve the model `{model}` on this endpoint"
+            "profile {profile} does not serve the model `{}` on this endpoint",
+            cut_short(&model)
         ))
         .with_code("model_not_found"),
         NoCandidate::UnknownModel(model) => ApiError::unknown_model(&model),
@@ -480,11 +482,26 @@ fn keyward_headers(
         set(UPSTREAM_MODEL_HEADER, model);
     }
     if !dropped.is_empty() {
-        let list = dropped.join(", ");
+        let list = dropped_list(dropped);
         tracing::debug!(dialect = dialect.as_str(), dropped = %list, "fields the upstream cannot honour were dropped");
         set(DROPPED_HEADER, &list);
     }
     headers
+}
+
+/// The dropped fields as the header lists them: each name cut short, at most 32 of them (a
+/// client's unknown fields are its own text, of any length and number).
+fn dropped_list(dropped: &[String]) -> String {
+    const MAX: usize = 32;
+    let mut names: Vec<String> = dropped
+        .iter()
+        .take(MAX)
+        .map(|name| cut_short(name).into_owned())
+        .collect();
+    if dropped.len() > MAX {
+        names.push(format!("and {} more", dropped.len() - MAX));
+    }
+    names.join(", ")
 }
 
 /// Phase 4: the served answer in the caller's dialect, with keyward's headers.
@@ -577,7 +594,8 @@ fn exhausted(model: &str, skipped: Vec<Skip>, now: DateTime<Utc>) -> ApiError {
             _ => None,
         }));
         let message = format!(
-            "every profile that serves `{model}` is resting at a usage limit: {}. keyward serves again by itself after the earliest reset, {}",
+            "every profile that serves `{}` is resting at a usage limit: {}. keyward serves again by itself after the earliest reset, {}",
+            cut_short(model),
             parts.join("; "),
             when(&earliest)
         );

@@ -11,6 +11,7 @@ mod http;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::broker::AccessError;
+use crate::dialect::responses::shape::RequestShape;
 use crate::dialect::{Dialect, Invalid};
 use crate::profile::ProfileId;
 use crate::store::Usage;
@@ -58,7 +60,8 @@ impl Wire {
 #[derive(Debug, Clone)]
 pub(crate) enum RequestBody {
     Tree(Map<String, Value>),
-    Raw(Bytes),
+    /// The caller's bytes, and their shape as read without a tree.
+    Raw(Bytes, Arc<RequestShape>),
 }
 
 impl Default for RequestBody {
@@ -72,7 +75,7 @@ impl RequestBody {
     pub(crate) fn into_tree(self) -> Result<Map<String, Value>, Invalid> {
         match self {
             Self::Tree(tree) => Ok(tree),
-            Self::Raw(bytes) => crate::dialect::parse_object(&bytes),
+            Self::Raw(bytes, _) => crate::dialect::parse_object(&bytes),
         }
     }
 }

@@ -35,6 +35,16 @@ pub(super) fn write_cli_config(home: &Home, mock: &Mock) -> Result<()> {
 
 /// One `codex exec` turn; returns whether it succeeded, and its output for the failure message.
 pub(super) fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(bool, String)> {
+    codex_exec_with(cli, home, mock, &[])
+}
+
+/// [`codex_exec`] with extra environment (a D-Bus session bus).
+pub(super) fn codex_exec_with(
+    cli: &PathBuf,
+    home: &Home,
+    mock: &Mock,
+    env: &[(&str, &str)],
+) -> Result<(bool, String)> {
     let work = home.root().join("work");
     std::fs::create_dir_all(&work)?;
     let output = Command::new(cli)
@@ -44,6 +54,7 @@ pub(super) fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(boo
         .env("CODEX_HOME", home.codex_home())
         .env("HOME", home.user_home())
         .env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", mock.token_url())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()?;
     let text = format!(
@@ -52,6 +63,34 @@ pub(super) fn codex_exec(cli: &PathBuf, home: &Home, mock: &Mock) -> Result<(boo
         String::from_utf8_lossy(&output.stderr)
     );
     Ok((output.status.success(), text))
+}
+
+/// keyward serves a request without a token call of its own: it adopted what the source holds.
+pub(super) async fn served_without_spending(
+    keyward: &Keyward,
+    mock: &Mock,
+    when: &str,
+) -> Result<()> {
+    let calls = mock.stat("token_calls").await?;
+    let (status, body) = keyward.respond(true).await?;
+    assert_eq!(status, 200, "{when}: {body}");
+    assert_eq!(
+        mock.stat("token_calls").await?,
+        calls,
+        "{when}: keyward spent instead of adopting"
+    );
+    Ok(())
+}
+
+/// The upstream refuses keyward's token once: keyward refreshes through the protocol, gets a
+/// token that lives `ttl` seconds, and serves.
+pub(super) async fn refresh_after_a_401(keyward: &Keyward, mock: &Mock, ttl: u64) -> Result<()> {
+    mock.ttl_queue(json!([ttl])).await?;
+    mock.response_faults(json!([{"kind": "status", "code": 401}]))
+        .await?;
+    let (status, body) = keyward.respond(false).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
 }
 
 /// keyward and the real Codex CLI take turns rotating one auth.json: the CLI refreshes a token
@@ -87,22 +126,11 @@ async fn keyward_and_the_real_codex_cli_take_turns_on_one_auth_json() -> Result<
         );
 
         // keyward adopts the CLI's lineage: served without a token call of its own.
-        let calls = mock.stat("token_calls").await?;
-        let (status, body) = keyward.respond(true).await?;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            mock.stat("token_calls").await?,
-            calls,
-            "round {round}: keyward spent instead of adopting"
-        );
+        served_without_spending(&keyward, &mock, &format!("round {round}")).await?;
 
         // keyward's turn: the upstream refuses its token once; keyward refreshes through the
         // protocol and gets a token with 120 s left, which the CLI will refresh next round.
-        mock.ttl_queue(json!([120])).await?;
-        mock.response_faults(json!([{"kind": "status", "code": 401}]))
-            .await?;
-        let (status, body) = keyward.respond(false).await?;
-        assert_eq!(status, 200, "{body}");
+        refresh_after_a_401(&keyward, &mock, 120).await?;
         let after_keyward = home.refresh_token()?;
         assert_ne!(
             after_keyward, after_cli,

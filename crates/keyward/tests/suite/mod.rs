@@ -9,6 +9,7 @@ mod failures;
 mod front_door;
 mod gateway;
 mod host;
+mod keyring;
 mod lineage;
 mod login;
 mod observability;

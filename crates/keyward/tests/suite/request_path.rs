@@ -61,7 +61,7 @@ async fn a_heavy_request_does_not_stall_light_ones() -> Result<()> {
     // One long word: the tokenizer's slowest input.
     let body = json!({
         "model": "claude-sonnet-4-5",
-        "messages": [{"role": "user", "content": "a".repeat(4 << 20)}],
+        "messages": [{"role": "user", "content": "a".repeat(1 << 20)}],
     })
     .to_string();
     let mut heavy = TcpStream::connect(keyward.host_port()).await?;

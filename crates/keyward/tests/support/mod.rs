@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod browser;
+pub mod secret_service;
 mod sign_in;
 mod usage_history;
 

@@ -33,11 +33,22 @@ static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 impl SignIn {
     /// Starts `keyward ARGS` on `home` against `mock`, without a terminal.
     pub fn start(home: &Home, mock: &Mock, args: &[&str]) -> Result<Self> {
+        Self::start_with(home, mock, args, &[])
+    }
+
+    /// [`SignIn::start`] with extra environment (a D-Bus session for the keyring).
+    pub fn start_with(
+        home: &Home,
+        mock: &Mock,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stdout = home.root().join(format!("sign-in-{n}.out"));
         let stderr = home.root().join(format!("sign-in-{n}.err"));
-        let child = home
-            .keyward(mock)
+        let mut command = home.keyward(mock);
+        command.envs(env.iter().copied());
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout)?)

@@ -3,7 +3,7 @@
 //! are two keyward processes on one CLI home), and the CLI that rotates it.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::provider::{FakeProvider, Issued, Spend, Spender};
 use crate::codex::claims;
 use crate::credential::{
     Credential, CredentialSource, SourceContents, SourceError, SourceGuard, SourceIdentity,
-    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims,
+    SourceProblem, SourceRead, SourceVocabulary, TokenAnswer, TokenClaims, Watched,
 };
 use crate::secret::{Fingerprint, Secret};
 use crate::store::memory::crash;
@@ -233,8 +233,15 @@ fn credential(tokens: &Tokens) -> Credential {
 }
 
 impl CredentialSource for FakeSource {
-    fn location(&self) -> &Path {
-        &self.path
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn watched(&self) -> Vec<Watched> {
+        vec![Watched {
+            path: self.path.clone(),
+            on_release: false,
+        }]
     }
 
     fn identity(&self) -> Option<SourceIdentity> {
@@ -265,6 +272,7 @@ impl CredentialSource for FakeSource {
             identity: self.identity(),
             contents,
             warnings: Vec::new(),
+            store: None,
         }
     }
 

@@ -51,6 +51,9 @@ pub(crate) enum LoginError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Source(#[from] crate::credential::SourceError),
+    /// Where the Codex CLI keeps its login (the keyring, per its config.toml) cannot be used.
+    #[error("{0}")]
+    Storage(String),
     #[error("{path}: {doing}: {source}")]
     Io {
         path: String,
@@ -76,7 +79,7 @@ impl LoginError {
             Self::Unreachable { .. } | Self::ProviderFailed { .. } => "check your network connection (and `[codex] issuer` or KEYWARD_CODEX_ISSUER), then try again".into(),
             Self::Rejected { .. } | Self::BadAnswer { .. } | Self::CodeSpent => "run the command again to start a new sign-in".into(),
             Self::DeviceNotEnabled => "allow \"device code authorization for Codex\" in ChatGPT's security settings (Settings → Security), or sign in with the browser: `keyward login`".into(),
-            Self::Store(_) | Self::Source(_) | Self::Io { .. } => return None,
+            Self::Store(_) | Self::Source(_) | Self::Storage(_) | Self::Io { .. } => return None,
         })
     }
 

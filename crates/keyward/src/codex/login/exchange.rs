@@ -19,6 +19,7 @@ pub(crate) struct Authorization {
 }
 
 /// A new login's tokens; every one is required.
+#[derive(Clone)]
 pub(crate) struct LoginTokens {
     pub id_token: Secret,
     pub access_token: Secret,

@@ -1,6 +1,7 @@
 //! Putting a new login into a Codex home, and taking one out, the way keyward's own refreshes write
-//! there: under the Codex CLI's locks (`auth.lock`, then `auth.json.lock`), through a temp file and a
-//! rename, mode 0600.
+//! there: under the Codex CLI's locks (`auth.lock`, then `auth.json.lock`), into the store the
+//! CLI's config.toml names (`auth.json` through a temp file and a rename, mode 0600; or the OS
+//! keyring).
 //!
 //! The code exchange is journaled like a refresh, with the authorization code as the token spent:
 //! the intent is durable before the request leaves, the answer durable before anything else is
@@ -10,17 +11,19 @@
 //! restart; the lineage is recorded here as the work of `keyward login`.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::exchange::{self, Authorization, LoginTokens};
 use super::LoginError;
-use crate::atomic_file;
-use crate::codex::auth_file::{AuthDocument, NewLogin, MAX_AUTH_FILE_BYTES};
+use crate::codex::auth_file::{AuthDocument, NewLogin};
+use crate::codex::storage::secret_store::OsKeyring;
+use crate::codex::storage::{self, mode, AuthStorage, StorageError};
 use crate::codex::{claims, lock};
 use crate::credential::{SourceContents, TokenClaims};
 use crate::profile::ProfileId;
@@ -85,7 +88,18 @@ impl Installer<'_> {
         };
         self.store.record_answer(journal, &tokens.answer())?;
         let claims = claims::of_login(tokens.access_token.expose(), Some(tokens.id_token.expose()));
-        let written = write(home, &tokens, claims.account_id.as_deref(), self.issuer);
+        // The keyring's client blocks on its own runtime: the write runs on a blocking thread.
+        let written = {
+            let (dir, account, issuer) = (
+                home.to_path_buf(),
+                claims.account_id.clone(),
+                self.issuer.to_string(),
+            );
+            let tokens = tokens.clone();
+            tokio::task::spawn_blocking(move || write(&dir, &tokens, account.as_deref(), &issuer))
+                .await
+                .map_err(|e| io_error(home_text(home), "cannot write the login", e))?
+        };
         drop(guard);
         match written {
             Ok(replaced) => {
@@ -107,34 +121,26 @@ impl Installer<'_> {
     }
 }
 
-/// Removes the login from `home` under the CLI's locks; returns its refresh token, to revoke.
-/// Blocking.
+/// Removes the login from `home` under the CLI's locks, from wherever the CLI keeps it (its
+/// config.toml's `cli_auth_credentials_store`); returns its refresh token, to revoke. Blocking.
 pub(crate) fn remove(home: &Path, lock_timeout: Duration) -> Result<Option<Secret>, LoginError> {
-    let path = home.join("auth.json");
-    if fs::symlink_metadata(&path).is_err() {
-        return Ok(None);
-    }
+    let storage = storage(home)?;
     let _guard = lock::acquire(home, lock_timeout)?;
-    let refresh = read(&path)?.and_then(|document| refresh_token(&document));
-    match fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(refresh),
-        Err(e) => return Err(io_error(path.display().to_string(), "cannot remove it", e)),
-    }
-    atomic_file::sync_dir(home).map_err(|e| io_error(home_text(home), "cannot sync it", e))?;
+    let refresh = read(storage.as_ref())?.and_then(|document| refresh_token(&document));
+    storage.delete().map_err(storage_error)?;
     Ok(refresh)
 }
 
-/// Writes the new login over whatever `home` holds (the caller holds the locks); returns the
-/// refresh token of the login it replaced.
+/// Writes the new login over whatever `home` holds, where the CLI keeps it (the caller holds the
+/// locks); returns the refresh token of the login it replaced.
 fn write(
     home: &Path,
     tokens: &LoginTokens,
     account_id: Option<&str>,
     issuer: &str,
 ) -> Result<Option<Secret>, LoginError> {
-    let path = home.join("auth.json");
-    let mut document = read(&path)?.unwrap_or_default();
+    let storage = storage(home)?;
+    let mut document = read(storage.as_ref())?.unwrap_or_default();
     let replaced = refresh_token(&document).filter(|old| *old != tokens.refresh_token);
     let login = NewLogin {
         id_token: &tokens.id_token,
@@ -144,27 +150,29 @@ fn write(
         issuer,
     };
     document.install_login(&login, Utc::now());
-    atomic_file::replace(&path, &document.to_bytes(), ".auth-")
-        .map_err(|e| io_error(path.display().to_string(), "cannot write it", e))?;
+    storage.save(&document).map_err(storage_error)?;
     Ok(replaced)
 }
 
-/// The document at `path`: `None` when there is none; a damaged one counts as none (a sign-in
+/// The store the Codex CLI keeps `home`'s login in, as its config.toml says (a file by default).
+fn storage(home: &Path) -> Result<Box<dyn AuthStorage>, LoginError> {
+    let setting = mode::read(home).map_err(|problem| LoginError::Storage(problem.to_string()))?;
+    storage::open(home, setting.mode, Arc::new(OsKeyring)).map_err(storage_error)
+}
+
+/// The stored document: `None` when there is none; a damaged one counts as none (a sign-in
 /// replaces it, having nothing of it to keep).
-fn read(path: &Path) -> Result<Option<AuthDocument>, LoginError> {
-    let file = match fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(path.display().to_string(), "cannot read it", e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_AUTH_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(path.display().to_string(), "cannot read it", e))?;
-    if bytes.len() as u64 > MAX_AUTH_FILE_BYTES {
-        return Ok(None);
-    }
-    Ok(AuthDocument::parse(&bytes).ok())
+fn read(storage: &dyn AuthStorage) -> Result<Option<AuthDocument>, LoginError> {
+    let loaded = storage.load().map_err(storage_error)?;
+    Ok(loaded.document.and_then(Result::ok))
+}
+
+fn storage_error(error: StorageError) -> LoginError {
+    let remedy = error.remedy();
+    LoginError::Storage(match remedy {
+        Some(remedy) => format!("{error}. To fix: {remedy}"),
+        None => error.to_string(),
+    })
 }
 
 fn refresh_token(document: &AuthDocument) -> Option<Secret> {

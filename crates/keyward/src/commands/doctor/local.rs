@@ -146,11 +146,10 @@ pub(super) fn environment(env: &dyn Env, config: &Config, checks: &mut Vec<Check
     }
 }
 
-/// Which store a login is kept in, for its check. Every Codex login is read from its `auth.json`
-/// today; a keyring source (the Codex CLI's `cli_auth_credentials_store = "keyring"`) is this
-/// hook's next answer, told apart by where its report says it reads (`report.source`).
-fn credential_store(_report: &ProfileReport) -> &'static str {
-    "file"
+/// Which store a login is kept in, for its check: the report's (`file`, or `keyring` where the
+/// Codex CLI's `cli_auth_credentials_store` puts it there).
+fn credential_store(report: &ProfileReport) -> &'static str {
+    report.store.as_ref().map_or("file", |store| store.kind)
 }
 
 pub(super) async fn logins(config: &Config, checks: &mut Vec<Check>) {

@@ -7,10 +7,10 @@ mod assembler;
 mod event;
 mod failure;
 mod output;
+pub(crate) mod shape;
 #[cfg(test)]
 mod tests;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::fields::{json_kind, model_field, parse_object, stream_flag};
@@ -19,51 +19,52 @@ use super::{Invalid, Translated};
 pub(crate) use assembler::Assembler;
 pub(crate) use event::{parse_event, ItemRef, StreamEvent};
 pub(crate) use failure::StreamFailure;
+use shape::{RequestShape, Scalar, Shaped};
+
 pub(crate) use output::{output_items, output_text, reasoning_summary, Ending, Usage};
 
-/// What keyward itself needs of a Responses request.
+/// What keyward itself needs of a Responses request, and its shape for the upstream's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Checked {
     pub model: String,
     pub stream: bool,
     pub prompt_cache_key: Option<String>,
+    pub shape: RequestShape,
 }
 
-/// [`Checked`], read without building a tree of the request (a Codex CLI request is tens of KB,
-/// mostly prompt and history keyward passes on untouched). `None` when the request is anything
-/// but plainly well-formed: [`translate`] then reads it whole and says what is wrong.
+/// [`Checked`], read in one pass without building a tree of the request (a Codex CLI request is
+/// tens of KB, mostly prompt and history keyward passes on untouched). `None` when the request is
+/// anything but plainly well-formed: [`translate`] then reads it whole and says what is wrong.
 pub(crate) fn check(body: &[u8]) -> Option<Checked> {
-    #[derive(serde::Deserialize)]
-    struct Top<'a> {
-        #[serde(borrow, default, deserialize_with = "super::raw_present")]
-        model: Option<&'a RawValue>,
-        #[serde(borrow, default, deserialize_with = "super::raw_present")]
-        stream: Option<&'a RawValue>,
-        #[serde(borrow, default, deserialize_with = "super::raw_present")]
-        input: Option<&'a RawValue>,
-        #[serde(borrow, default, deserialize_with = "super::raw_present")]
-        prompt_cache_key: Option<&'a RawValue>,
-    }
-    // A derived struct also reads from an array: only an object is a request.
-    if body.trim_ascii_start().first() != Some(&b'{') {
+    let shape = RequestShape::read(body)?;
+    if shape.repeated {
         return None;
     }
-    let top: Top<'_> = serde_json::from_slice(body).ok()?;
-    let text = |raw: &RawValue| serde_json::from_str::<String>(raw.get()).ok();
-    let model = top.model.and_then(text).filter(|m| !m.trim().is_empty())?;
-    let stream = match top.stream.map(RawValue::get) {
-        None | Some("null") | Some("false") => false,
-        Some("true") => true,
+    let model = shape
+        .model
+        .as_ref()
+        .and_then(Scalar::text)
+        .filter(|m| !m.trim().is_empty())?
+        .to_string();
+    let stream = match shape.stream {
+        None | Some(Scalar::Null) | Some(Scalar::Bool(false)) => false,
+        Some(Scalar::Bool(true)) => true,
         Some(_) => return None,
     };
-    match top.input.map(|raw| raw.get().as_bytes().first()) {
-        None | Some(Some(b'"' | b'[')) => {}
-        Some(_) => return None,
+    match &shape.input {
+        None | Some(Shaped::Is(_)) | Some(Shaped::Not(Scalar::Str(_))) => {}
+        Some(Shaped::Not(_)) => return None,
     }
+    let prompt_cache_key = shape
+        .prompt_cache_key
+        .as_ref()
+        .and_then(Scalar::text)
+        .map(str::to_string);
     Some(Checked {
         model,
         stream,
-        prompt_cache_key: top.prompt_cache_key.and_then(text),
+        prompt_cache_key,
+        shape,
     })
 }
 
