@@ -9,7 +9,10 @@
 //!   "primary_used_percent"?, "secondary_used_percent"?}`: the ChatGPT account
 //!   gets the Codex usage-limit 429 until its window resets (0 lifts it at
 //!   once), and its served answers report the percentages (default 10 and 5;
-//!   0..=100). Absent fields keep their setting. Answers
+//!   0..=100). `"primary_percent_per_request"`, `"secondary_percent_per_request"`
+//!   script usage: each served request adds that much, and the one that fills the
+//!   primary window limits the account for `"exhausted_resets_in_seconds"`
+//!   (default 3600). Absent fields keep their setting. Answers
 //!   `{"account_id", "limited", "resets_at", "resets_in_seconds",
 //!   "primary_used_percent", "secondary_used_percent"}` (the reset fields
 //!   `null` when not limited).

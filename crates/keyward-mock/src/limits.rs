@@ -1,6 +1,7 @@
 //! The limits tests impose on upstream identities: a ChatGPT account's usage
-//! (how much of its plan's windows is used, and whether the primary window is
-//! used up until some moment) and an API key's request rate limit.
+//! (how much of its plan's windows is used, how much each served request uses
+//! of them, and whether the primary window is used up until some moment) and
+//! an API key's request rate limit.
 //!
 //! Time is passed in (milliseconds since the epoch) rather than read here, so
 //! the windows are tested by moving "now" instead of sleeping. Windows are kept
@@ -17,6 +18,8 @@ pub(crate) const DEFAULT_PRIMARY_USED_PERCENT: f64 = 10.0;
 /// The default share of the weekly window an account has used.
 pub(crate) const DEFAULT_SECONDARY_USED_PERCENT: f64 = 5.0;
 const MS_PER_SEC: i64 = 1000;
+/// How long a primary window that requests used up stays used up, unless set.
+pub(crate) const DEFAULT_EXHAUSTED_RESETS_IN_SECS: i64 = 3600;
 
 /// How long a limit still holds, as a client is told it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +56,12 @@ pub(crate) struct UsageSetting {
     pub(crate) resets_in_seconds: Option<i64>,
     pub(crate) primary_used_percent: Option<f64>,
     pub(crate) secondary_used_percent: Option<f64>,
+    /// What each served request adds to the primary window's used share (scripted
+    /// usage); the request that fills it to 100 is served, and the account is then
+    /// limited for `exhausted_resets_in_seconds`.
+    pub(crate) primary_percent_per_request: Option<f64>,
+    pub(crate) secondary_percent_per_request: Option<f64>,
+    pub(crate) exhausted_resets_in_seconds: Option<i64>,
 }
 
 /// `POST /admin/api_key_limit`.
@@ -77,6 +86,9 @@ struct Account {
     primary_used_percent: f64,
     secondary_used_percent: f64,
     limited_until_ms: Option<i64>,
+    primary_per_request: f64,
+    secondary_per_request: f64,
+    exhausted_resets_in_secs: i64,
 }
 
 impl Default for Account {
@@ -85,6 +97,9 @@ impl Default for Account {
             primary_used_percent: DEFAULT_PRIMARY_USED_PERCENT,
             secondary_used_percent: DEFAULT_SECONDARY_USED_PERCENT,
             limited_until_ms: None,
+            primary_per_request: 0.0,
+            secondary_per_request: 0.0,
+            exhausted_resets_in_secs: DEFAULT_EXHAUSTED_RESETS_IN_SECS,
         }
     }
 }
@@ -128,6 +143,18 @@ impl Limits {
         check_seconds("resets_in_seconds", setting.resets_in_seconds)?;
         check_percent("primary_used_percent", setting.primary_used_percent)?;
         check_percent("secondary_used_percent", setting.secondary_used_percent)?;
+        check_percent(
+            "primary_percent_per_request",
+            setting.primary_percent_per_request,
+        )?;
+        check_percent(
+            "secondary_percent_per_request",
+            setting.secondary_percent_per_request,
+        )?;
+        check_seconds(
+            "exhausted_resets_in_seconds",
+            setting.exhausted_resets_in_seconds,
+        )?;
         let account = self.accounts.entry(setting.account_id.clone()).or_default();
         if let Some(secs) = setting.resets_in_seconds {
             account.limited_until_ms = window_end(secs, now_ms);
@@ -138,7 +165,33 @@ impl Limits {
         if let Some(percent) = setting.secondary_used_percent {
             account.secondary_used_percent = percent;
         }
+        if let Some(percent) = setting.primary_percent_per_request {
+            account.primary_per_request = percent;
+        }
+        if let Some(percent) = setting.secondary_percent_per_request {
+            account.secondary_per_request = percent;
+        }
+        if let Some(secs) = setting.exhausted_resets_in_seconds {
+            account.exhausted_resets_in_secs = secs;
+        }
         Ok(self.account(&setting.account_id, now_ms))
+    }
+
+    /// A request of `account_id` is served at `now_ms`: it uses its share of the
+    /// windows; the one that fills the primary window limits the account after it.
+    /// The account's usage with this request counted.
+    pub(crate) fn spend(&mut self, account_id: &str, now_ms: i64) -> AccountUsage {
+        let account = self.accounts.entry(account_id.to_string()).or_default();
+        if account.primary_per_request > 0.0 || account.secondary_per_request > 0.0 {
+            account.primary_used_percent =
+                (account.primary_used_percent + account.primary_per_request).min(100.0);
+            account.secondary_used_percent =
+                (account.secondary_used_percent + account.secondary_per_request).min(100.0);
+            if account.primary_used_percent >= 100.0 && account.limited_until_ms.is_none() {
+                account.limited_until_ms = window_end(account.exhausted_resets_in_secs, now_ms);
+            }
+        }
+        self.account(account_id, now_ms)
     }
 
     /// `account_id`'s usage at `now_ms` (the defaults for an account never set).
@@ -188,7 +241,31 @@ mod tests {
             resets_in_seconds: Some(secs),
             primary_used_percent: None,
             secondary_used_percent: None,
+            primary_percent_per_request: None,
+            secondary_percent_per_request: None,
+            exhausted_resets_in_seconds: None,
         }
+    }
+
+    /// Scripted usage: each served request adds its share; the one that fills the
+    /// primary window is served and limits the account for the set time after it.
+    #[test]
+    fn requests_use_their_share_of_the_windows() {
+        let mut limits = Limits::default();
+        let mut setting = limit("a", 0);
+        setting.primary_used_percent = Some(97.0);
+        setting.primary_percent_per_request = Some(2.0);
+        setting.secondary_percent_per_request = Some(0.5);
+        setting.exhausted_resets_in_seconds = Some(60);
+        set(&mut limits, &setting, NOW_MS);
+        let first = limits.spend("a", NOW_MS);
+        assert_eq!((first.primary_used_percent, first.limited), (99.0, None));
+        assert_eq!(first.secondary_used_percent, 5.5);
+        let second = limits.spend("a", NOW_MS + 1);
+        assert_eq!(second.primary_used_percent, 100.0);
+        assert_eq!(second.limited.map(|r| r.secs), Some(60));
+        let untouched = limits.spend("b", NOW_MS);
+        assert_eq!(untouched.primary_used_percent, DEFAULT_PRIMARY_USED_PERCENT);
     }
 
     fn set(limits: &mut Limits, setting: &UsageSetting, now_ms: i64) -> AccountUsage {
@@ -239,10 +316,10 @@ mod tests {
         let usage = set(
             &mut limits,
             &UsageSetting {
-                account_id: "a".into(),
                 resets_in_seconds: None,
                 primary_used_percent: Some(40.0),
                 secondary_used_percent: Some(72.5),
+                ..limit("a", 0)
             },
             NOW_MS,
         );

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::broker::{AccessError, HealthState};
-use crate::commands::{doctor, extras, login, service, setup};
+use crate::commands::{doctor, extras, login, service, setup, usage};
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::{self, Gateway};
 use crate::profile::ProfileId;
@@ -102,6 +102,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// What each gateway key and client used (from the usage ledger), and each login's usage
+    /// windows with every key's share.
+    Usage(UsageArgs),
     /// Check the logins, keyward's home and config, the server, the service, the clients'
     /// settings, the clock and the provider's hosts; print each with what to do.
     Doctor(DoctorArgs),
@@ -123,6 +126,7 @@ pub use crate::commands::doctor::DoctorArgs;
 pub use crate::commands::extras::CompletionShell;
 pub use crate::commands::service::{Manager, ServiceAction, ServiceArgs};
 pub use crate::commands::setup::{ClientName, SetupArgs};
+pub use crate::commands::usage::UsageArgs;
 
 pub fn run(cli: Cli) -> u8 {
     // These read what they check, or write only their own files: none prepares keyward's home.
@@ -136,7 +140,8 @@ pub fn run(cli: Cli) -> u8 {
         | Command::Status { .. }
         | Command::Token { .. }
         | Command::Login { .. }
-        | Command::Logout { .. } => {}
+        | Command::Logout { .. }
+        | Command::Usage(_) => {}
     }
     let home = match crate::config::keyward_home(&ProcessEnv) {
         Ok(home) => home,
@@ -193,6 +198,7 @@ pub fn run(cli: Cli) -> u8 {
                 login::login(&config, options).await
             }
             Command::Logout { profile, force } => login::logout(&config, profile, force).await,
+            Command::Usage(args) => usage::run(&config, &args),
             // Dispatched above, before keyward's home is prepared.
             Command::Doctor(_)
             | Command::Service(_)
@@ -223,6 +229,13 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(unset) = config.gateway.unset_keys.first() {
+        eprintln!(
+            "keyward: {} is not valid: {unset}",
+            config.config_path.display()
+        );
+        return exit::USAGE;
+    }
     let addr = listen.unwrap_or(config.listen);
     if !addr.ip().is_loopback() && config.gateway.api_keys.is_empty() {
         eprintln!(
@@ -239,11 +252,19 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
             return exit::FAILURE;
         }
     };
+    let ledger = match crate::ledger::Ledger::start(&config, pool.clone(), broker.clock().clone()) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return exit::FAILURE;
+        }
+    };
     let gateway = Gateway::new(
         broker.clone(),
         pool,
         config.models.clone(),
         config.gateway.clone(),
+        ledger.clone(),
     );
     let _watcher = match crate::watcher::watch(broker.profiles()) {
         Ok(watcher) => Some(watcher),
@@ -265,6 +286,8 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> u8 {
         tracing::info!(profile = %profile.id, key = %profile.origin, base_url = %profile.base_url, "profile");
     }
     let result = gateway::serve(gateway, listener, shutdown_signal()).await;
+    // The requests served are in the ledger before keyward stops.
+    let _ = tokio::task::spawn_blocking(move || ledger.flush()).await;
     tracing::info!("shutting down: waiting for refreshes in flight");
     broker.shutdown(Duration::from_secs(40)).await;
     match result {

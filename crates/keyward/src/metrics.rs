@@ -1,9 +1,12 @@
 //! `GET /metrics` in Prometheus' text format: requests by route, dialect, status and profile;
 //! the upstream's time to answer and the time to a stream's first byte, as histograms; and, read
 //! at each scrape so they always agree with `status` and `/healthz`, the refresh counters, each
-//! profile's health, cooldown and usage windows. Labels carry route names and profile ids, never
-//! a token or a key.
+//! profile's health, cooldown and usage windows; and the usage ledger's counts by gateway key name
+//! and client ([`UsageCounters`], counted by the ledger's writer, off the request path). Labels
+//! carry route names, profile ids, key names and client names (each a bounded set), never a token
+//! or a key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -15,7 +18,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::broker::Broker;
+use crate::ledger::Tokens;
 use crate::pool::Pool;
+use crate::store::UsageRow;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -35,6 +40,108 @@ struct RouteLabels {
     route: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyClientLabels {
+    key: String,
+    client: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    key: String,
+    client: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    key: String,
+    limit: &'static str,
+}
+
+/// The ledger's counts: requests and tokens by gateway key name (`none` without a key) and
+/// client, refusals by key and limit, and rows the ledger had to drop.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UsageCounters {
+    requests: Family<KeyClientLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
+    pub(crate) dropped: Counter,
+}
+
+impl UsageCounters {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "usage_requests",
+            "Model requests recorded in the usage ledger, by gateway key name and client",
+            self.requests.clone(),
+        );
+        registry.register(
+            "usage_tokens",
+            "Tokens of the recorded requests by gateway key name, client and kind (input includes cached, output includes reasoning)",
+            self.tokens.clone(),
+        );
+        registry.register(
+            "usage_refused",
+            "Requests a gateway key's limit refused, by key name and limit",
+            self.refused.clone(),
+        );
+        registry.register(
+            "usage_dropped",
+            "Requests the usage ledger could not record (its writer fell behind, or the store failed)",
+            self.dropped.clone(),
+        );
+    }
+
+    /// A batch of recorded requests, summed by key and client first (a batch holds thousands
+    /// of requests of a few keys and clients).
+    pub(crate) fn count(&self, rows: &[UsageRow]) {
+        let mut sums: HashMap<(Option<&str>, &'static str), (u64, Tokens)> = HashMap::new();
+        let mut refused: HashMap<(Option<&str>, &'static str), u64> = HashMap::new();
+        for row in rows {
+            let sum = sums.entry((row.key.as_deref(), row.client)).or_default();
+            sum.0 += 1;
+            sum.1.add(&row.tokens);
+            if let Some(limit) = row.refused {
+                *refused.entry((row.key.as_deref(), limit)).or_default() += 1;
+            }
+        }
+        let name = |key: Option<&str>| key.unwrap_or("none").to_string();
+        for ((key, client), (requests, tokens)) in sums {
+            self.requests
+                .get_or_create(&KeyClientLabels {
+                    key: name(key),
+                    client,
+                })
+                .inc_by(requests);
+            for (kind, value) in [
+                ("input", tokens.input),
+                ("cached", tokens.cached),
+                ("output", tokens.output),
+                ("reasoning", tokens.reasoning),
+            ] {
+                if value > 0 {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            key: name(key),
+                            client,
+                            kind,
+                        })
+                        .inc_by(value);
+                }
+            }
+        }
+        for ((key, limit), count) in refused {
+            self.refused
+                .get_or_create(&RefusedLabels {
+                    key: name(key),
+                    limit,
+                })
+                .inc_by(count);
+        }
+    }
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -48,8 +155,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new(broker: Arc<Broker>, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(broker: Arc<Broker>, pool: Arc<Pool>, usage: &UsageCounters) -> Self {
         let mut registry = Registry::with_prefix("keyward");
+        usage.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",

@@ -108,7 +108,7 @@ pub(crate) fn window_text(window: &crate::store::UsageWindow) -> String {
 }
 
 /// "5h", "7d", "90m".
-fn span(secs: u64) -> String {
+pub(crate) fn span(secs: u64) -> String {
     if secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
     } else if secs.is_multiple_of(3600) {

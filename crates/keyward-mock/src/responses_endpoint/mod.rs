@@ -182,6 +182,9 @@ async fn answer(app: &Shared, headers: &HeaderMap, body: &Bytes) -> (Response, O
         provider.stats.responses_ok += 1;
         bump(&mut provider.stats.served_by_account, &holder.account_id);
     }
+    // The request takes its share of the plan's windows (scripted usage); the
+    // answer reports them with it counted.
+    let usage = app.limits().spend(&holder.account_id, now_ms());
     let mut response = play::stream(app.clone(), script, pace);
     plan_usage::add_usage_headers(response.headers_mut(), &usage);
     (

@@ -252,6 +252,10 @@ impl Upstream for CodexUpstream {
     fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
         usage_windows(headers, now)
     }
+
+    fn reports_usage(&self) -> bool {
+        true
+    }
 }
 
 /// A 429 from the backend: a ChatGPT usage limit (`usage_limit_reached`, with the reset in the

@@ -7,6 +7,7 @@ pub(crate) mod extras;
 pub(crate) mod login;
 pub(crate) mod service;
 pub(crate) mod setup;
+pub(crate) mod usage;
 mod user_dirs;
 
 use std::path::Path;

@@ -18,7 +18,12 @@ use crate::profile::ProfileId;
 use crate::provider::{self, Provider, ProviderSettings, SectionError, SectionReader};
 use crate::secret::Secret;
 
+mod keys;
 mod routes;
+
+pub(crate) use keys::KeyPolicy;
+#[cfg(test)]
+pub(crate) use keys::Patterns;
 
 pub(crate) use crate::api_key::ApiKeyProfile;
 pub(crate) use crate::env::{Env, ProcessEnv};
@@ -64,6 +69,13 @@ struct GatewayFile {
     #[serde(default, with = "humantime_serde")]
     shutdown_timeout: Option<Duration>,
     max_request_memory: Option<usize>,
+    /// `[[gateway.keys]]`: named keys, with limits.
+    keys: Option<Vec<keys::KeyFile>>,
+    usage_ledger: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    usage_retention: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    usage_rollup_retention: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,8 +133,11 @@ pub(crate) struct Config {
 /// The front door: who may use keyward, from where, and how much.
 #[derive(Debug, Clone)]
 pub(crate) struct GatewayConfig {
-    /// Gateway keys; when any is set, every request must carry one (loopback included).
+    /// Gateway keys; when any is set, every request must carry one (loopback included). The
+    /// unnamed ones first, then `[[gateway.keys]]`.
     pub api_keys: Vec<Secret>,
+    /// What each of `api_keys` may do, in the same order (unnamed keys: `key#N`, no limits).
+    pub keys: Vec<KeyPolicy>,
     /// Browser origins granted CORS (none by default).
     pub cors_origins: Vec<String>,
     /// Host names accepted besides loopback ones (DNS-rebinding protection, without keys).
@@ -139,12 +154,23 @@ pub(crate) struct GatewayConfig {
     /// The memory all requests in flight may take together: bodies being received, and the
     /// work of parsing and translating them.
     pub max_request_memory: usize,
+    /// `[[gateway.keys]]` whose `key_env` is not set here, each with what to do: `serve` refuses
+    /// to start without them; other commands do not need the keys.
+    pub unset_keys: Vec<String>,
+    /// Whether each request is recorded in the usage ledger.
+    pub usage_ledger: bool,
+    /// How long the ledger keeps each request's row.
+    pub usage_retention: Duration,
+    /// How long the ledger keeps its hourly roll-ups.
+    pub usage_rollup_retention: Duration,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             api_keys: Vec::new(),
+            keys: Vec::new(),
+            unset_keys: Vec::new(),
             cors_origins: Vec::new(),
             hosts: Vec::new(),
             max_connections: 4096,
@@ -153,6 +179,9 @@ impl Default for GatewayConfig {
             body_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             max_request_memory: 1 << 30,
+            usage_ledger: true,
+            usage_retention: Duration::from_secs(30 * 86_400),
+            usage_rollup_retention: Duration::from_secs(400 * 86_400),
         }
     }
 }
@@ -240,9 +269,28 @@ impl Config {
             ))
         })?;
         let models = models_config(&file.models, providers).map_err(invalid)?;
-        let gateway = gateway_config(env, &file.gateway).map_err(invalid)?;
-
         let mut warnings = Vec::new();
+        let mut gateway = gateway_config(env, &file.gateway).map_err(invalid)?;
+        let named = keys::named_keys(
+            env,
+            file.gateway.keys.as_deref().unwrap_or_default(),
+            &config_path,
+            &mut warnings,
+            &mut gateway.unset_keys,
+        )
+        .map_err(invalid)?;
+        gateway.add_named_keys(named).map_err(invalid)?;
+        if let Some(limited) = gateway
+            .keys
+            .iter()
+            .find(|k| k.has_limits())
+            .filter(|_| !gateway.usage_ledger)
+        {
+            return Err(invalid(format!(
+                "[[gateway.keys]] name = \"{}\" has limits, which are counted in the usage ledger: remove [gateway] usage_ledger = false, or the limits",
+                limited.name
+            )));
+        }
         let mut settings = Vec::new();
         for provider in providers {
             let mut reader =
@@ -348,6 +396,48 @@ fn bounded(
     Ok(value)
 }
 
+impl GatewayConfig {
+    /// Adds `[[gateway.keys]]` after the unnamed keys; the same key twice is refused (which name
+    /// would its requests go under?).
+    fn add_named_keys(&mut self, named: Vec<(Secret, KeyPolicy)>) -> Result<(), String> {
+        for (secret, policy) in named {
+            if let Some(at) = self
+                .api_keys
+                .iter()
+                .position(|k| k.expose() == secret.expose())
+            {
+                return Err(format!(
+                    "[[gateway.keys]] name = \"{}\" has the same key as {}: give each key its own secret",
+                    policy.name, self.keys[at].name
+                ));
+            }
+            self.api_keys.push(secret);
+            self.keys.push(policy);
+        }
+        Ok(())
+    }
+
+    /// What the gateway key at `index` may do.
+    pub(crate) fn key(&self, index: usize) -> Option<&KeyPolicy> {
+        self.keys.get(index)
+    }
+}
+
+/// Why a gateway key could never be used, if it could not (never naming the key).
+fn check_key(key: &str) -> Result<(), String> {
+    if !key.chars().all(|c| c.is_ascii_graphic()) {
+        // A client's key is read from a header, as ASCII text with its blanks trimmed: a key with
+        // blanks or other characters could never match.
+        return Err("contains blanks or characters other than printable ASCII: a key must be one word such as `openssl rand -hex 24` prints".into());
+    }
+    if key.len() < MIN_API_KEY_LEN {
+        return Err(format!(
+            "is shorter than {MIN_API_KEY_LEN} characters: use a long random key (e.g. `openssl rand -hex 24`)"
+        ));
+    }
+    Ok(())
+}
+
 /// The `[gateway]` table, with `KEYWARD_API_KEYS` over its keys.
 fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, String> {
     let defaults = GatewayConfig::default();
@@ -360,23 +450,9 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
             .collect(),
         None => file.api_keys.clone().unwrap_or_default(),
     };
-    if let Some(blank) = keys
-        .iter()
-        .position(|k| !k.chars().all(|c| c.is_ascii_graphic()))
-    {
-        // A client's key is read from a header, as ASCII text with its blanks trimmed: a key with
-        // blanks or other characters could never match.
-        return Err(format!(
-            "gateway key #{} contains blanks or characters other than printable ASCII: a key must be one word such as `openssl rand -hex 24` prints",
-            blank + 1
-        ));
-    }
-    if let Some(short) = keys.iter().position(|k| k.len() < MIN_API_KEY_LEN) {
+    for (position, key) in keys.iter().enumerate() {
         // The key itself is never repeated in an error.
-        return Err(format!(
-            "gateway key #{} is shorter than {MIN_API_KEY_LEN} characters: use a long random key (e.g. `openssl rand -hex 24`)",
-            short + 1
-        ));
+        check_key(key).map_err(|problem| format!("gateway key #{} {problem}", position + 1))?;
     }
     let secs = Duration::from_secs;
     let header_timeout = bounded(
@@ -414,7 +490,20 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
             "[gateway] max_request_memory = {max_request_memory} is out of range: it must be between 16777216 (16 MiB) and 1099511627776 (1 TiB)"
         ));
     }
+    let usage_retention = bounded(
+        "[gateway] usage_retention",
+        file.usage_retention.unwrap_or(defaults.usage_retention),
+        (secs(3600), secs(3650 * 86_400)),
+    )?;
+    let usage_rollup_retention = bounded(
+        "[gateway] usage_rollup_retention",
+        file.usage_rollup_retention
+            .unwrap_or(defaults.usage_rollup_retention)
+            .max(usage_retention),
+        (secs(3600), secs(3650 * 86_400)),
+    )?;
     Ok(GatewayConfig {
+        keys: (1..=keys.len()).map(KeyPolicy::unnamed).collect(),
         api_keys: keys.into_iter().map(Secret::new).collect(),
         cors_origins: file.cors_origins.clone().unwrap_or_default(),
         hosts: file
@@ -430,6 +519,10 @@ fn gateway_config(env: &dyn Env, file: &GatewayFile) -> Result<GatewayConfig, St
         body_timeout,
         shutdown_timeout,
         max_request_memory,
+        unset_keys: Vec::new(),
+        usage_ledger: file.usage_ledger.unwrap_or(true),
+        usage_retention,
+        usage_rollup_retention,
     })
 }
 

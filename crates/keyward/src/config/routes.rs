@@ -46,7 +46,7 @@ pub(super) fn routes(files: &[RouteFile], known: &[ProfileId]) -> Result<Vec<Rou
             let strategy = match route.strategy.as_deref() {
                 None => Strategy::Failover,
                 Some(text) => Strategy::parse(text).ok_or_else(|| {
-                    format!("[[routes]] strategy = \"{text}\" is not one of failover, round-robin")
+                    format!("[[routes]] strategy = \"{text}\" is not one of failover, round-robin, headroom")
                 })?,
             };
             Ok(RouteConfig {

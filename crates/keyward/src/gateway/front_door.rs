@@ -8,8 +8,10 @@
 //! - without gateway keys, the `Host` must be a loopback name or address (or a configured name);
 //! - with gateway keys, every request carries one (`Authorization: Bearer`, `x-api-key`, or
 //!   `x-goog-api-key`; on Gemini's routes also `?key=`, as Google takes it), compared in constant
-//!   time; `/healthz` without one says only that keyward is alive. A key is never repeated, and
-//!   nothing records a request's query;
+//!   time; `/healthz` without one says only that keyward is alive, and the dashboard's page asks
+//!   for one (its data needs a key or the session it gives). A key is never repeated, and nothing
+//!   records a request's query;
+//! - the dashboard's own page may call its own endpoints (same origin); nothing else of a page;
 //! - a request body must be JSON (a form or `text/plain` post is what a page can send without
 //!   asking), no larger than the limit (refused before it is read when its length is declared),
 //!   and sent within the body timeout; one sent compressed (`content-encoding` zstd, gzip or
@@ -51,9 +53,9 @@ pub(super) struct FrontDoor {
 
 /// Who is asking, as far as the gateway keys can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Caller {
-    /// Presented one of keyward's gateway keys.
-    Keyed,
+pub(crate) enum Caller {
+    /// Presented one of keyward's gateway keys: this one (its index in `[gateway]`'s keys).
+    Keyed(usize),
     /// keyward has no gateway keys: any local process that reaches the port.
     Open,
     /// keyward has keys and this request presented none that matches.
@@ -80,15 +82,27 @@ impl FrontDoor {
         !self.keys.is_empty()
     }
 
-    fn key_is_valid(&self, presented: &str) -> bool {
+    /// Which gateway key `presented` is, if it is one.
+    pub(super) fn key_index(&self, presented: &str) -> Option<usize> {
+        use subtle::ConditionallySelectable;
         let presented = digest(presented.as_bytes());
-        // Every key is compared, so the time taken does not say which one matched.
-        self.keys
-            .iter()
-            .fold(subtle::Choice::from(0), |found, key| {
-                found | key.ct_eq(&presented)
-            })
-            .into()
+        // Every key is compared, so the time taken says neither whether nor which one matched.
+        let (found, index) = self.keys.iter().enumerate().fold(
+            (subtle::Choice::from(0), 0u64),
+            |(found, index), (at, key)| {
+                let matches = key.ct_eq(&presented);
+                (
+                    found | matches,
+                    u64::conditional_select(&index, &(at as u64), matches),
+                )
+            },
+        );
+        bool::from(found).then_some(index as usize)
+    }
+
+    #[cfg(test)]
+    fn key_is_valid(&self, presented: &str) -> bool {
+        self.key_index(presented).is_some()
     }
 
     fn allowed_origin<'a>(&self, origin: &'a str) -> Option<&'a str> {
@@ -160,7 +174,8 @@ impl FrontDoor {
             .get(header::ORIGIN)
             .map(|v| v.to_str().unwrap_or("<not text>"));
         let granted = origin.and_then(|o| self.allowed_origin(o));
-        if let Some(refusal) = refuse_browser(headers, origin, granted.is_some()) {
+        let own_page = crate::dashboard::from_own_page(parts);
+        if let Some(refusal) = refuse_browser(headers, origin, granted.is_some() || own_page) {
             return Err(refusal.render(dialect));
         }
         if headers.get_all(header::HOST).iter().nth(1).is_some() {
@@ -196,16 +211,21 @@ impl FrontDoor {
         });
         let caller = if !self.has_keys() {
             Caller::Open
-        } else if presented.as_deref().is_some_and(|k| self.key_is_valid(k)) {
-            Caller::Keyed
         } else {
-            Caller::Anonymous
+            match presented.as_deref().and_then(|k| self.key_index(k)) {
+                Some(index) => Caller::Keyed(index),
+                None => Caller::Anonymous,
+            }
         };
-        if caller == Caller::Anonymous && parts.uri.path() != "/healthz" {
+        let path = parts.uri.path();
+        if caller == Caller::Anonymous
+            && path != "/healthz"
+            && !crate::dashboard::admits_anonymous(path)
+        {
             return Err(unauthorized(presented.is_some(), dialect).render(dialect));
         }
         let owner = match caller {
-            Caller::Keyed => presented_key(headers).map(|key| digest(key.as_bytes())),
+            Caller::Keyed(_) => presented.as_deref().map(|key| digest(key.as_bytes())),
             Caller::Open | Caller::Anonymous => None,
         };
         let mut reservation = Reservation::default();
@@ -600,8 +620,8 @@ mod tests {
     #[test]
     fn keys() {
         let door = door(&["first-key-0123456789", "second-key-0123456789"]);
-        assert!(door.key_is_valid("second-key-0123456789"));
-        assert!(door.key_is_valid("first-key-0123456789"));
+        assert_eq!(door.key_index("second-key-0123456789"), Some(1));
+        assert_eq!(door.key_index("first-key-0123456789"), Some(0));
         assert!(!door.key_is_valid("first-key-012345678"));
         assert!(!door.key_is_valid(""));
         let mut headers = HeaderMap::new();

@@ -1,5 +1,6 @@
-//! The HTTP gateway: every model endpoint goes through one [`pipeline`]; the model list, token
-//! counting and health are answered by keyward itself.
+//! The HTTP gateway: every model endpoint goes through one [`pipeline`] (and each model request
+//! into the usage ledger); the model list, token counting, health and the dashboard are answered
+//! by keyward itself.
 
 mod answer;
 mod body_coding;
@@ -25,11 +26,13 @@ use hyper::body::Incoming;
 
 use crate::broker::{Broker, Clock};
 use crate::config::GatewayConfig;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pool::Pool;
 
 pub(crate) use error::ApiError;
+pub(crate) use front_door::Caller;
 pub(crate) use pipeline::PROFILE_HEADER;
 use route::{dialect_of, Route};
 
@@ -41,6 +44,8 @@ pub(crate) struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The broker's clock: the pipeline's only source of time.
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) dashboard: crate::dashboard::Dashboard,
     door: front_door::FrontDoor,
     /// The message threads keyward holds for Messages callers (`threads`).
     threads: Arc<threads::ThreadStore>,
@@ -52,8 +57,13 @@ impl Gateway {
         pool: Arc<Pool>,
         models: Models,
         config: GatewayConfig,
+        ledger: Arc<Ledger>,
     ) -> Arc<Self> {
-        let metrics = Arc::new(Metrics::new(broker.clone(), pool.clone()));
+        let metrics = Arc::new(Metrics::new(
+            broker.clone(),
+            pool.clone(),
+            ledger.counters(),
+        ));
         let clock = broker.clock().clone();
         let door = front_door::FrontDoor::new(&config);
         let threads = threads::ThreadStore::new(
@@ -68,9 +78,16 @@ impl Gateway {
             config,
             metrics,
             clock,
+            ledger,
+            dashboard: crate::dashboard::Dashboard::default(),
             door,
             threads,
         })
+    }
+
+    /// Which gateway key `presented` is, if it is one (the dashboard's sign-in).
+    pub(crate) fn key_index(&self, presented: &str) -> Option<usize> {
+        self.door.key_index(presented)
     }
 
     /// Every request, in one service: the front door, the route's handler, the metrics.
@@ -81,15 +98,37 @@ impl Gateway {
         let route = Route::of_request(&parts);
         let label = route.label(path);
         let dialect = route.dialect();
+        let mut recording =
+            dialect
+                .filter(|_| self.ledger.is_on())
+                .map(|dialect| observe::Recording {
+                    ledger: self.ledger.clone(),
+                    at: self.clock.now(),
+                    key: None,
+                    client: crate::ledger::client_of(&parts.headers),
+                    dialect: dialect.as_str(),
+                });
         let mut admitted = match self.door.admit(&parts, body).await {
             Ok(admitted) => admitted,
-            Err(answer) => return observe::observe(&self.metrics, label, dialect, start, answer),
+            Err(answer) => {
+                return observe::observe(&self.metrics, label, dialect, start, answer, recording)
+            }
         };
         // The door decoded a compressed body: what goes on (upstream as it came, too) is plain.
         parts.headers.remove(axum::http::header::CONTENT_ENCODING);
+        let key = match admitted.caller {
+            Caller::Keyed(index) => Some(index),
+            _ => None,
+        };
+        if let Some(recording) = recording.as_mut() {
+            recording.key = key;
+        }
         let mut response = match route {
             Route::Model(endpoint) => {
-                pipeline::serve(&self, endpoint, &parts.headers, &mut admitted).await
+                pipeline::serve(&self, endpoint, &parts.headers, &mut admitted, key).await
+            }
+            Route::Dashboard => {
+                crate::dashboard::handle(&self, &parts, admitted.caller, &admitted.body).await
             }
             Route::CountTokens => models::count_tokens(&self, admitted.body.clone()).await,
             Route::GeminiCountTokens(model) => {
@@ -113,7 +152,7 @@ impl Gateway {
             .render(dialect_of(&parts)),
         };
         admitted.finish(&mut response);
-        observe::observe(&self.metrics, label, dialect, start, response)
+        observe::observe(&self.metrics, label, dialect, start, response, recording)
     }
 
     /// `GET /metrics`: Prometheus' text format (behind the gateway keys when they are set).

@@ -1,27 +1,42 @@
 //! Counts every answer (front-door refusals included) by route, dialect, status and serving
-//! profile, and times each model answer's first body byte.
+//! profile, and times each model answer's first body byte; a model request's answer goes to the
+//! usage ledger once its body has gone out (or the client has gone), with what the pipeline noted
+//! on it ([`Note`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use http_body::Frame;
 
+use chrono::{DateTime, Utc};
+
 use super::PROFILE_HEADER;
 use crate::dialect::Dialect;
+use crate::ledger::{Entry, Ledger, Note};
 use crate::metrics::{Metrics, RequestLabels};
 
+/// A model request on its way to the usage ledger: what is known of it before its answer.
+pub(super) struct Recording {
+    pub(super) ledger: Arc<Ledger>,
+    pub(super) at: DateTime<Utc>,
+    pub(super) key: Option<usize>,
+    pub(super) client: &'static str,
+    pub(super) dialect: &'static str,
+}
+
 /// Counts an answer under `route` (its label, and the dialect of a model route); a model answer's
-/// body is timed to its first byte from `start`.
+/// body is timed to its first byte from `start`, and recorded in the ledger when it ends.
 pub(super) fn observe(
     metrics: &Arc<Metrics>,
     route: &'static str,
     dialect: Option<Dialect>,
     start: Instant,
-    response: Response,
+    mut response: Response,
+    recording: Option<Recording>,
 ) -> Response {
     let profile = response
         .headers()
@@ -38,26 +53,53 @@ pub(super) fn observe(
     if dialect.is_none() {
         return response;
     }
+    let status = response.status().as_u16();
+    let note = response
+        .extensions_mut()
+        .remove::<Note>()
+        .unwrap_or_default();
     let (parts, body) = response.into_parts();
-    let timed = FirstByte {
+    let timed = Timed {
         inner: body,
         start,
         route,
-        metrics: Some(metrics.clone()),
+        metrics: metrics.clone(),
+        first_byte: None,
+        recording: recording.map(|recording| (recording, note, status)),
     };
     Response::from_parts(parts, Body::new(timed))
 }
 
-/// A body that records when its first data frame goes out.
-struct FirstByte {
+/// A body that times its first data frame, and records its request in the ledger when it is
+/// done (sent whole, or dropped when the client went away).
+struct Timed {
     inner: Body,
     start: Instant,
     route: &'static str,
-    /// Taken once the first frame is timed.
-    metrics: Option<Arc<Metrics>>,
+    metrics: Arc<Metrics>,
+    first_byte: Option<Duration>,
+    /// Taken once recorded.
+    recording: Option<(Recording, Note, u16)>,
 }
 
-impl http_body::Body for FirstByte {
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if let Some((recording, note, status)) = self.recording.take() {
+            recording.ledger.record(Entry {
+                at: recording.at,
+                key: recording.key,
+                client: recording.client,
+                dialect: recording.dialect,
+                status,
+                note,
+                first_byte: self.first_byte,
+                total: self.start.elapsed(),
+            });
+        }
+    }
+}
+
+impl http_body::Body for Timed {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -67,10 +109,10 @@ impl http_body::Body for FirstByte {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if frame.is_data() {
-                if let Some(metrics) = self.metrics.take() {
-                    metrics.first_byte(self.route, self.start.elapsed().as_secs_f64());
-                }
+            if frame.is_data() && self.first_byte.is_none() {
+                let elapsed = self.start.elapsed();
+                self.first_byte = Some(elapsed);
+                self.metrics.first_byte(self.route, elapsed.as_secs_f64());
             }
         }
         polled

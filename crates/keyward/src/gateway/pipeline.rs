@@ -3,7 +3,8 @@
 //! 1. [`parse`] the caller's request: its dialect translated into a public Responses request
 //!    (`dialect::*::translate`), the profile it names, the conversation it belongs to;
 //! 2. [`route`]: the profiles that may serve it, in order (`pool`: routes, strategy, the
-//!    conversation's sticky profile);
+//!    conversation's sticky profile), and those the caller's gateway key may use within its
+//!    limits ([`within_key`]: `ledger::Limiter`);
 //! 3. [`attempt`] them in turn: a resting profile is skipped; the others send (the provider makes
 //!    the request one its API accepts, drops and reports what it cannot honour, adds its
 //!    credentials: `upstream::Upstream::send`) and their answer is judged: served, skipped (needs
@@ -14,7 +15,9 @@
 //!    upstream's API, else translated incrementally, or assembled);
 //!
 //! and every failure on the way is rendered once, in the caller's dialect; when no profile
-//! served, [`exhausted`] says why. Time is the gateway's clock, read once per request.
+//! served, [`exhausted`] says why. Time is the gateway's clock, read once per request. What the
+//! phases learn (the model served, the profile, the hops, a limit's refusal, where the answer's
+//! usage is read into) is left on the answer for the usage ledger ([`Note`]).
 
 use std::sync::Arc;
 
@@ -24,11 +27,13 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::error::ErrorExtras;
 use super::front_door::Admitted;
 use super::threads::{self, Recording, Turn};
 use super::{answer, ApiError, Gateway};
 use crate::dialect::responses::{public_object, PublicStream};
 use crate::dialect::{self, cut_short, Answer, Dialect, Endpoint, Translated};
+use crate::ledger::{Note, Refusal, UsageSlot};
 use crate::pool::{Candidate, NoCandidate, Pool};
 use crate::profile::ProfileId;
 use crate::store::Cooldown;
@@ -48,17 +53,22 @@ const SESSION_HEADERS: &[&str] = &[
     "x-claude-code-session-id",
 ];
 
+/// The answer to a model request; `key`: the gateway key it presented.
 pub(super) async fn serve(
     gateway: &Arc<Gateway>,
     endpoint: Endpoint,
     headers: &HeaderMap,
     admitted: &mut Admitted,
+    key: Option<usize>,
 ) -> Response {
     let dialect = endpoint.dialect();
-    match run(gateway, endpoint, headers, admitted).await {
+    let mut note = Note::default();
+    let mut response = match run(gateway, endpoint, headers, admitted, key, &mut note).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
-    }
+    };
+    response.extensions_mut().insert(note);
+    response
 }
 
 /// The caller's request, as [`parse`] leaves it for the phases after.
@@ -125,6 +135,8 @@ async fn run(
     endpoint: Endpoint,
     headers: &HeaderMap,
     admitted: &mut Admitted,
+    key: Option<usize>,
+    note: &mut Note,
 ) -> Result<Response, ApiError> {
     let body = admitted.body.clone();
     let turn = match endpoint {
@@ -143,18 +155,131 @@ async fn run(
             .await?;
     }
     let mut request = parse(endpoint, headers, &body, turn).await?;
-    let candidates = route(&gateway.pool, &request)?;
+    note.asked = Some(request.asked.clone());
     let now = gateway.clock.now();
+    let mut candidates = route(&gateway.pool, &request)?;
+    if let Some(key) = key {
+        candidates = within_key(gateway, key, &request.asked, candidates, now, note)?;
+    }
     let last = candidates.len().saturating_sub(1);
     let mut skipped = Vec::new();
     for (index, candidate) in candidates.into_iter().enumerate() {
         match attempt(gateway, &mut request, candidate, index == last, now).await {
-            Attempt::Served(served) => return answer(request, served).await,
+            Attempt::Served(mut served) => {
+                note.hops = u8::try_from(skipped.len()).unwrap_or(u8::MAX);
+                note.profile = Some(served.profile.clone());
+                note.served = Some(served.model.clone());
+                if gateway.ledger.is_on() {
+                    let usage = Arc::new(UsageSlot::default());
+                    served.response.tap_usage(usage.clone());
+                    note.usage = Some(usage);
+                }
+                return answer(request, served).await;
+            }
             Attempt::Skipped(skip) => skipped.push(skip),
             Attempt::Failed(error) => return Err(error),
         }
     }
+    note.hops = u8::try_from(skipped.len().saturating_sub(1)).unwrap_or(u8::MAX);
     Err(exhausted(&request.asked, skipped, now))
+}
+
+/// Phase 2, for a request with a gateway key: the candidates the key may use (its `models` and
+/// `profiles`, the logins whose usage window it has not taken its share of), and the request
+/// counted against its limits; or the refusal, naming the limit.
+fn within_key(
+    gateway: &Gateway,
+    key: usize,
+    asked: &str,
+    candidates: Vec<Candidate>,
+    now: DateTime<Utc>,
+    note: &mut Note,
+) -> Result<Vec<Candidate>, ApiError> {
+    let limiter = gateway.ledger.limiter();
+    let mut refuse = |refusal: Refusal| {
+        note.refused = Some(refusal.limit);
+        refused(refusal)
+    };
+    limiter.check_model(key, asked).map_err(&mut refuse)?;
+    let allowed: Vec<Candidate> = candidates
+        .into_iter()
+        .filter(|c| limiter.allows_profile(key, c.upstream.profile()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(refuse(limiter.no_profile(key)));
+    }
+    let mut over = Vec::new();
+    let within: Vec<Candidate> = allowed
+        .into_iter()
+        .filter(|c| {
+            let profile = c.upstream.profile();
+            let refusal = limiter
+                .policy(key)
+                .and_then(|p| p.max_window_share)
+                .and_then(|_| gateway.pool.usage(profile))
+                .and_then(|usage| limiter.over_window_share(key, profile, &usage, now));
+            match refusal {
+                Some(refusal) => {
+                    over.push(refusal);
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect();
+    if within.is_empty() {
+        // Every login is at the key's share: it may ask again when the first window resets.
+        let first = over
+            .into_iter()
+            .min_by_key(|r| r.retry_after_secs.unwrap_or(u64::MAX));
+        if let Some(refusal) = first {
+            return Err(refuse(refusal));
+        }
+    }
+    let admission = limiter.admit(key, now).map_err(&mut refuse)?;
+    note.admission = admission;
+    Ok(within)
+}
+
+/// A key's limit, in the caller's dialect: 429 with `Retry-After` for a limit that passes, 403 for
+/// a model or profile the key may not use; `x-keyward-limit` and the error's `limit` name it.
+fn refused(refusal: Refusal) -> ApiError {
+    let limit = refusal.limit.as_str();
+    let (status, kind, code) = match refusal.retry_after_secs {
+        Some(_) => (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "key_limit_reached",
+        ),
+        None => (
+            axum::http::StatusCode::FORBIDDEN,
+            "permission_error",
+            "key_not_allowed",
+        ),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("x-keyward-limit"),
+        HeaderValue::from_static(limit),
+    );
+    ApiError {
+        status,
+        kind,
+        code: Some(code.into()),
+        retry_after: refusal.retry_after_secs,
+        extras: Some(Box::new(ErrorExtras {
+            error: Some(serde_json::json!({
+                "message": refusal.message,
+                "type": kind,
+                "code": code,
+                "param": null,
+                "limit": limit,
+            })),
+            headers,
+            details: None,
+        })),
+        ..ApiError::bad_request(refusal.message)
+    }
 }
 
 /// Phase 1: the caller's request as a public Responses request, with the profile it names and

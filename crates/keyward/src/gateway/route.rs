@@ -31,6 +31,9 @@ pub(super) enum Route {
     GeminiModel(String),
     Health,
     Metrics,
+    /// The dashboard's page, its files and its endpoints (`crate::dashboard`, which checks the
+    /// method).
+    Dashboard,
     /// A known path asked with a method it does not take.
     WrongMethod,
     NotFound,
@@ -57,6 +60,9 @@ impl Route {
 
     /// The route of a method and path alone (a Gemini stream framed as a JSON array).
     pub(super) fn of(method: &Method, path: &str) -> Self {
+        if crate::dashboard::is_dashboard(path) {
+            return Self::Dashboard;
+        }
         let post = method == Method::POST;
         // A HEAD is answered as its GET is, without the body.
         let get = method == Method::GET || method == Method::HEAD;
@@ -104,6 +110,7 @@ impl Route {
             }
             Self::Health => "healthz",
             Self::Metrics => "metrics",
+            Self::Dashboard => "dashboard",
             // A wrong method on a known path is counted under that path's route.
             Self::WrongMethod => Self::of(&Method::POST, path)
                 .known()

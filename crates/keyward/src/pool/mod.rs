@@ -2,13 +2,16 @@
 //!
 //! A route maps a model name (exact or glob) to an ordered list of profiles; without a route, a
 //! model is served by every profile that can serve it, in config order. Failover tries them in
-//! order; round robin starts each request one further along. A conversation (its prompt cache
-//! key or session header) sticks to the profile that last served it while that one is healthy,
-//! since prompt caches and encrypted reasoning belong to one account. A profile that hit a usage
+//! order; round robin starts each request one further along; headroom takes the one with the
+//! most left in its tightest usage window first ([`headroom`]). A conversation (its prompt cache
+//! key or session header) sticks to the profile that last served it while that one is healthy
+//! (and, with headroom, while it has some left), since prompt caches and encrypted reasoning
+//! belong to one account. A profile that hit a usage
 //! limit rests until the reset its upstream named; cooldowns are kept in the store, so another
 //! process's `status` and a restarted `serve` see them ([`state`], which keeps the store off the
 //! request path).
 
+mod headroom;
 mod state;
 
 use std::collections::HashMap;
@@ -37,6 +40,8 @@ pub(crate) enum Strategy {
     Failover,
     /// Each request starts one profile further along.
     RoundRobin,
+    /// The profile with the most left in its tightest usage window first.
+    Headroom,
 }
 
 impl Strategy {
@@ -44,6 +49,7 @@ impl Strategy {
         match text {
             "failover" => Some(Self::Failover),
             "round-robin" | "round_robin" => Some(Self::RoundRobin),
+            "headroom" => Some(Self::Headroom),
             _ => None,
         }
     }
@@ -186,12 +192,28 @@ impl Pool {
         if list.is_empty() {
             return Err(NoCandidate::UnknownModel(asked.to_string()));
         }
-        if strategy == Strategy::RoundRobin {
-            let start = next.fetch_add(1, Ordering::Relaxed) % list.len();
-            list.rotate_left(start);
+        let now = self.clock.now();
+        let left = |upstream: &Arc<dyn Upstream>| {
+            upstream.reports_usage().then(|| {
+                self.states
+                    .with_usage(upstream.profile(), |usage| headroom::left(usage, now))
+            })
+        };
+        match strategy {
+            Strategy::RoundRobin => {
+                let start = next.fetch_add(1, Ordering::Relaxed) % list.len();
+                list.rotate_left(start);
+            }
+            Strategy::Headroom => headroom::order(&mut list, |c| left(&c.upstream)),
+            Strategy::Failover => {}
         }
         if let Some(stuck) = session.and_then(|s| self.sticky_profile(s)) {
-            if let Some(at) = list.iter().position(|c| c.upstream.profile() == &stuck) {
+            let position = list.iter().position(|c| c.upstream.profile() == &stuck);
+            let has_room = |at: usize| {
+                strategy != Strategy::Headroom
+                    || left(&list[at].upstream).is_none_or(|left| left >= headroom::STICKY_MIN_LEFT)
+            };
+            if let Some(at) = position.filter(|at| has_room(*at)) {
                 let candidate = list.remove(at);
                 list.insert(0, candidate);
             }
@@ -292,6 +314,9 @@ mod tests {
         }
         fn usage(&self, _: &HeaderMap, _: DateTime<Utc>) -> Option<Usage> {
             None
+        }
+        fn reports_usage(&self) -> bool {
+            self.wire == Wire::Responses
         }
     }
 
@@ -411,6 +436,71 @@ mod tests {
         assert_eq!(
             order(&pool, Dialect::Chat, "gpt-x", Some("conv-1")),
             ["openai-codex:default", "openai-codex:work"]
+        );
+    }
+
+    /// Headroom: the login with the most left in its tightest window first, the API key last;
+    /// a conversation stays with its login while that has some left, then moves.
+    #[test]
+    fn headroom_prefers_the_login_with_the_most_left() {
+        let clock = clock();
+        let pool = pool_with(
+            &[RouteConfig {
+                model: "*".into(),
+                profiles: vec![
+                    id("anthropic:default"),
+                    id("openai-codex:default"),
+                    id("openai-codex:work"),
+                ],
+                strategy: Strategy::Headroom,
+            }],
+            None,
+            clock.clone(),
+        );
+        let now = clock.now();
+        let windows = |primary: f64, secondary: f64| Usage {
+            windows: [("primary", primary, 300), ("secondary", secondary, 10_080)]
+                .into_iter()
+                .map(|(name, used_percent, minutes)| UsageWindow {
+                    name: name.into(),
+                    used_percent,
+                    window_minutes: Some(minutes),
+                    resets_at: Some(now + chrono::Duration::hours(1)),
+                })
+                .collect(),
+            observed_at: now,
+        };
+        assert_eq!(
+            order(&pool, Dialect::Messages, "claude-x", None),
+            [
+                "openai-codex:default",
+                "openai-codex:work",
+                "anthropic:default"
+            ],
+            "nothing known: the route's order, the key last"
+        );
+        pool.observe_usage(&id("openai-codex:default"), windows(30.0, 90.0));
+        pool.observe_usage(&id("openai-codex:work"), windows(60.0, 20.0));
+        assert_eq!(
+            order(&pool, Dialect::Messages, "claude-x", None),
+            [
+                "openai-codex:work",
+                "openai-codex:default",
+                "anthropic:default"
+            ],
+            "10% left of default's week, 40% of work's 5 hours"
+        );
+        pool.served(&id("openai-codex:default"), Some("conv"));
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv"))[0],
+            "openai-codex:default",
+            "10% left: the conversation stays"
+        );
+        pool.observe_usage(&id("openai-codex:default"), windows(30.0, 97.0));
+        assert_eq!(
+            order(&pool, Dialect::Chat, "gpt-x", Some("conv"))[0],
+            "openai-codex:work",
+            "3% left: it moves before the limit cuts it"
         );
     }
 

@@ -123,6 +123,18 @@ impl ProfileStates {
         }
     }
 
+    /// `f` of the latest usage windows of `profile`, read in place.
+    pub(super) fn with_usage<T>(
+        &self,
+        profile: &ProfileId,
+        f: impl FnOnce(Option<&Usage>) -> T,
+    ) -> T {
+        f(lock(&self.memory)
+            .usage
+            .get(profile)
+            .map(|observed| &observed.usage))
+    }
+
     /// The latest usage windows of `profile` that this process saw or the store holds.
     pub(super) fn usage(&self, profile: &ProfileId) -> Option<Usage> {
         lock(&self.memory)

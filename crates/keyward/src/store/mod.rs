@@ -9,6 +9,7 @@
 pub(crate) mod memory;
 mod pool;
 mod sqlite;
+mod usage;
 
 use std::fmt;
 
@@ -20,6 +21,9 @@ use crate::secret::Fingerprint;
 
 pub(crate) use pool::{Cooldown, PoolStore, Usage, UsageWindow};
 pub(crate) use sqlite::SqliteStore;
+pub(crate) use usage::{
+    GroupBy, NameIds, RefreshRecord, RequestRecord, SeriesPoint, UsageGroup, UsageRow, UsageTotals,
+};
 
 /// What the ledger knows of a refresh token. Every state means "never spend it again".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::*;
 
@@ -98,6 +98,8 @@ WHERE name IN ('primary', 'secondary')
   AND json_type(usage_json, '$.observed_at') = 'text';
 DROP TABLE usage_windows;
 "#,
+    // The usage ledger: one row per request and hourly roll-ups.
+    super::usage::MIGRATION,
 ];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;
@@ -134,19 +136,30 @@ impl SqliteStore {
             })?;
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives its -wal and
-        // -shm files the database file's mode. O_NOFOLLOW: a link planted since the check above
-        // is refused rather than followed.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
+        // -shm files the database file's mode. Only when it does not exist yet (O_EXCL, which
+        // never follows a link): closing any descriptor of the file would drop every POSIX lock
+        // this process's open connections hold on it, and another process closing its connection
+        // would then take itself for the last one and delete the write-ahead log under them, so
+        // that their later commits land in an unlinked file.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
-            .map_err(fail("cannot create"))?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail("cannot create")(e)),
+        }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(fail("cannot set mode 0600"))?;
         let fail_db = |e| db_error(&path, e);
-        let conn = Connection::open(&path).map_err(fail_db)?;
+        // NOFOLLOW: a link planted since the check above is refused rather than followed.
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(fail_db)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(fail_db)?;
         conn.execute_batch(
@@ -158,6 +171,19 @@ impl SqliteStore {
             conn: Mutex::new(conn),
         };
         store.migrate()?;
+        Ok(store)
+    }
+
+    /// The store as the usage ledger's writer uses it: commits wait for the write-ahead log
+    /// only (`synchronous=NORMAL`: a power cut may lose the last rows, never the database), and
+    /// freed pages are not overwritten (usage rows hold no secret). Both settings are this
+    /// connection's only; the broker's keeps its own.
+    pub(crate) fn open_for_usage(dir: &Path) -> StoreResult<Self> {
+        let store = Self::open(dir)?;
+        store
+            .conn()
+            .execute_batch("PRAGMA synchronous=NORMAL; PRAGMA secure_delete=OFF;")
+            .map_err(|e| store.err(e))?;
         Ok(store)
     }
 

@@ -158,6 +158,17 @@ impl UpstreamResponse {
         &self.headers
     }
 
+    /// From now on the body's usage (its tokens) is read into `slot` as the body goes by,
+    /// whichever way it then reaches the client (`ledger::UsageTap`).
+    pub(crate) fn tap_usage(&mut self, slot: std::sync::Arc<crate::ledger::UsageSlot>) {
+        let events = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        self.body.tap = Some(crate::ledger::UsageTap::new(slot, events));
+    }
+
     /// The body, as a stream of frames for the client's answer.
     pub(crate) fn into_body(self) -> UpstreamBody {
         self.body
@@ -191,6 +202,8 @@ pub(crate) enum UpstreamError {
 pub(crate) struct UpstreamBody {
     inner: Incoming,
     silence: Pin<Box<tokio::time::Sleep>>,
+    /// Reads the answer's usage as it goes by, once the answer is being served.
+    tap: Option<crate::ledger::UsageTap>,
 }
 
 impl UpstreamBody {
@@ -198,6 +211,7 @@ impl UpstreamBody {
         Self {
             inner,
             silence: Box::pin(tokio::time::sleep(READ_TIMEOUT)),
+            tap: None,
         }
     }
 }
@@ -214,10 +228,24 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let next = tokio::time::Instant::now() + READ_TIMEOUT;
                 self.silence.as_mut().reset(next);
+                if let (Some(tap), Some(data)) = (self.tap.as_mut(), frame.data_ref()) {
+                    tap.feed(data);
+                }
+                // A reader may stop once the body says it has ended, without asking again.
+                if self.inner.is_end_stream() {
+                    if let Some(mut tap) = self.tap.take() {
+                        tap.end();
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(mut tap) = self.tap.take() {
+                    tap.end();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => match self.silence.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(UpstreamError::Stalled))),
                 Poll::Pending => Poll::Pending,

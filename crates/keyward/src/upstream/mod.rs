@@ -175,6 +175,12 @@ pub(crate) trait Upstream: Send + Sync {
 
     /// The usage windows an answer reports, if this upstream reports any.
     fn usage(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage>;
+
+    /// Whether its answers report usage windows (a subscription's), which the `headroom` route
+    /// strategy ranks it by.
+    fn reports_usage(&self) -> bool {
+        false
+    }
 }
 
 /// `Retry-After` as a time: seconds, or an HTTP date.

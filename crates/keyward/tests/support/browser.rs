@@ -1,6 +1,7 @@
-//! A real headless browser for the sign-in tests: Debian's `chromium`, driven through
-//! `chromedriver` over WebDriver (plain HTTP requests, no client library). `scripts/install-peers`
-//! installs both; without them a test skips, except under CI.
+//! A real headless browser for the sign-in and dashboard tests: Debian's `chromium`, driven
+//! through `chromedriver` over WebDriver (plain HTTP requests, no client library), with its
+//! console kept (`goog:loggingPrefs`). `scripts/install-peers` installs both; without them a test
+//! skips, except under CI.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -87,11 +88,13 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--disable-dev-shm-usage".into(),
+            "--window-size=1400,1900".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let mut browser = Self {
             driver,
@@ -160,6 +163,85 @@ impl Browser {
             anyhow::ensure!(Instant::now() < deadline, "no element {css} appeared");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page; its return value.
+    pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
+        self.call(
+            "POST",
+            &self.session_path("/execute/sync"),
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Runs `script` until it returns something truthy; that value.
+    pub async fn wait_for(&self, what: &str, script: &str) -> Result<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = self.execute(script, json!([])).await?;
+            if !matches!(&value, Value::Null | Value::Bool(false))
+                && value != json!(0)
+                && value != json!("")
+            {
+                return Ok(value);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "gave up waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Types `text` into the element `css` selects.
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let element = self.element(css).await?;
+        self.call(
+            "POST",
+            &self.session_path(&format!("/element/{element}/value")),
+            json!({ "text": text }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The page as a PNG.
+    pub async fn screenshot(&self) -> Result<Vec<u8>> {
+        use base64::Engine;
+        let encoded = self
+            .call("GET", &self.session_path("/screenshot"), Value::Null)
+            .await?;
+        Ok(base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())?)
+    }
+
+    /// The console's messages since the last call, each `LEVEL message`.
+    pub async fn console(&self) -> Result<Vec<String>> {
+        let entries = self
+            .call(
+                "POST",
+                &self.session_path("/se/log"),
+                json!({"type": "browser"}),
+            )
+            .await?;
+        Ok(entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["level"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect())
+    }
+
+    /// The cookies the browser holds for the current page.
+    pub async fn cookies(&self) -> Result<Vec<Value>> {
+        let cookies = self
+            .call("GET", &self.session_path("/cookie"), Value::Null)
+            .await?;
+        Ok(cookies.as_array().cloned().unwrap_or_default())
     }
 
     pub async fn click(&self, css: &str) -> Result<()> {

@@ -16,9 +16,11 @@ use serde_json::{json, Value};
 mod browser;
 pub mod secret_service;
 mod sign_in;
+mod usage_history;
 
 pub use browser::Browser;
 pub use sign_in::{is_user_code, login_ports, without_colours, SignIn};
+pub use usage_history::seed_usage_history;
 
 pub type Result<T> = anyhow::Result<T>;
 
@@ -136,6 +138,13 @@ impl Mock {
         )
         .await
         .map(drop)
+    }
+
+    /// Sets `account`'s plan usage (`POST /admin/usage_limit`: used percentages, the share each
+    /// served request takes, a limit).
+    pub async fn usage_setting(&self, account: &str, mut setting: Value) -> Result<Value> {
+        setting["account_id"] = json!(account);
+        self.admin("usage_limit", setting).await
     }
 
     /// Makes the public API answer `key`'s requests with a rate limit for `secs` seconds.
@@ -669,6 +678,19 @@ pub fn run_keyward(
         command.env(key, value);
     }
     Ok(command.output()?)
+}
+
+/// `keyward usage --json ARGS` on this machine.
+pub fn usage_json(home: &Home, mock: &Mock, args: &[&str]) -> Result<Value> {
+    let mut all = vec!["usage", "--json"];
+    all.extend_from_slice(args);
+    let output = run_keyward(home, mock, &all, &[])?;
+    anyhow::ensure!(
+        output.status.success(),
+        "keyward usage failed: {}",
+        text_of(&output)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 /// A peer program installed by `scripts/install-peers`: `$env` if set, else `.peers/<relative>`.

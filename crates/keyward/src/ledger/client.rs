@@ -1,0 +1,116 @@
+//! Which tool sent a request, from its `User-Agent` (and the SDKs' `x-stainless-lang`): a name
+//! from a fixed list, so the ledger, the metrics' labels and the dashboard stay bounded whatever
+//! clients send. The user agent itself is never kept.
+
+use axum::http::{header, HeaderMap};
+
+/// Every client name there is; `unknown` for anything else.
+#[cfg(test)]
+const CLIENTS: &[&str] = &[
+    "claude-code",
+    "codex",
+    "openai-python",
+    "openai-node",
+    "anthropic-python",
+    "anthropic-node",
+    "gemini-cli",
+    "google-genai",
+    "opencode",
+    "litellm",
+    "aider",
+    "curl",
+    "browser",
+    "unknown",
+];
+
+/// The client a request came from.
+pub(crate) fn client_of(headers: &HeaderMap) -> &'static str {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let lang = headers
+        .get("x-stainless-lang")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    classify(agent, lang)
+}
+
+/// The client of a user agent (lower-cased prefixes and markers, as the tools write them).
+fn classify(agent: &str, stainless_lang: &str) -> &'static str {
+    let agent = agent.to_ascii_lowercase();
+    let has = |marker: &str| agent.contains(marker);
+    let starts = |prefix: &str| agent.starts_with(prefix);
+    // Tools built on an SDK name themselves first: they win over the SDK they use.
+    if starts("claude-cli") || has("claude-code") {
+        "claude-code"
+    } else if starts("codex") || has("codex_cli_rs") || has("codex_exec") {
+        "codex"
+    } else if starts("geminicli") || has("gemini-cli") {
+        "gemini-cli"
+    } else if has("opencode") {
+        "opencode"
+    } else if has("litellm") {
+        "litellm"
+    } else if has("aider") {
+        "aider"
+    } else if starts("openai/python") {
+        "openai-python"
+    } else if starts("openai/js") || starts("openai/node") {
+        "openai-node"
+    } else if starts("anthropic/python") {
+        "anthropic-python"
+    } else if starts("anthropic/js") || starts("anthropic/node") {
+        "anthropic-node"
+    } else if has("google-genai") || has("genai-python") || has("google-genai-sdk") {
+        "google-genai"
+    } else if starts("curl/") {
+        "curl"
+    } else if starts("mozilla/") {
+        "browser"
+    } else {
+        match stainless_lang {
+            // An SDK whose user agent was replaced still says which language it is.
+            "python" => "openai-python",
+            "js" => "openai-node",
+            _ => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The user agents the real clients send are named; anything else is `unknown`.
+    #[test]
+    fn user_agents_name_their_clients() {
+        for (agent, client) in [
+            ("claude-cli/2.1.332 (external, cli)", "claude-code"),
+            (
+                "codex_exec/0.171.0 (Debian 13; x86_64) xterm-256color",
+                "codex",
+            ),
+            ("codex_cli_rs/0.169.0 (Ubuntu 24.4; x86_64)", "codex"),
+            ("OpenAI/Python 3.57.0", "openai-python"),
+            ("OpenAI/JS 6.1.0", "openai-node"),
+            ("Anthropic/Python 2.14.0", "anthropic-python"),
+            ("Anthropic/JS 0.70.0", "anthropic-node"),
+            ("GeminiCLI/0.9.0 (linux; x64)", "gemini-cli"),
+            ("google-genai-sdk/1.40.0 gl-python/3.12.3", "google-genai"),
+            ("opencode/0.15.2 ai-sdk/provider-utils/3.0.9", "opencode"),
+            ("litellm/1.77.0", "litellm"),
+            ("curl/8.14.1", "curl"),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0",
+                "browser",
+            ),
+            ("", "unknown"),
+            ("my-own-script/1.0", "unknown"),
+        ] {
+            assert_eq!(classify(agent, ""), client, "{agent}");
+            assert!(CLIENTS.contains(&client));
+        }
+        assert_eq!(classify("python-httpx/0.28", "python"), "openai-python");
+    }
+}

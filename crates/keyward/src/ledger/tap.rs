@@ -1,0 +1,362 @@
+//! The tokens an answer used, read from the upstream's own usage as its body goes by.
+//!
+//! Every answer keyward serves is an upstream body (`upstream::UpstreamBody`), whichever way it
+//! then reaches the client: passed through, translated event by event, or assembled. The tap sits
+//! on that body, so one place sees the usage of every dialect's answer: the Responses stream's
+//! `response.completed` (or `.incomplete`) event, an Anthropic stream's `message_start` and
+//! `message_delta`, or a whole JSON answer's `usage`. It looks only at event lines that mention
+//! `"usage"` (found with a byte search, not by parsing every event), parses just those, and keeps
+//! the four counts. Nothing else of the answer is kept.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+
+/// The tokens of one answer, as its upstream counted them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Tokens {
+    /// Input tokens, cached ones included.
+    pub input: u64,
+    /// The input tokens read from the prompt cache.
+    pub cached: u64,
+    /// Output tokens, reasoning ones included.
+    pub output: u64,
+    /// The output tokens spent reasoning.
+    pub reasoning: u64,
+}
+
+impl Tokens {
+    /// What limits count: input and output.
+    pub(crate) fn total(&self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+
+    pub(crate) fn add(&mut self, other: &Tokens) {
+        self.input = self.input.saturating_add(other.input);
+        self.cached = self.cached.saturating_add(other.cached);
+        self.output = self.output.saturating_add(other.output);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+    }
+}
+
+/// Where the tap leaves what it read; the ledger's record of the request reads it at the end.
+#[derive(Debug, Default)]
+pub(crate) struct UsageSlot {
+    tokens: Mutex<Option<Tokens>>,
+}
+
+impl UsageSlot {
+    /// The tokens read so far, if the answer reported any.
+    pub(crate) fn tokens(&self) -> Option<Tokens> {
+        *self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the counts an event reported (each one it names; a later event wins).
+    pub(crate) fn merge(&self, seen: Seen) {
+        let mut slot = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = slot.get_or_insert_with(Tokens::default);
+        if let Some(input) = seen.input {
+            tokens.input = input;
+        }
+        if let Some(cached) = seen.cached {
+            tokens.cached = cached;
+        }
+        if let Some(output) = seen.output {
+            tokens.output = output;
+        }
+        if let Some(reasoning) = seen.reasoning {
+            tokens.reasoning = reasoning;
+        }
+    }
+}
+
+/// The counts one event or object names.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    input: Option<u64>,
+    cached: Option<u64>,
+    output: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+/// A line longer than this is not read for usage (the completed event of an answer of many
+/// megabytes is cut short rather than held).
+const MAX_LINE: usize = 16 << 20;
+/// A whole (non-streamed) answer is read for its usage up to this size.
+const MAX_WHOLE: usize = 8 << 20;
+const MARKER: &[u8] = b"\"usage\"";
+
+/// Reads usage from an upstream body, chunk by chunk.
+#[derive(Debug)]
+pub(crate) struct UsageTap {
+    slot: Arc<UsageSlot>,
+    /// Server-sent events (read line by line) or one JSON document (read at its end).
+    events: bool,
+    /// An event line (or the whole document) not yet complete.
+    partial: Vec<u8>,
+    /// The partial line grew past the bound: skip to its end.
+    overflowed: bool,
+}
+
+impl UsageTap {
+    pub(crate) fn new(slot: Arc<UsageSlot>, events: bool) -> Self {
+        Self {
+            slot,
+            events,
+            partial: Vec::new(),
+            overflowed: false,
+        }
+    }
+
+    /// One piece of the body.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        if !self.events {
+            if self.partial.len() + chunk.len() <= MAX_WHOLE {
+                self.partial.extend_from_slice(chunk);
+            } else {
+                self.overflowed = true;
+            }
+            return;
+        }
+        let mut rest = chunk;
+        if !self.partial.is_empty() || self.overflowed {
+            let Some(at) = memchr::memchr(b'\n', rest) else {
+                self.keep(rest);
+                return;
+            };
+            self.keep(&rest[..at]);
+            let line = std::mem::take(&mut self.partial);
+            if !std::mem::take(&mut self.overflowed) {
+                self.line(&line);
+            }
+            rest = &rest[at + 1..];
+        }
+        let (complete, tail) = match memchr::memrchr(b'\n', rest) {
+            Some(at) => rest.split_at(at + 1),
+            None => (&rest[..0], rest),
+        };
+        let mut done = 0;
+        for hit in memchr::memmem::find_iter(complete, MARKER) {
+            if hit < done {
+                continue;
+            }
+            let start = memchr::memrchr(b'\n', &complete[..hit]).map_or(0, |at| at + 1);
+            let end = memchr::memchr(b'\n', &complete[hit..]).map_or(complete.len(), |at| hit + at);
+            self.line(&complete[start..end]);
+            done = end;
+        }
+        self.keep(tail);
+    }
+
+    /// The body ended: a last line without its newline, or the whole document, is read now.
+    pub(crate) fn end(&mut self) {
+        let rest = std::mem::take(&mut self.partial);
+        if std::mem::take(&mut self.overflowed) {
+            return;
+        }
+        if self.events {
+            self.line(&rest);
+        } else if let Some(seen) = seen_in(&rest) {
+            self.slot.merge(seen);
+        }
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.overflowed || bytes.is_empty() {
+            return;
+        }
+        if self.partial.len() + bytes.len() > MAX_LINE {
+            self.partial = Vec::new();
+            self.overflowed = true;
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    /// One event line: its data, if it mentions usage.
+    fn line(&self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        if memchr::memmem::find(data, MARKER).is_none() {
+            return;
+        }
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        let data = data.strip_suffix(b"\r").unwrap_or(data);
+        if let Some(seen) = seen_in(data) {
+            self.slot.merge(seen);
+        }
+    }
+}
+
+/// The usage an event or answer carries: its own `usage` (an Anthropic `message_delta`, a whole
+/// answer), its `response`'s (a Responses event) or its `message`'s (an Anthropic
+/// `message_start`).
+fn seen_in(json: &[u8]) -> Option<Seen> {
+    let carrier: Carrier = serde_json::from_slice(json).ok()?;
+    let usage = carrier
+        .usage
+        .or(carrier.response.and_then(|r| r.usage))
+        .or(carrier.message.and_then(|m| m.usage))?;
+    Some(usage.seen())
+}
+
+#[derive(Deserialize)]
+struct Carrier {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+    #[serde(default)]
+    response: Option<Holder>,
+    #[serde(default)]
+    message: Option<Holder>,
+}
+
+#[derive(Deserialize)]
+struct Holder {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+/// The Responses API's usage and Anthropic's, in one shape.
+#[derive(Deserialize)]
+struct RawUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+    /// Anthropic: input read from the cache, which its `input_tokens` leaves out.
+    cache_read_input_tokens: Option<u64>,
+    /// Anthropic: input written to the cache, also left out of its `input_tokens`.
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl RawUsage {
+    fn seen(self) -> Seen {
+        let anthropic =
+            self.cache_read_input_tokens.is_some() || self.cache_creation_input_tokens.is_some();
+        if anthropic {
+            let read = self.cache_read_input_tokens.unwrap_or(0);
+            let written = self.cache_creation_input_tokens.unwrap_or(0);
+            return Seen {
+                input: self
+                    .input_tokens
+                    .map(|input| input.saturating_add(read).saturating_add(written)),
+                cached: Some(read),
+                output: self.output_tokens,
+                reasoning: None,
+            };
+        }
+        Seen {
+            input: self.input_tokens,
+            cached: self.input_tokens_details.and_then(|d| d.cached_tokens),
+            output: self.output_tokens,
+            reasoning: self.output_tokens_details.and_then(|d| d.reasoning_tokens),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tapped(chunks: &[&[u8]], events: bool) -> Option<Tokens> {
+        let slot = Arc::new(UsageSlot::default());
+        let mut tap = UsageTap::new(slot.clone(), events);
+        for chunk in chunks {
+            tap.feed(chunk);
+        }
+        tap.end();
+        slot.tokens()
+    }
+
+    const COMPLETED: &str = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"output\":[{\"content\":[{\"text\":\"say \\\"usage\\\" here\"}]}],\"usage\":{\"input_tokens\":120,\"input_tokens_details\":{\"cached_tokens\":100},\"output_tokens\":30,\"output_tokens_details\":{\"reasoning_tokens\":12},\"total_tokens\":150}}}\n\n";
+
+    /// The recorded streams of the translators' tests, cut anywhere, give the completed event's
+    /// usage; an event that only mentions usage in its text changes nothing.
+    #[test]
+    fn responses_streams_cut_anywhere() {
+        let fixtures = [
+            include_str!("../dialect/fixtures/text.sse"),
+            include_str!("../dialect/fixtures/reasoning.sse"),
+            include_str!("../dialect/fixtures/tool_call.sse"),
+        ];
+        for fixture in fixtures {
+            let whole = tapped(&[fixture.as_bytes()], true);
+            assert!(whole.is_some(), "no usage in a fixture");
+            let bytes = fixture.as_bytes();
+            for cut in [1, 7, 64, bytes.len() / 2, bytes.len() - 1] {
+                let (a, b) = bytes.split_at(cut.min(bytes.len()));
+                assert_eq!(tapped(&[a, b], true), whole, "cut at {cut}");
+            }
+            let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+            assert_eq!(tapped(&bytewise, true), whole);
+        }
+        let text = format!(
+            "data: {{\"type\":\"response.output_text.delta\",\"delta\":\"\\\"usage\\\"\"}}\n\n{COMPLETED}"
+        );
+        assert_eq!(
+            tapped(&[text.as_bytes()], true),
+            Some(Tokens {
+                input: 120,
+                cached: 100,
+                output: 30,
+                reasoning: 12
+            })
+        );
+        let crlf = COMPLETED.replace('\n', "\r\n");
+        assert_eq!(
+            tapped(&[crlf.as_bytes()], true),
+            tapped(&[COMPLETED.as_bytes()], true)
+        );
+        assert_eq!(
+            tapped(
+                &[b"data: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n"],
+                true
+            ),
+            None
+        );
+    }
+
+    /// An Anthropic stream's input (with its cache reads) and output, from two events.
+    #[test]
+    fn anthropic_streams_and_whole_answers() {
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":80,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":42}}\n\n",
+        );
+        assert_eq!(
+            tapped(&[stream.as_bytes()], true),
+            Some(Tokens {
+                input: 100,
+                cached: 80,
+                output: 42,
+                reasoning: 0
+            })
+        );
+        let whole = br#"{"id":"resp","object":"response","usage":{"input_tokens":5,"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2}}}"#;
+        let (a, b) = whole.split_at(20);
+        assert_eq!(
+            tapped(&[a, b], false),
+            Some(Tokens {
+                input: 5,
+                cached: 0,
+                output: 7,
+                reasoning: 2
+            })
+        );
+        assert_eq!(tapped(&[b"not json"], false), None);
+    }
+}

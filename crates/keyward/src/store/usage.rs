@@ -1,0 +1,816 @@
+//! The usage ledger's tables: one row per request (`usage_requests`, kept `usage_retention`) and
+//! hourly roll-ups (`usage_hourly`, kept `usage_rollup_retention`), with the names they repeat
+//! (keys, clients, dialects, models, profiles, limits) kept once in `usage_names` and referred to
+//! by number, so a row is a few dozen bytes. No prompt or answer content is ever in them.
+//!
+//! The ledger writes them from its own thread in batches ([`SqliteStore::record_usage`]: rows and
+//! roll-ups in one transaction); `keyward usage`, the dashboard and the key limits read them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use super::sqlite::SqliteStore;
+use super::StoreResult;
+use crate::ledger::Tokens;
+
+/// The ledger's schema (migration 4).
+pub(super) const MIGRATION: &str = r#"
+CREATE TABLE usage_names (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE
+);
+CREATE TABLE usage_requests (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    key         INTEGER NOT NULL,
+    client      INTEGER NOT NULL,
+    dialect     INTEGER NOT NULL,
+    asked       INTEGER NOT NULL,
+    served      INTEGER NOT NULL,
+    profile     INTEGER NOT NULL,
+    status      INTEGER NOT NULL,
+    input       INTEGER NOT NULL,
+    cached      INTEGER NOT NULL,
+    output      INTEGER NOT NULL,
+    reasoning   INTEGER NOT NULL,
+    first_byte_ms INTEGER,
+    total_ms    INTEGER NOT NULL,
+    hops        INTEGER NOT NULL,
+    refused     INTEGER NOT NULL
+);
+CREATE INDEX usage_requests_at ON usage_requests (at);
+CREATE INDEX usage_requests_key ON usage_requests (key, at);
+CREATE TABLE usage_hourly (
+    hour        INTEGER NOT NULL,
+    key         INTEGER NOT NULL,
+    client      INTEGER NOT NULL,
+    model       INTEGER NOT NULL,
+    profile     INTEGER NOT NULL,
+    requests    INTEGER NOT NULL,
+    errors      INTEGER NOT NULL,
+    refused     INTEGER NOT NULL,
+    input       INTEGER NOT NULL,
+    cached      INTEGER NOT NULL,
+    output      INTEGER NOT NULL,
+    reasoning   INTEGER NOT NULL,
+    PRIMARY KEY (hour, key, client, model, profile)
+) WITHOUT ROWID;
+"#;
+
+/// Name number 0: none (no key, no model served, ...).
+const NONE: i64 = 0;
+const HOUR_MS: i64 = 3_600_000;
+/// Rows deleted per transaction when pruning, so the store's write lock is never held long.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// One request, as the ledger writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UsageRow {
+    /// When the request arrived, in milliseconds since the epoch.
+    pub at_ms: i64,
+    pub key: Option<String>,
+    pub client: &'static str,
+    pub dialect: &'static str,
+    pub asked: Option<String>,
+    pub served: Option<String>,
+    pub profile: Option<String>,
+    pub status: u16,
+    pub tokens: Tokens,
+    pub first_byte_ms: Option<u32>,
+    pub total_ms: u32,
+    pub hops: u8,
+    /// The limit that refused it, if one did.
+    pub refused: Option<&'static str>,
+}
+
+/// The numbers of the names written so far (names are never removed, so they stay valid).
+#[derive(Debug, Default)]
+pub(crate) struct NameIds(HashMap<String, i64>);
+
+/// What `keyward usage --by` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum GroupBy {
+    Key,
+    Client,
+    Model,
+    Profile,
+    Hour,
+    Day,
+}
+
+/// Requests and tokens of one group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct UsageTotals {
+    pub requests: u64,
+    /// Answered with an error status (refusals by a limit included).
+    pub errors: u64,
+    /// Refused by a key's limit.
+    pub refused: u64,
+    #[serde(flatten)]
+    pub tokens: Tokens,
+}
+
+impl UsageTotals {
+    pub(crate) fn add(&mut self, other: &UsageTotals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.refused += other.refused;
+        self.tokens.add(&other.tokens);
+    }
+}
+
+/// One line of a usage report: a group's name (a key, a client, ... or an hour's or a day's
+/// start) and its totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct UsageGroup {
+    /// `None`: requests without one (no key, no model served).
+    pub group: Option<String>,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// One request, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RequestRecord {
+    pub at: DateTime<Utc>,
+    pub key: Option<String>,
+    pub client: Option<String>,
+    pub dialect: Option<String>,
+    pub asked: Option<String>,
+    pub served: Option<String>,
+    pub profile: Option<String>,
+    pub status: u16,
+    #[serde(flatten)]
+    pub tokens: Tokens,
+    pub first_byte_ms: Option<u32>,
+    pub total_ms: u32,
+    pub hops: u8,
+    pub refused: Option<String>,
+}
+
+/// A refresh the journal holds (never its tokens).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RefreshRecord {
+    pub profile: String,
+    pub trigger: String,
+    pub state: String,
+    pub detail: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+/// Tokens per time bucket and group, for the dashboard's charts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct SeriesPoint {
+    /// The bucket's number from the series' start.
+    pub bucket: i64,
+    pub group: Option<String>,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+fn hour_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(HOUR_MS) * 3600
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Writes `rows` and adds them to their hours' roll-ups, in one transaction.
+    pub(crate) fn record_usage(&self, names: &mut NameIds, rows: &[UsageRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let mut id = |name: Option<&str>| -> rusqlite::Result<i64> {
+            let Some(name) = name else {
+                return Ok(NONE);
+            };
+            if let Some(&id) = names.0.get(name) {
+                return Ok(id);
+            }
+            tx.prepare_cached("INSERT OR IGNORE INTO usage_names (name) VALUES (?1)")?
+                .execute([name])?;
+            let id: i64 = tx
+                .prepare_cached("SELECT id FROM usage_names WHERE name = ?1")?
+                .query_row([name], |row| row.get(0))?;
+            names.0.insert(name.to_string(), id);
+            Ok(id)
+        };
+        let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let row_ids = [
+                id(row.key.as_deref()),
+                id(Some(row.client)),
+                id(Some(row.dialect)),
+                id(row.asked.as_deref()),
+                id(row.served.as_deref()),
+                id(row.profile.as_deref()),
+                id(row.refused),
+            ];
+            let mut resolved = [NONE; 7];
+            for (slot, value) in resolved.iter_mut().zip(row_ids) {
+                *slot = value.map_err(|e| self.err(e))?;
+            }
+            ids.push(resolved);
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+                        input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(|e| self.err(e))?;
+            for (row, [key, client, dialect, asked, served, profile, refused]) in
+                rows.iter().zip(&ids)
+            {
+                let t = &row.tokens;
+                insert
+                    .execute(params![
+                        row.at_ms,
+                        key,
+                        client,
+                        dialect,
+                        asked,
+                        served,
+                        profile,
+                        row.status,
+                        t.input as i64,
+                        t.cached as i64,
+                        t.output as i64,
+                        t.reasoning as i64,
+                        row.first_byte_ms,
+                        row.total_ms,
+                        row.hops,
+                        refused
+                    ])
+                    .map_err(|e| self.err(e))?;
+                let model = if *served != NONE { *served } else { *asked };
+                let totals = hours
+                    .entry([hour_of(row.at_ms), *key, *client, model, *profile])
+                    .or_default();
+                totals.add(&UsageTotals {
+                    requests: 1,
+                    errors: u64::from(row.status >= 400),
+                    refused: u64::from(*refused != NONE),
+                    tokens: row.tokens,
+                });
+            }
+        }
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO usage_hourly (hour, key, client, model, profile, requests, errors, refused,
+                        input, cached, output, reasoning)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (hour, key, client, model, profile) DO UPDATE SET
+                        requests = requests + excluded.requests, errors = errors + excluded.errors,
+                        refused = refused + excluded.refused, input = input + excluded.input,
+                        cached = cached + excluded.cached, output = output + excluded.output,
+                        reasoning = reasoning + excluded.reasoning",
+                )
+                .map_err(|e| self.err(e))?;
+            for ([hour, key, client, model, profile], totals) in &hours {
+                let t = &totals.tokens;
+                upsert
+                    .execute(params![
+                        hour,
+                        key,
+                        client,
+                        model,
+                        profile,
+                        totals.requests as i64,
+                        totals.errors as i64,
+                        totals.refused as i64,
+                        t.input as i64,
+                        t.cached as i64,
+                        t.output as i64,
+                        t.reasoning as i64
+                    ])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Deletes rows that arrived before `rows_before_ms` and roll-ups of hours before
+    /// `hours_before` (seconds), a chunk per transaction; how many of each went.
+    pub(crate) fn prune_usage(
+        &self,
+        rows_before_ms: i64,
+        hours_before: i64,
+    ) -> StoreResult<(usize, usize)> {
+        let mut rows = 0;
+        loop {
+            let deleted = self
+                .conn()
+                .execute(
+                    "DELETE FROM usage_requests WHERE id IN
+                        (SELECT id FROM usage_requests WHERE at < ?1 LIMIT ?2)",
+                    params![rows_before_ms, PRUNE_CHUNK],
+                )
+                .map_err(|e| self.err(e))?;
+            rows += deleted;
+            if deleted < PRUNE_CHUNK as usize {
+                break;
+            }
+        }
+        let hours = self
+            .conn()
+            .execute(
+                "DELETE FROM usage_hourly WHERE hour < ?1",
+                params![hours_before],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((rows, hours))
+    }
+
+    /// Totals since `since_ms`, grouped: whole hours from the roll-ups, the part of the first
+    /// hour after `since_ms` from the rows (when the rows reach back that far).
+    pub(crate) fn usage_groups(&self, since_ms: i64, by: GroupBy) -> StoreResult<Vec<UsageGroup>> {
+        let conn = self.conn();
+        let oldest_row: Option<i64> = conn
+            .query_row("SELECT MIN(at) FROM usage_requests", [], |row| row.get(0))
+            .map_err(|e| self.err(e))?;
+        let precise = oldest_row.is_some_and(|oldest| oldest <= since_ms);
+        let first_whole_hour = if precise {
+            (since_ms + HOUR_MS - 1).div_euclid(HOUR_MS) * 3600
+        } else {
+            hour_of(since_ms)
+        };
+        let (rollup_group, row_group) = match by {
+            GroupBy::Key => ("key", "key"),
+            GroupBy::Client => ("client", "client"),
+            GroupBy::Model => ("model", "CASE WHEN served != 0 THEN served ELSE asked END"),
+            GroupBy::Profile => ("profile", "profile"),
+            // Times: the bucket's start, in seconds since the epoch.
+            GroupBy::Hour => ("hour", "(at / 3600000) * 3600"),
+            GroupBy::Day => ("(hour / 86400) * 86400", "(at / 86400000) * 86400"),
+        };
+        let named = !matches!(by, GroupBy::Hour | GroupBy::Day);
+        let sums = "COUNT(*), SUM(status >= 400), SUM(refused != 0), SUM(input), SUM(cached), SUM(output), SUM(reasoning)";
+        let rollup_sums = "SUM(requests), SUM(errors), SUM(refused), SUM(input), SUM(cached), SUM(output), SUM(reasoning)";
+        let sql = format!(
+            "SELECT g, SUM(n), SUM(e), SUM(r), SUM(i), SUM(c), SUM(o), SUM(x) FROM (
+                SELECT {rollup_group} AS g, {rollup_sums_cols}
+                FROM usage_hourly WHERE hour >= ?1 GROUP BY 1
+                UNION ALL
+                SELECT {row_group} AS g, {sums_cols}
+                FROM usage_requests WHERE ?3 AND at >= ?2 AND at < ?1 * 1000 GROUP BY 1
+             ) GROUP BY g ORDER BY {order}",
+            rollup_sums_cols = alias(rollup_sums),
+            sums_cols = alias(sums),
+            order = if named {
+                "SUM(i) + SUM(o) DESC, g"
+            } else {
+                "g"
+            },
+        );
+        let mut statement = conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![first_whole_hour, since_ms, precise], |row| {
+                let numbers: [i64; 7] = [
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                ];
+                Ok((row.get::<_, i64>(0)?, numbers))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut groups = Vec::new();
+        for row in rows {
+            let (group, [n, e, r, i, c, o, x]) = row.map_err(|e| self.err(e))?;
+            let group = if named {
+                name_of(&conn, group).map_err(|e| self.err(e))?
+            } else {
+                DateTime::from_timestamp(group, 0).map(|t| t.to_rfc3339())
+            };
+            groups.push(UsageGroup {
+                group,
+                totals: UsageTotals {
+                    requests: to_u64(n),
+                    errors: to_u64(e),
+                    refused: to_u64(r),
+                    tokens: Tokens {
+                        input: to_u64(i),
+                        cached: to_u64(c),
+                        output: to_u64(o),
+                        reasoning: to_u64(x),
+                    },
+                },
+            });
+        }
+        Ok(groups)
+    }
+
+    /// Tokens and requests per bucket of `bucket_secs` from `since_hour` (an hour's start, in
+    /// seconds), by key or by client, from the roll-ups.
+    pub(crate) fn usage_series(
+        &self,
+        since_hour: i64,
+        bucket_secs: i64,
+        by: GroupBy,
+    ) -> StoreResult<Vec<SeriesPoint>> {
+        let group = match by {
+            GroupBy::Client => "client",
+            GroupBy::Model => "model",
+            GroupBy::Profile => "profile",
+            _ => "key",
+        };
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(&format!(
+                "SELECT (hour - ?1) / ?2, {group}, SUM(requests), SUM(input) + SUM(output)
+                 FROM usage_hourly WHERE hour >= ?1 GROUP BY 1, 2 ORDER BY 1, 2"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![since_hour, bucket_secs.max(1)], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut points = Vec::new();
+        for row in rows {
+            let (bucket, group, requests, tokens) = row.map_err(|e| self.err(e))?;
+            points.push(SeriesPoint {
+                bucket,
+                group: name_of(&conn, group).map_err(|e| self.err(e))?,
+                requests: to_u64(requests),
+                tokens: to_u64(tokens),
+            });
+        }
+        Ok(points)
+    }
+
+    /// The latest `limit` requests, newest first.
+    pub(crate) fn latest_requests(&self, limit: usize) -> StoreResult<Vec<RequestRecord>> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT r.at, k.name, c.name, d.name, a.name, s.name, p.name, r.status, r.input, r.cached,
+                        r.output, r.reasoning, r.first_byte_ms, r.total_ms, r.hops, l.name
+                 FROM (SELECT * FROM usage_requests ORDER BY id DESC LIMIT ?1) AS r
+                 LEFT JOIN usage_names k ON k.id = r.key
+                 LEFT JOIN usage_names c ON c.id = r.client
+                 LEFT JOIN usage_names d ON d.id = r.dialect
+                 LEFT JOIN usage_names a ON a.id = r.asked
+                 LEFT JOIN usage_names s ON s.id = r.served
+                 LEFT JOIN usage_names p ON p.id = r.profile
+                 LEFT JOIN usage_names l ON l.id = r.refused
+                 ORDER BY r.id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([limit as i64], |row| {
+                Ok(RequestRecord {
+                    at: DateTime::from_timestamp_millis(row.get(0)?).unwrap_or_default(),
+                    key: row.get(1)?,
+                    client: row.get(2)?,
+                    dialect: row.get(3)?,
+                    asked: row.get(4)?,
+                    served: row.get(5)?,
+                    profile: row.get(6)?,
+                    status: row.get(7)?,
+                    tokens: Tokens {
+                        input: to_u64(row.get(8)?),
+                        cached: to_u64(row.get(9)?),
+                        output: to_u64(row.get(10)?),
+                        reasoning: to_u64(row.get(11)?),
+                    },
+                    first_byte_ms: row.get(12)?,
+                    total_ms: row.get(13)?,
+                    hops: row.get(14)?,
+                    refused: row.get(15)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The latest `limit` refreshes of the journal, newest first: who asked, how it ended.
+    pub(crate) fn refresh_events(&self, limit: usize) -> StoreResult<Vec<RefreshRecord>> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT profile, trigger, state, detail, started_at, updated_at
+                 FROM refresh_journal ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([limit as i64], |row| {
+                Ok(RefreshRecord {
+                    profile: row.get(0)?,
+                    trigger: row.get(1)?,
+                    state: row.get(2)?,
+                    detail: row.get(3)?,
+                    started_at: row.get(4)?,
+                    updated_at: row.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// When `key`'s requests since `since_ms` arrived (every process's), oldest first.
+    pub(crate) fn key_arrivals(&self, key: &str, since_ms: i64) -> StoreResult<Vec<i64>> {
+        let conn = self.conn();
+        let Some(id) = id_of(&conn, key).map_err(|e| self.err(e))? else {
+            return Ok(Vec::new());
+        };
+        let mut statement = conn
+            .prepare_cached("SELECT at FROM usage_requests WHERE key = ?1 AND at >= ?2 ORDER BY at")
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![id, since_ms], |row| row.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// `key`'s tokens (input and output) per hour from `since_hour` (seconds), oldest first.
+    pub(crate) fn key_hours(&self, key: &str, since_hour: i64) -> StoreResult<Vec<(i64, u64)>> {
+        let conn = self.conn();
+        let Some(id) = id_of(&conn, key).map_err(|e| self.err(e))? else {
+            return Ok(Vec::new());
+        };
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT hour, SUM(input) + SUM(output) FROM usage_hourly
+                 WHERE key = ?1 AND hour >= ?2 GROUP BY hour ORDER BY hour",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![id, since_hour], |row| {
+                Ok((row.get::<_, i64>(0)?, to_u64(row.get(1)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The tokens (input and output) `profile` served since `since_hour` (seconds), by key
+    /// (`None`: requests without a key).
+    pub(crate) fn profile_tokens_by_key(
+        &self,
+        profile: &str,
+        since_hour: i64,
+    ) -> StoreResult<Vec<(Option<String>, u64)>> {
+        let conn = self.conn();
+        let Some(id) = id_of(&conn, profile).map_err(|e| self.err(e))? else {
+            return Ok(Vec::new());
+        };
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT n.name, SUM(h.input) + SUM(h.output) FROM usage_hourly h
+                 LEFT JOIN usage_names n ON n.id = h.key
+                 WHERE h.profile = ?1 AND h.hour >= ?2 GROUP BY h.key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![id, since_hour], |row| {
+                Ok((row.get::<_, Option<String>>(0)?, to_u64(row.get(1)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// Each `SUM(...)` of a list named for the outer query's columns.
+fn alias(sums: &str) -> String {
+    sums.split(", ")
+        .zip(["n", "e", "r", "i", "c", "o", "x"])
+        .map(|(sum, name)| format!("{sum} AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn id_of(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM usage_names WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()
+}
+
+fn name_of(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    if id == NONE {
+        return Ok(None);
+    }
+    conn.prepare_cached("SELECT name FROM usage_names WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Cooldown, PoolStore};
+
+    const NOW_MS: i64 = 1_800_000_000_000;
+
+    fn row(at_ms: i64, key: Option<&str>, client: &'static str, tokens: u64) -> UsageRow {
+        UsageRow {
+            at_ms,
+            key: key.map(str::to_string),
+            client,
+            dialect: "chat",
+            asked: Some("claude-sonnet-4-5".into()),
+            served: Some("gpt-6.1-sol".into()),
+            profile: Some("openai-codex:default".into()),
+            status: 200,
+            tokens: Tokens {
+                input: tokens,
+                cached: tokens / 2,
+                output: tokens / 10,
+                reasoning: 0,
+            },
+            first_byte_ms: Some(40),
+            total_ms: 900,
+            hops: 0,
+            refused: None,
+        }
+    }
+
+    fn store() -> Result<(tempfile::TempDir, SqliteStore), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open_for_usage(dir.path())?;
+        Ok((dir, store))
+    }
+
+    /// A store of the version before the ledger keeps what it held and gains the ledger's
+    /// tables.
+    #[test]
+    fn an_older_store_gains_the_ledger() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("keyward.db"))?;
+            for migration in &super::super::sqlite::MIGRATIONS[..3] {
+                conn.execute_batch(migration)?;
+            }
+            conn.pragma_update(None, "user_version", 3)?;
+            conn.execute(
+                "INSERT INTO cooldowns (profile, until, reason, since) VALUES ('openai-codex:default', '2030-01-01T00:00:00Z', 'usage limit', '2026-01-01T00:00:00Z')",
+                [],
+            )?;
+        }
+        let store = SqliteStore::open_for_usage(dir.path())?;
+        assert_eq!(store.schema_version()?, 4);
+        assert_eq!(store.cooldowns()?.len(), 1);
+        let cooldown: &Cooldown = &store.cooldowns()?[0].1;
+        assert_eq!(cooldown.reason, "usage limit");
+        store.record_usage(
+            &mut NameIds::default(),
+            &[row(NOW_MS, Some("a"), "curl", 10)],
+        )?;
+        assert_eq!(store.latest_requests(10)?.len(), 1);
+        Ok(())
+    }
+
+    /// Totals since a moment in an hour: that hour's part from the rows, the hours after from
+    /// the roll-ups, grouped by key; no row before the moment counts.
+    #[test]
+    fn totals_since_a_moment() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, store) = store()?;
+        let hour = NOW_MS.div_euclid(HOUR_MS) * HOUR_MS;
+        let mut names = NameIds::default();
+        store.record_usage(
+            &mut names,
+            &[
+                row(hour - HOUR_MS + 10_000, Some("agent"), "curl", 1000),
+                row(hour - HOUR_MS / 2, Some("agent"), "claude-code", 100),
+                row(hour + 5_000, Some("agent"), "curl", 10),
+                row(hour + 6_000, None, "codex", 1),
+            ],
+        )?;
+        let since = hour - HOUR_MS / 2 - 1;
+        let groups = store.usage_groups(since, GroupBy::Key)?;
+        assert_eq!(
+            groups
+                .iter()
+                .map(|g| (g.group.clone(), g.totals.requests, g.totals.tokens.input))
+                .collect::<Vec<_>>(),
+            vec![(Some("agent".to_string()), 2, 110), (None, 1, 1)]
+        );
+        let clients = store.usage_groups(since, GroupBy::Client)?;
+        assert_eq!(clients.len(), 3);
+        let hours = store.usage_groups(hour - 2 * HOUR_MS, GroupBy::Hour)?;
+        assert_eq!(hours.len(), 2);
+        assert_eq!(hours[0].totals.requests, 2);
+        let series = store.usage_series(hour / 1000 - 3600, 3600, GroupBy::Client)?;
+        assert!(series
+            .iter()
+            .any(|p| p.bucket == 1 && p.group.as_deref() == Some("codex")));
+        Ok(())
+    }
+
+    /// Pruning drops rows past their retention and keeps the hourly roll-ups, which then answer.
+    #[test]
+    fn rollups_outlive_rows() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, store) = store()?;
+        let old = NOW_MS - 40 * 24 * HOUR_MS;
+        store.record_usage(
+            &mut NameIds::default(),
+            &[
+                row(old, Some("agent"), "curl", 500),
+                row(NOW_MS, Some("agent"), "curl", 5),
+            ],
+        )?;
+        let (rows, hours) = store.prune_usage(NOW_MS - 30 * 24 * HOUR_MS, 0)?;
+        assert_eq!((rows, hours), (1, 0));
+        assert_eq!(store.latest_requests(10)?.len(), 1);
+        let groups = store.usage_groups(old - HOUR_MS, GroupBy::Key)?;
+        assert_eq!(
+            groups[0].totals.tokens.input, 505,
+            "the old hour from its roll-up"
+        );
+        assert_eq!(store.key_hours("agent", old / 1000 - 3600)?.len(), 2);
+        assert_eq!(store.key_arrivals("agent", NOW_MS - 1)?, vec![NOW_MS]);
+        assert_eq!(store.key_arrivals("nobody", 0)?, Vec::<i64>::new());
+        Ok(())
+    }
+
+    /// What a million requests take in the store (`scripts/bench ledger` reports it):
+    /// `cargo test --release -p keyward --lib -- --ignored bytes_per_million --nocapture`.
+    #[test]
+    #[ignore = "a figure for BENCHMARKS.md; writes about 100 MB"]
+    fn bytes_per_million_requests() -> Result<(), Box<dyn std::error::Error>> {
+        let (dir, store) = store()?;
+        let mut names = NameIds::default();
+        let keys = [
+            Some("claude-code"),
+            Some("scripts"),
+            Some("agent-1"),
+            Some("agent-2"),
+            None,
+        ];
+        let clients = [
+            "claude-code",
+            "codex",
+            "openai-python",
+            "curl",
+            "opencode",
+            "unknown",
+        ];
+        let models = [
+            "gpt-6.1-sol",
+            "gpt-6-astra",
+            "gpt-6-luna",
+            "claude-sonnet-4-5",
+        ];
+        let profiles = ["openai-codex:default", "openai-codex:work", "openai:backup"];
+        let total = 1_000_000usize;
+        let start = NOW_MS - 7 * 24 * HOUR_MS;
+        let mut batch = Vec::with_capacity(4096);
+        for n in 0..total {
+            let mut r = row(
+                start + (n as i64) * 600,
+                keys[n % 5],
+                clients[n % 6],
+                2000 + (n % 7000) as u64,
+            );
+            r.served = Some(models[n % 4].into());
+            r.profile = Some(profiles[n % 3].into());
+            r.tokens.output = 50 + (n % 900) as u64;
+            r.tokens.reasoning = (n % 300) as u64;
+            r.first_byte_ms = Some(200 + (n % 800) as u32);
+            r.total_ms = 1000 + (n % 30_000) as u32;
+            batch.push(r);
+            if batch.len() == 4096 {
+                store.record_usage(&mut names, &batch)?;
+                batch.clear();
+            }
+        }
+        store.record_usage(&mut names, &batch)?;
+        store
+            .conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        let bytes: u64 = ["keyward.db", "keyward.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "figures: the usage ledger holds {total} requests (a week of 7 days, 5 keys, 6 clients, 4 models, 3 profiles) in {:.1} MB: {:.0} bytes per request, {:.0} MB per million",
+            bytes as f64 / 1e6,
+            bytes as f64 / total as f64,
+            bytes as f64 / total as f64
+        );
+        Ok(())
+    }
+}

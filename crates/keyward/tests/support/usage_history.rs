@@ -1,0 +1,143 @@
+//! A scripted week of usage written into keyward's store the way its ledger writes it (a row per
+//! request, the names kept once, hourly roll-ups), for the dashboard's charts and `keyward
+//! usage`: requests cannot be sent in the past, so the past is written directly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::Result;
+
+/// Keys, clients and their pace: every `every_mins` minutes over the last 7 days, one request.
+const SCRIPT: &[(Option<&str>, &str, u64, i64)] = &[
+    (Some("claude-code"), "claude-code", 9_000, 25),
+    (Some("scripts"), "openai-python", 2_500, 50),
+    (Some("agent"), "codex", 14_000, 70),
+    (None, "curl", 600, 180),
+];
+
+/// Writes the script's requests of the last 7 days (until an hour before `now`) into the store
+/// at `db` (which keyward created); how many.
+pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let tx = conn.unchecked_transaction()?;
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut id = |name: Option<&str>| -> Result<i64> {
+        let Some(name) = name else {
+            return Ok(0);
+        };
+        if let Some(id) = ids.get(name) {
+            return Ok(*id);
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO usage_names (name) VALUES (?1)",
+            [name],
+        )?;
+        let id: i64 = tx.query_row("SELECT id FROM usage_names WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?;
+        ids.insert(name.to_string(), id);
+        Ok(id)
+    };
+    let end = now.timestamp_millis() - 3_600_000;
+    let start = end - 7 * 24 * 3_600_000;
+    // Every request of the script, in the order they arrived (the ledger's order).
+    let mut requests = Vec::new();
+    for (n, (key, client, tokens, every)) in SCRIPT.iter().enumerate() {
+        let mut at = start + n as i64 * 60_000;
+        let mut i = 0u64;
+        while at < end {
+            // Busier in the day (UTC 8-20) than at night, and a heavier day mid-week.
+            let hour_of_day = (at / 3_600_000) % 24;
+            let day = (at - start) / 86_400_000;
+            let busy = if (8..20).contains(&hour_of_day) { 3 } else { 1 };
+            let heavy = if day == 3 { 2 } else { 1 };
+            requests.push((
+                at,
+                *key,
+                *client,
+                (tokens * busy * heavy + (i * 7919) % 1000) as i64,
+                i,
+            ));
+            i += 1;
+            at += every * 60_000 / busy as i64;
+        }
+    }
+    requests.sort_by_key(|r| r.0);
+    let mut hours: HashMap<(i64, i64, i64, i64, i64), [i64; 7]> = HashMap::new();
+    for (at, key, client, input, i) in &requests {
+        let (at, i, input) = (*at, *i, *input);
+        let cached = input * 6 / 10;
+        let output = input / 12;
+        let reasoning = output / 3;
+        let status = if i % 41 == 40 { 429 } else { 200 };
+        let profile = if i % 3 == 0 {
+            "openai-codex:work"
+        } else {
+            "openai-codex:default"
+        };
+        let (key_id, client_id, dialect, asked, served, profile_id) = (
+            id(*key)?,
+            id(Some(client))?,
+            id(Some("responses"))?,
+            id(Some("gpt-6.1-sol"))?,
+            id(Some("gpt-6.1-sol"))?,
+            id(Some(profile))?,
+        );
+        tx.execute(
+            "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+                input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0)",
+            rusqlite::params![
+                at,
+                key_id,
+                client_id,
+                dialect,
+                asked,
+                served,
+                profile_id,
+                status,
+                input,
+                cached,
+                output,
+                reasoning,
+                300 + (i % 500) as i64,
+                4_000 + (i % 20_000) as i64
+            ],
+        )?;
+        let sums = hours
+            .entry((
+                at.div_euclid(3_600_000) * 3600,
+                key_id,
+                client_id,
+                served,
+                profile_id,
+            ))
+            .or_default();
+        for (slot, value) in sums.iter_mut().zip([
+            1,
+            i64::from(status >= 400),
+            0,
+            input,
+            cached,
+            output,
+            reasoning,
+        ]) {
+            *slot += value;
+        }
+    }
+    for ((hour, key, client, model, profile), [n, e, r, i, c, o, x]) in hours {
+        tx.execute(
+            "INSERT INTO usage_hourly (hour, key, client, model, profile, requests, errors, refused,
+                input, cached, output, reasoning) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (hour, key, client, model, profile) DO UPDATE SET requests = requests + excluded.requests,
+                errors = errors + excluded.errors, input = input + excluded.input, cached = cached + excluded.cached,
+                output = output + excluded.output, reasoning = reasoning + excluded.reasoning",
+            rusqlite::params![hour, key, client, model, profile, n, e, r, i, c, o, x],
+        )?;
+    }
+    tx.commit()?;
+    Ok(requests.len())
+}
