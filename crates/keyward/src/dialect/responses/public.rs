@@ -17,6 +17,10 @@
 //! (`stream_interrupted`), never silently. The Codex CLI's own requests (sent upstream byte for
 //! byte) get the upstream's stream untouched.
 
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::event::event_json;
@@ -447,12 +451,13 @@ impl PublicStream {
 
     /// Writes one event: its type and sequence number first, then `fields`.
     fn emit(&mut self, kind: &str, fields: Map<String, Value>, out: &mut Vec<u8>) {
-        let mut event = Map::with_capacity(fields.len() + 2);
-        event.insert("type".into(), kind.into());
-        event.insert("sequence_number".into(), self.sequence.into());
-        event.extend(fields);
+        let frame = Frame {
+            kind,
+            sequence_number: self.sequence,
+            fields: &fields,
+        };
         self.sequence += 1;
-        write_frame(out, Some(kind), &Value::Object(event));
+        write_frame(out, Some(kind), &frame);
     }
 
     /// The stream's identity; the first event fixes it, and opens the stream with
@@ -546,13 +551,12 @@ impl PublicStream {
     fn part_for(
         &mut self,
         item: usize,
-        key: &str,
-        fields: &Map<String, Value>,
+        named: Option<u64>,
         kind: PartKind,
         out: &mut Vec<u8>,
     ) -> usize {
         let parts = self.items.get(item).map_or(0, |i| i.parts.len());
-        let named = fields.get(key).and_then(Value::as_u64).map(|i| i as usize);
+        let named = named.and_then(|i| usize::try_from(i).ok());
         let open = self
             .items
             .get(item)
@@ -826,7 +830,12 @@ impl PublicStream {
                     (PartKind::of_delta(kind), "content_index")
                 };
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(item, key, &fields, part_kind, out);
+                let part = self.part_for(
+                    item,
+                    fields.get(key).and_then(Value::as_u64),
+                    part_kind,
+                    out,
+                );
                 let delta = fields
                     .get("delta")
                     .and_then(Value::as_str)
@@ -852,7 +861,12 @@ impl PublicStream {
                     _ => (PartKind::Text, "content_index", "text"),
                 };
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(item, key, &fields, part_kind, out);
+                let part = self.part_for(
+                    item,
+                    fields.get(key).and_then(Value::as_u64),
+                    part_kind,
+                    out,
+                );
                 let Some(p) = self.items.get_mut(item).and_then(|i| i.parts.get_mut(part)) else {
                     return;
                 };
@@ -880,7 +894,12 @@ impl PublicStream {
                 };
                 let part_kind = PartKind::of_part(&fields, summary);
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(item, key, &fields, part_kind, out);
+                let part = self.part_for(
+                    item,
+                    fields.get(key).and_then(Value::as_u64),
+                    part_kind,
+                    out,
+                );
                 self.close_part(item, part, out);
             }
             "response.function_call_arguments.delta" => {
@@ -936,9 +955,106 @@ fn one(key: &str, value: Value) -> Map<String, Value> {
     map
 }
 
+impl PublicStream {
+    /// A text delta read and written without JSON trees, when it has only the fields the API
+    /// sends on one (most of a stream's events are these); `false` leaves it to the general way.
+    fn text_delta(&mut self, event: &Event, out: &mut Vec<u8>) -> bool {
+        const KIND: &str = "response.output_text.delta";
+        if self.identity.is_none() || event.event.as_deref() != Some(KIND) {
+            return false;
+        }
+        let Ok(delta) = serde_json::from_str::<TextDelta>(&event.data) else {
+            return false;
+        };
+        if delta.kind.as_deref().is_some_and(|kind| kind != KIND) {
+            return false;
+        }
+        let at = ItemAt {
+            index: delta.output_index,
+            id: delta.item_id.map(Cow::into_owned),
+        };
+        let item = self.item_for(&at, "message", out);
+        let part = self.part_for(item, delta.content_index, PartKind::Text, out);
+        let Some(it) = self.items.get_mut(item) else {
+            return false;
+        };
+        if let Some(p) = it.parts.get_mut(part) {
+            p.text.push_str(&delta.delta);
+        }
+        let frame = TextDeltaFrame {
+            kind: KIND,
+            sequence_number: self.sequence,
+            delta: &delta.delta,
+            item_id: &it.id,
+            output_index: item,
+            content_index: part,
+            logprobs: delta.logprobs.as_deref().unwrap_or(&EMPTY_LOGPROBS),
+        };
+        self.sequence += 1;
+        write_frame(out, Some(KIND), &frame);
+        true
+    }
+}
+
+/// An event as written: `type` and `sequence_number` first, then its fields (no map is built for
+/// the frame).
+struct Frame<'a> {
+    kind: &'a str,
+    sequence_number: u64,
+    fields: &'a Map<String, Value>,
+}
+
+impl Serialize for Frame<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 2))?;
+        map.serialize_entry("type", self.kind)?;
+        map.serialize_entry("sequence_number", &self.sequence_number)?;
+        for (key, value) in self.fields {
+            if key != "type" && key != "sequence_number" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// An upstream `response.output_text.delta` with only the fields the API sends on one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, rename = "sequence_number")]
+    _sequence_number: Option<serde::de::IgnoredAny>,
+    #[serde(borrow, default)]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    output_index: Option<u64>,
+    #[serde(default)]
+    content_index: Option<u64>,
+    #[serde(borrow)]
+    delta: Cow<'a, str>,
+    #[serde(default)]
+    logprobs: Option<Box<Value>>,
+}
+
+static EMPTY_LOGPROBS: Value = Value::Array(Vec::new());
+
+#[derive(Serialize)]
+struct TextDeltaFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    delta: &'a str,
+    item_id: &'a str,
+    output_index: usize,
+    content_index: usize,
+    logprobs: &'a Value,
+}
+
 impl SseTranslator for PublicStream {
     fn event(&mut self, event: &Event, out: &mut Vec<u8>) -> Flow {
-        if self.ended {
+        if self.ended || self.text_delta(event, out) {
             return Flow::Continue;
         }
         let Some(Value::Object(mut fields)) = event_json(event) else {

@@ -440,3 +440,63 @@ proptest! {
         assert_public(&out);
     }
 }
+
+/// Ids made here are random: the same shape of id compares equal.
+fn without_made_ids(value: Value) -> Value {
+    match value {
+        Value::String(text) => {
+            let made = text.len() > 48
+                && text.ends_with(|c: char| c.is_ascii_hexdigit())
+                && text[text.len() - 48..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit());
+            Value::String(if made {
+                format!("{}<made>", &text[..text.len() - 48])
+            } else {
+                text
+            })
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(without_made_ids).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (key, without_made_ids(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+proptest! {
+    /// Events the SSE also names: text deltas with only the API's fields then take the way
+    /// without JSON trees, and come out as the general way writes them.
+    #[test]
+    fn named_events_come_out_as_unnamed_ones(
+        events in prop::collection::vec(any_event(), 0..24),
+        plain in prop::collection::vec(any::<bool>(), 24),
+        broken in any::<bool>(),
+    ) {
+        let created = json!({"type": "response.created", "response": {"id": "resp_1", "created_at": 1}});
+        let mut upstream = vec![created];
+        for (mut event, plain) in events.into_iter().zip(plain) {
+            if plain && event["type"] == "response.output_text.delta" {
+                if let Some(fields) = event.as_object_mut() {
+                    fields.remove("noise");
+                    fields.remove("summary_index");
+                    if let Some(item) = fields.remove("item") {
+                        fields.insert("item_id".into(), item["id"].clone());
+                    }
+                }
+            }
+            upstream.push(event);
+        }
+        let named: String = upstream
+            .iter()
+            .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or_default()))
+            .collect();
+        let broken = broken.then_some("reset");
+        let fast: Vec<Value> = run(&named, broken).into_iter().map(without_made_ids).collect();
+        let general: Vec<Value> = run(&sse(&upstream), broken).into_iter().map(without_made_ids).collect();
+        prop_assert_eq!(fast, general);
+    }
+}
