@@ -134,8 +134,8 @@ static MARKER_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
 /// A stream's usage is in its first event (Anthropic's `message_start`) or in one of its last
 /// two (the Responses API's terminal `response.completed` or `.incomplete`; Anthropic's
 /// `message_delta`, before its `message_stop`; a Chat stream's last chunk, before `[DONE]`). So
-/// the tap keeps only those data lines, as slices of the chunks they came in, and reads them at
-/// the end: each chunk costs a search back from its end to its last two data lines, rather than
+/// the tap keeps only those data lines (the last two as slices of the chunks they came in), and
+/// reads them at the end: each chunk costs a search back from its end to its last two data lines, rather than
 /// a search of every byte of the answer.
 #[derive(Debug)]
 pub(crate) struct UsageTap {
@@ -189,15 +189,14 @@ impl UsageTap {
         let complete = chunk.slice(whole_from..last_newline + 1);
         if !self.first_seen {
             let mut rest = &complete[..];
-            let mut offset = 0;
             while let Some(at) = memchr::memchr(b'\n', rest) {
                 if is_data(&rest[..at]) {
                     self.first_seen = true;
-                    self.slot.lock().first = Some(complete.slice(offset..offset + at));
+                    // A copy: a slice would hold the chunk's whole buffer while the stream lasts.
+                    self.slot.lock().first = Some(Bytes::copy_from_slice(&rest[..at]));
                     break;
                 }
                 rest = &rest[at + 1..];
-                offset += at + 1;
             }
         }
         // Back from the end: this chunk's last two data lines.
