@@ -228,11 +228,11 @@ mod tests {
         let slot = Arc::new(UsageSlot::default());
         let mut tap = UsageTap::new(slot.clone(), false);
         tap.feed(
-            serde_json::json!({"usage": {"input_tokens": tokens.input, "output_tokens": tokens.output,
+            &serde_json::json!({"usage": {"input_tokens": tokens.input, "output_tokens": tokens.output,
                 "input_tokens_details": {"cached_tokens": tokens.cached},
                 "output_tokens_details": {"reasoning_tokens": tokens.reasoning}}})
             .to_string()
-            .as_bytes(),
+            .into(),
         );
         tap.end();
         Entry {

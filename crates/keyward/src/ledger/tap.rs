@@ -4,12 +4,13 @@
 //! then reaches the client: passed through, translated event by event, or assembled. The tap sits
 //! on that body, so one place sees the usage of every dialect's answer: the Responses stream's
 //! `response.completed` (or `.incomplete`) event, an Anthropic stream's `message_start` and
-//! `message_delta`, or a whole JSON answer's `usage`. It looks only at event lines that mention
-//! `"usage"` (found with a byte search, not by parsing every event), parses just those, and keeps
+//! `message_delta`, or a whole JSON answer's `usage`. Of a stream it keeps only the data lines
+//! that can carry usage (the first and the last two), parses just their usage objects, and keeps
 //! the four counts. Nothing else of the answer is kept.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
+use axum::body::Bytes;
 use serde::Deserialize;
 
 /// The tokens of one answer, as its upstream counted them.
@@ -42,19 +43,47 @@ impl Tokens {
 /// Where the tap leaves what it read; the ledger's record of the request reads it at the end.
 #[derive(Debug, Default)]
 pub(crate) struct UsageSlot {
-    tokens: Mutex<Option<Tokens>>,
+    inner: Mutex<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    tokens: Option<Tokens>,
+    /// The stream's first data line and its last two so far (the earlier first), not yet read:
+    /// they are read when the tokens are asked for, so an answer whose reader stopped at its
+    /// terminal event, without reading the body to its end, counts them too.
+    first: Option<Bytes>,
+    last: [Option<Bytes>; 2],
 }
 
 impl UsageSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The tokens read so far, if the answer reported any.
     pub(crate) fn tokens(&self) -> Option<Tokens> {
-        *self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+        let mut slot = self.lock();
+        slot.read_lines();
+        slot.tokens
     }
 
     /// Sets the counts an event reported (each one it names; a later event wins).
-    pub(crate) fn merge(&self, seen: Seen) {
-        let mut slot = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = slot.get_or_insert_with(Tokens::default);
+    fn merge(&self, seen: Seen) {
+        self.lock().merge(seen);
+    }
+}
+
+impl Slot {
+    fn read_lines(&mut self) {
+        let lines = [self.first.take(), self.last[0].take(), self.last[1].take()];
+        for seen in lines.iter().flatten().filter_map(|line| seen_in_line(line)) {
+            self.merge(seen);
+        }
+    }
+
+    fn merge(&mut self, seen: Seen) {
+        let tokens = self.tokens.get_or_insert_with(Tokens::default);
         if let Some(input) = seen.input {
             tokens.input = input;
         }
@@ -66,6 +95,17 @@ impl UsageSlot {
         }
         if let Some(reasoning) = seen.reasoning {
             tokens.reasoning = reasoning;
+        }
+    }
+
+    /// The stream's data lines gained `newer` (the earlier first, at most two).
+    fn push_last(&mut self, newer: [Option<Bytes>; 2]) {
+        match newer {
+            [Some(earlier), Some(later)] => self.last = [Some(earlier), Some(later)],
+            [None, Some(later)] | [Some(later), None] => {
+                self.last = [self.last[1].take(), Some(later)]
+            }
+            [None, None] => {}
         }
     }
 }
@@ -85,8 +125,18 @@ const MAX_LINE: usize = 16 << 20;
 /// A whole (non-streamed) answer is read for its usage up to this size.
 const MAX_WHOLE: usize = 8 << 20;
 const MARKER: &[u8] = b"\"usage\"";
+/// Built once: building a searcher costs more than searching an event with it.
+static MARKER_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
 
 /// Reads usage from an upstream body, chunk by chunk.
+///
+/// A stream's usage is in its first event (Anthropic's `message_start`) or in one of its last
+/// two (the Responses API's terminal `response.completed` or `.incomplete`; Anthropic's
+/// `message_delta`, before its `message_stop`; a Chat stream's last chunk, before `[DONE]`). So
+/// the tap keeps only those data lines (the last two as slices of the chunks they came in), and
+/// reads them at the end: each chunk costs a search back from its end to its last two data lines, rather than
+/// a search of every byte of the answer.
 #[derive(Debug)]
 pub(crate) struct UsageTap {
     slot: Arc<UsageSlot>,
@@ -96,6 +146,8 @@ pub(crate) struct UsageTap {
     partial: Vec<u8>,
     /// The partial line grew past the bound: skip to its end.
     overflowed: bool,
+    /// The stream's first data line has gone to the slot.
+    first_seen: bool,
 }
 
 impl UsageTap {
@@ -105,11 +157,12 @@ impl UsageTap {
             events,
             partial: Vec::new(),
             overflowed: false,
+            first_seen: false,
         }
     }
 
     /// One piece of the body.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &Bytes) {
         if !self.events {
             if self.partial.len() + chunk.len() <= MAX_WHOLE {
                 self.partial.extend_from_slice(chunk);
@@ -118,34 +171,53 @@ impl UsageTap {
             }
             return;
         }
-        let mut rest = chunk;
+        let Some(last_newline) = memchr::memrchr(b'\n', chunk) else {
+            self.keep(chunk);
+            return;
+        };
+        // The line the last chunk left unfinished ends at this chunk's first newline.
+        let mut whole_from = 0;
         if !self.partial.is_empty() || self.overflowed {
-            let Some(at) = memchr::memchr(b'\n', rest) else {
-                self.keep(rest);
-                return;
-            };
-            self.keep(&rest[..at]);
+            let at = memchr::memchr(b'\n', chunk).unwrap_or(last_newline);
+            self.keep(&chunk[..at]);
             let line = std::mem::take(&mut self.partial);
             if !std::mem::take(&mut self.overflowed) {
-                self.line(&line);
+                self.seen_line(Bytes::from(line));
             }
-            rest = &rest[at + 1..];
+            whole_from = at + 1;
         }
-        let (complete, tail) = match memchr::memrchr(b'\n', rest) {
-            Some(at) => rest.split_at(at + 1),
-            None => (&rest[..0], rest),
-        };
-        let mut done = 0;
-        for hit in memchr::memmem::find_iter(complete, MARKER) {
-            if hit < done {
-                continue;
+        let complete = chunk.slice(whole_from..last_newline + 1);
+        if !self.first_seen {
+            let mut rest = &complete[..];
+            while let Some(at) = memchr::memchr(b'\n', rest) {
+                if is_data(&rest[..at]) {
+                    self.first_seen = true;
+                    // A copy: a slice would hold the chunk's whole buffer while the stream lasts.
+                    self.slot.lock().first = Some(Bytes::copy_from_slice(&rest[..at]));
+                    break;
+                }
+                rest = &rest[at + 1..];
             }
-            let start = memchr::memrchr(b'\n', &complete[..hit]).map_or(0, |at| at + 1);
-            let end = memchr::memchr(b'\n', &complete[hit..]).map_or(complete.len(), |at| hit + at);
-            self.line(&complete[start..end]);
-            done = end;
         }
-        self.keep(tail);
+        // Back from the end: this chunk's last two data lines.
+        let mut found: [Option<Bytes>; 2] = [None, None];
+        let mut count = 0;
+        let mut end = complete.len().saturating_sub(1);
+        loop {
+            let start = memchr::memrchr(b'\n', &complete[..end]).map_or(0, |at| at + 1);
+            if is_data(&complete[start..end]) {
+                count += 1;
+                found[2 - count] = Some(complete.slice(start..end));
+            }
+            if count == 2 || start == 0 {
+                break;
+            }
+            end = start - 1;
+        }
+        if count > 0 {
+            self.slot.lock().push_last(found);
+        }
+        self.keep(&chunk[last_newline + 1..]);
     }
 
     /// The body ended: a last line without its newline, or the whole document, is read now.
@@ -154,11 +226,27 @@ impl UsageTap {
         if std::mem::take(&mut self.overflowed) {
             return;
         }
-        if self.events {
-            self.line(&rest);
-        } else if let Some(seen) = seen_in(&rest) {
-            self.slot.merge(seen);
+        if !self.events {
+            if let Some(seen) = seen_in(&rest) {
+                self.slot.merge(seen);
+            }
+            return;
         }
+        self.seen_line(Bytes::from(rest));
+        self.slot.lock().read_lines();
+    }
+
+    /// A complete line that ended a partial one (or the body).
+    fn seen_line(&mut self, line: Bytes) {
+        if !is_data(&line) {
+            return;
+        }
+        let mut slot = self.slot.lock();
+        if !self.first_seen {
+            self.first_seen = true;
+            slot.first = Some(line.clone());
+        }
+        slot.push_last([None, Some(line)]);
     }
 
     fn keep(&mut self, bytes: &[u8]) {
@@ -172,21 +260,34 @@ impl UsageTap {
             self.partial.extend_from_slice(bytes);
         }
     }
+}
 
-    /// One event line: its data, if it mentions usage.
-    fn line(&self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        if memchr::memmem::find(data, MARKER).is_none() {
-            return;
+/// One event line: its data's usage, if it mentions usage. Every upstream puts the usage
+/// object last, after the answer's text (often most of the event): it is parsed from its key
+/// alone, and the whole event only when what follows the key is not a usage object.
+fn seen_in_line(line: &[u8]) -> Option<Seen> {
+    let data = line.strip_prefix(b"data:")?;
+    let data = data.strip_prefix(b" ").unwrap_or(data);
+    let data = data.strip_suffix(b"\r").unwrap_or(data);
+    let at = MARKER_FINDER.find_iter(data).last()?;
+    let value = data[at + MARKER.len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")
+        .map(<[u8]>::trim_ascii_start);
+    match value {
+        Some(value) if value.starts_with(b"null") => None,
+        Some(value) => {
+            match RawUsage::deserialize(&mut serde_json::Deserializer::from_slice(value)) {
+                Ok(usage) => Some(usage.seen()),
+                Err(_) => seen_in(data),
+            }
         }
-        let data = data.strip_prefix(b" ").unwrap_or(data);
-        let data = data.strip_suffix(b"\r").unwrap_or(data);
-        if let Some(seen) = seen_in(data) {
-            self.slot.merge(seen);
-        }
+        None => seen_in(data),
     }
+}
+
+fn is_data(line: &[u8]) -> bool {
+    line.starts_with(b"data:")
 }
 
 /// The usage an event or answer carries: its own `usage` (an Anthropic `message_delta`, a whole
@@ -275,7 +376,7 @@ mod tests {
         let slot = Arc::new(UsageSlot::default());
         let mut tap = UsageTap::new(slot.clone(), events);
         for chunk in chunks {
-            tap.feed(chunk);
+            tap.feed(&Bytes::copy_from_slice(chunk));
         }
         tap.end();
         slot.tokens()
@@ -329,6 +430,17 @@ mod tests {
         );
     }
 
+    /// A reader that stops at the terminal event, without reading the body to its end (an
+    /// answer assembled for a caller that did not stream), still has its usage counted.
+    #[test]
+    fn a_reader_that_stops_at_the_terminal_event() {
+        let slot = Arc::new(UsageSlot::default());
+        let mut tap = UsageTap::new(slot.clone(), true);
+        tap.feed(&Bytes::from_static(COMPLETED.as_bytes()));
+        drop(tap);
+        assert_eq!(slot.tokens().map(|t| t.output), Some(30));
+    }
+
     /// An Anthropic stream's input (with its cache reads) and output, from two events.
     #[test]
     fn anthropic_streams_and_whole_answers() {
@@ -336,16 +448,17 @@ mod tests {
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":80,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n",
             "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
             "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":42}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
         );
-        assert_eq!(
-            tapped(&[stream.as_bytes()], true),
-            Some(Tokens {
-                input: 100,
-                cached: 80,
-                output: 42,
-                reasoning: 0
-            })
-        );
+        let expected = Some(Tokens {
+            input: 100,
+            cached: 80,
+            output: 42,
+            reasoning: 0,
+        });
+        assert_eq!(tapped(&[stream.as_bytes()], true), expected);
+        let bytewise: Vec<&[u8]> = stream.as_bytes().chunks(1).collect();
+        assert_eq!(tapped(&bytewise, true), expected);
         let whole = br#"{"id":"resp","object":"response","usage":{"input_tokens":5,"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2}}}"#;
         let (a, b) = whole.split_at(20);
         assert_eq!(

@@ -173,6 +173,46 @@ pub(crate) struct SeriesPoint {
     pub tokens: u64,
 }
 
+/// The statements rows are inserted with, by how many rows each writes (the biggest that fits
+/// first; 64 rows bind 1,024 values, well under SQLite's bound).
+const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
+const COLUMNS: usize = 16;
+
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS].join(","));
+    format!(
+        "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+            input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
+         VALUES {}",
+        vec![row; rows].join(",")
+    )
+}
+
+/// A row's values in the order of [`insert_sql`]'s columns, with its names' numbers.
+fn row_values(row: &UsageRow, ids: &[i64; 7]) -> [Option<i64>; COLUMNS] {
+    let [key, client, dialect, asked, served, profile, refused] = *ids;
+    let t = &row.tokens;
+    let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+    [
+        Some(row.at_ms),
+        Some(key),
+        Some(client),
+        Some(dialect),
+        Some(asked),
+        Some(served),
+        Some(profile),
+        Some(i64::from(row.status)),
+        count(t.input),
+        count(t.cached),
+        count(t.output),
+        count(t.reasoning),
+        row.first_byte_ms.map(i64::from),
+        Some(i64::from(row.total_ms)),
+        Some(i64::from(row.hops)),
+        Some(refused),
+    ]
+}
+
 fn hour_of(at_ms: i64) -> i64 {
     at_ms.div_euclid(HOUR_MS) * 3600
 }
@@ -206,7 +246,6 @@ impl SqliteStore {
             names.0.insert(name.to_string(), id);
             Ok(id)
         };
-        let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
             let row_ids = [
@@ -224,49 +263,43 @@ impl SqliteStore {
             }
             ids.push(resolved);
         }
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
-                        input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .map_err(|e| self.err(e))?;
-            for (row, [key, client, dialect, asked, served, profile, refused]) in
-                rows.iter().zip(&ids)
-            {
-                let t = &row.tokens;
-                insert
-                    .execute(params![
-                        row.at_ms,
-                        key,
-                        client,
-                        dialect,
-                        asked,
-                        served,
-                        profile,
-                        row.status,
-                        t.input as i64,
-                        t.cached as i64,
-                        t.output as i64,
-                        t.reasoning as i64,
-                        row.first_byte_ms,
-                        row.total_ms,
-                        row.hops,
-                        refused
-                    ])
-                    .map_err(|e| self.err(e))?;
-                let model = if *served != NONE { *served } else { *asked };
-                let totals = hours
-                    .entry([hour_of(row.at_ms), *key, *client, model, *profile])
-                    .or_default();
-                totals.add(&UsageTotals {
-                    requests: 1,
-                    errors: u64::from(row.status >= 400),
-                    refused: u64::from(*refused != NONE),
-                    tokens: row.tokens,
-                });
+        // Many rows per statement: a statement's run (its cursors opened on the table and both
+        // indexes, its halt) costs as much as the row it writes.
+        let mut written = 0;
+        for size in ROWS_PER_INSERT {
+            if rows.len() - written < size {
+                continue;
             }
+            let mut insert = tx
+                .prepare_cached(&insert_sql(size))
+                .map_err(|e| self.err(e))?;
+            while rows.len() - written >= size {
+                let chunk = written..written + size;
+                let values = rows[chunk.clone()]
+                    .iter()
+                    .zip(&ids[chunk])
+                    .flat_map(|(row, ids)| row_values(row, ids));
+                for (index, value) in values.enumerate() {
+                    insert
+                        .raw_bind_parameter(index + 1, value)
+                        .map_err(|e| self.err(e))?;
+                }
+                insert.raw_execute().map_err(|e| self.err(e))?;
+                written += size;
+            }
+        }
+        let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
+        for (row, [key, client, _, asked, served, profile, refused]) in rows.iter().zip(&ids) {
+            let model = if *served != NONE { *served } else { *asked };
+            let totals = hours
+                .entry([hour_of(row.at_ms), *key, *client, model, *profile])
+                .or_default();
+            totals.add(&UsageTotals {
+                requests: 1,
+                errors: u64::from(row.status >= 400),
+                refused: u64::from(*refused != NONE),
+                tokens: row.tokens,
+            });
         }
         {
             let mut upsert = tx
@@ -742,6 +775,36 @@ mod tests {
         assert_eq!(store.key_hours("agent", old / 1000 - 3600)?.len(), 2);
         assert_eq!(store.key_arrivals("agent", NOW_MS - 1)?, vec![NOW_MS]);
         assert_eq!(store.key_arrivals("nobody", 0)?, Vec::<i64>::new());
+        Ok(())
+    }
+
+    /// A batch written many rows per statement keeps every row whole, in order: 75 rows go as
+    /// 64, 4, 4 and three single ones.
+    #[test]
+    fn a_batch_keeps_every_row() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, store) = store()?;
+        let rows: Vec<UsageRow> = (0..75)
+            .map(|n| {
+                let mut r = row(NOW_MS + n, [Some("agent"), None][n as usize % 2], "curl", 7);
+                r.first_byte_ms = (n % 3 != 0).then_some(n as u32);
+                r.total_ms = 1000 + n as u32;
+                r.refused = (n == 74).then_some("requests_per_minute");
+                r
+            })
+            .collect();
+        store.record_usage(&mut NameIds::default(), &rows)?;
+        let latest = store.latest_requests(100)?;
+        assert_eq!(latest.len(), 75);
+        for (record, row) in latest.iter().rev().zip(&rows) {
+            assert_eq!(record.at.timestamp_millis(), row.at_ms);
+            assert_eq!(record.key, row.key);
+            assert_eq!(record.first_byte_ms, row.first_byte_ms);
+            assert_eq!(record.total_ms, row.total_ms);
+            assert_eq!(record.tokens, row.tokens);
+            assert_eq!(record.refused.as_deref(), row.refused);
+        }
+        let groups = store.usage_groups(NOW_MS - 1, GroupBy::Key)?;
+        assert_eq!(groups.iter().map(|g| g.totals.requests).sum::<u64>(), 75);
         Ok(())
     }
 
