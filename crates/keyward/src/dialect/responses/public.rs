@@ -769,7 +769,12 @@ impl PublicStream {
             "response.failed" => self.terminal(kind, &mut fields, "failed", out),
             "error" => self.error(fields, out),
             _ => {
-                self.start(None, kind, out);
+                // Another event may carry a response too: it names the stream's one response.
+                let identity =
+                    self.start(fields.get("response").and_then(Value::as_object), kind, out);
+                if let Some(Value::Object(response)) = fields.get_mut("response") {
+                    response.insert("id".into(), Value::String(identity.id));
+                }
                 self.item_event(kind, fields, out);
             }
         }
