@@ -551,6 +551,19 @@ impl PublicStream {
     fn part_for(
         &mut self,
         item: usize,
+        key: &str,
+        fields: &Map<String, Value>,
+        kind: PartKind,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let named = fields.get(key).and_then(Value::as_u64);
+        self.part_at(item, named, kind, out)
+    }
+
+    /// The part at the index an event names ([`Self::part_for`]), read by the caller.
+    fn part_at(
+        &mut self,
+        item: usize,
         named: Option<u64>,
         kind: PartKind,
         out: &mut Vec<u8>,
@@ -835,12 +848,7 @@ impl PublicStream {
                     (PartKind::of_delta(kind), "content_index")
                 };
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(
-                    item,
-                    fields.get(key).and_then(Value::as_u64),
-                    part_kind,
-                    out,
-                );
+                let part = self.part_for(item, key, &fields, part_kind, out);
                 let delta = fields
                     .get("delta")
                     .and_then(Value::as_str)
@@ -866,12 +874,7 @@ impl PublicStream {
                     _ => (PartKind::Text, "content_index", "text"),
                 };
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(
-                    item,
-                    fields.get(key).and_then(Value::as_u64),
-                    part_kind,
-                    out,
-                );
+                let part = self.part_for(item, key, &fields, part_kind, out);
                 let Some(p) = self.items.get_mut(item).and_then(|i| i.parts.get_mut(part)) else {
                     return;
                 };
@@ -899,12 +902,7 @@ impl PublicStream {
                 };
                 let part_kind = PartKind::of_part(&fields, summary);
                 let item = self.item_for(&at, if summary { "reasoning" } else { "message" }, out);
-                let part = self.part_for(
-                    item,
-                    fields.get(key).and_then(Value::as_u64),
-                    part_kind,
-                    out,
-                );
+                let part = self.part_for(item, key, &fields, part_kind, out);
                 self.close_part(item, part, out);
             }
             "response.function_call_arguments.delta" => {
@@ -979,7 +977,7 @@ impl PublicStream {
             id: delta.item_id.map(Cow::into_owned),
         };
         let item = self.item_for(&at, "message", out);
-        let part = self.part_for(item, delta.content_index, PartKind::Text, out);
+        let part = self.part_at(item, delta.content_index, PartKind::Text, out);
         let Some(it) = self.items.get_mut(item) else {
             return false;
         };
