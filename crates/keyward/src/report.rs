@@ -94,11 +94,20 @@ fn api_key_report(member: &dyn Upstream) -> ProfileReport {
 
 /// A usage window as one line: "12% of 5h, resets in 2h 3m".
 pub(crate) fn window_text(window: &crate::store::UsageWindow) -> String {
-    let mut text = format!("{:.0}%", window.used_percent);
-    if let Some(minutes) = window.window_minutes {
+    window_summary(window.used_percent, window.window_minutes, window.resets_at)
+}
+
+/// The same line from its parts, for reports that keep a window's figures in their own shape.
+pub(crate) fn window_summary(
+    used_percent: f64,
+    window_minutes: Option<u64>,
+    resets_at: Option<chrono::DateTime<Utc>>,
+) -> String {
+    let mut text = format!("{used_percent:.0}%");
+    if let Some(minutes) = window_minutes {
         text.push_str(&format!(" of {}", span(minutes * 60)));
     }
-    if let Some(at) = window.resets_at {
+    if let Some(at) = resets_at {
         text.push_str(&format!(
             ", resets {}",
             relative((at - Utc::now()).num_seconds())

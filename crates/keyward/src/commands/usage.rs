@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::exit;
 use crate::config::Config;
 use crate::ledger::{window_reports, WindowReport};
-use crate::report::{relative, span};
+use crate::report::{span, window_summary};
 use crate::store::{GroupBy, PoolStore, SqliteStore, UsageGroup, UsageTotals};
 
 #[derive(Debug, clap::Args)]
@@ -171,16 +171,8 @@ fn human(
         lines.push("usage windows, as each login's provider last reported them:".into());
         let width = windows.iter().map(|w| w.profile.len()).max().unwrap_or(0);
         for window in windows {
-            let mut text = format!("{:.0}%", window.used_percent);
-            if let Some(minutes) = window.window_minutes {
-                text.push_str(&format!(" of {}", span(minutes * 60)));
-            }
-            if let Some(at) = window.resets_at {
-                text.push_str(&format!(
-                    ", resets {}",
-                    relative((at - Utc::now()).num_seconds())
-                ));
-            }
+            let mut text =
+                window_summary(window.used_percent, window.window_minutes, window.resets_at);
             let shares: Vec<String> = window
                 .by_key
                 .iter()
