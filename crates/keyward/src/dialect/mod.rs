@@ -249,14 +249,27 @@ pub(crate) fn write_frame<T: serde::Serialize + ?Sized>(
     event: Option<&str>,
     data: &T,
 ) {
-    if let Some(event) = event {
+    // Writing JSON into a Vec cannot fail: keyward's frames have string keys only.
+    write_frame_with(out, event, |out| {
+        let _ = serde_json::to_writer(out, data);
+    });
+}
+
+/// [`write_frame`] with the data (one line of JSON) written by `write`.
+pub(crate) fn write_frame_with(
+    out: &mut Vec<u8>,
+    event: Option<&str>,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    // A name that would break its line (an upstream's event type may be any string) is left
+    // out: the data names the event too.
+    if let Some(event) = event.filter(|e| !e.contains(['\n', '\r'])) {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(event.as_bytes());
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    // Writing JSON into a Vec cannot fail: keyward's frames have string keys only.
-    let _ = serde_json::to_writer(&mut *out, data);
+    write(out);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -8,6 +8,7 @@ mod event;
 mod failure;
 mod output;
 mod public;
+mod response_object;
 pub(crate) mod shape;
 #[cfg(test)]
 mod tests;

@@ -25,129 +25,44 @@ use serde_json::{json, Map, Value};
 
 use super::event::event_json;
 use super::failure::StreamFailure;
+use super::response_object::{new_id, Identity, PublicResponse, RawObject, ResponseFrame};
 use crate::dialect::sse::Event;
-use crate::dialect::{unix_now, write_frame, Flow, SseTranslator};
-
-/// A response id, item id or call id made here, for one the upstream left out.
-fn new_id(prefix: &str) -> String {
-    format!(
-        "{prefix}{:016x}{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
-}
-
-/// The response object's fields the public API always sends, with the value it sends when the
-/// request left them at their defaults; `id`, `object`, `created_at`, `status`, `model`,
-/// `output` and `usage` are set by the caller.
-fn response_defaults() -> [(&'static str, Value); 20] {
-    [
-        ("background", Value::Bool(false)),
-        ("error", Value::Null),
-        ("incomplete_details", Value::Null),
-        ("instructions", Value::Null),
-        ("max_output_tokens", Value::Null),
-        ("max_tool_calls", Value::Null),
-        ("parallel_tool_calls", Value::Bool(true)),
-        ("previous_response_id", Value::Null),
-        ("prompt_cache_key", Value::Null),
-        ("reasoning", json!({"effort": null, "summary": null})),
-        ("safety_identifier", Value::Null),
-        ("service_tier", Value::from("default")),
-        ("store", Value::Bool(false)),
-        ("temperature", Value::from(1.0)),
-        (
-            "text",
-            json!({"format": {"type": "text"}, "verbosity": "medium"}),
-        ),
-        ("tool_choice", Value::from("auto")),
-        ("tools", json!([])),
-        ("top_logprobs", Value::from(0)),
-        ("top_p", Value::from(1.0)),
-        ("truncation", Value::from("disabled")),
-    ]
-}
-
-/// What a response object names itself by: kept the same in every event of a stream.
-#[derive(Debug, Clone)]
-struct Identity {
-    id: String,
-    created_at: i64,
-    model: String,
-}
-
-impl Identity {
-    /// From the upstream's first response object (what it carries), else made here.
-    fn of(response: Option<&Map<String, Value>>, model: &str) -> Self {
-        let text = |key: &str| {
-            response
-                .and_then(|r| r.get(key))
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-        };
-        Self {
-            id: text("id").unwrap_or_else(|| new_id("resp_")),
-            created_at: response
-                .and_then(|r| r.get("created_at"))
-                .and_then(Value::as_i64)
-                .unwrap_or_else(unix_now),
-            model: text("model").unwrap_or_else(|| model.to_string()),
-        }
-    }
-
-    /// `response` with every field the public API sends: this identity, `status` unless it has
-    /// one, the defaults of the fields it lacks.
-    fn fill(&self, mut response: Map<String, Value>, status: &str) -> Map<String, Value> {
-        response.insert("id".into(), self.id.clone().into());
-        response.insert("object".into(), "response".into());
-        response.insert("created_at".into(), self.created_at.into());
-        if !response.get("status").is_some_and(Value::is_string) {
-            response.insert("status".into(), status.into());
-        }
-        if !response.get("model").is_some_and(Value::is_string) {
-            response.insert("model".into(), self.model.clone().into());
-        }
-        for (key, value) in response_defaults() {
-            response.entry(key).or_insert(value);
-        }
-        if !response.get("output").is_some_and(Value::is_array) {
-            response.insert("output".into(), json!([]));
-        }
-        response.entry("usage").or_insert(Value::Null);
-        if !response.get("metadata").is_some_and(Value::is_object) {
-            response.insert("metadata".into(), json!({}));
-        }
-        response
-    }
-}
+use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
 
 /// The usage object of a finished response, with every count a number (absent ones 0).
-fn fill_usage(usage: Option<&Value>) -> Value {
-    let usage = usage
-        .filter(|u| u.is_object())
-        .cloned()
-        .unwrap_or(json!({}));
-    let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
-    let mut filled = usage.as_object().cloned().unwrap_or_default();
-    let (input, output) = (count("/input_tokens"), count("/output_tokens"));
-    filled.insert("input_tokens".into(), input.into());
-    filled.insert(
-        "input_tokens_details".into(),
-        json!({"cached_tokens": count("/input_tokens_details/cached_tokens")}),
-    );
-    filled.insert("output_tokens".into(), output.into());
-    filled.insert(
-        "output_tokens_details".into(),
-        json!({"reasoning_tokens": count("/output_tokens_details/reasoning_tokens")}),
-    );
+fn fill_usage(usage: Option<Value>) -> Value {
+    let mut usage = match usage {
+        Some(Value::Object(usage)) => usage,
+        _ => Map::new(),
+    };
+    let count = |usage: &Map<String, Value>, key: &str, detail: Option<&str>| {
+        let value = usage.get(key);
+        let value = match detail {
+            Some(detail) => value.and_then(|v| v.get(detail)),
+            None => value,
+        };
+        value.and_then(Value::as_u64).unwrap_or(0)
+    };
+    let input = count(&usage, "input_tokens", None);
+    let cached = count(&usage, "input_tokens_details", Some("cached_tokens"));
+    let output = count(&usage, "output_tokens", None);
+    let reasoning = count(&usage, "output_tokens_details", Some("reasoning_tokens"));
     let total = usage
         .get("total_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(input.saturating_add(output));
-    filled.insert("total_tokens".into(), total.into());
-    Value::Object(filled)
+    usage.insert("input_tokens".into(), input.into());
+    usage.insert(
+        "input_tokens_details".into(),
+        json!({"cached_tokens": cached}),
+    );
+    usage.insert("output_tokens".into(), output.into());
+    usage.insert(
+        "output_tokens_details".into(),
+        json!({"reasoning_tokens": reasoning}),
+    );
+    usage.insert("total_tokens".into(), total.into());
+    Value::Object(usage)
 }
 
 /// A finished output item as the public API sends it: its id, its status, a message's parts
@@ -208,7 +123,7 @@ pub(crate) fn public_object(response: Value, model: &str) -> Value {
         Value::Object(response) => response,
         _ => Map::new(),
     };
-    let identity = Identity::of(Some(&response), model);
+    let identity = Identity::of_tree(Some(&response), model);
     let mut response = identity.fill(response, "completed");
     if let Some(Value::Array(items)) = response.get_mut("output") {
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
@@ -225,7 +140,7 @@ pub(crate) fn public_object(response: Value, model: &str) -> Value {
             fill_item(item, &id);
         }
     }
-    let usage = fill_usage(response.get("usage"));
+    let usage = fill_usage(response.remove("usage"));
     response.insert("usage".into(), usage);
     Value::Object(response)
 }
@@ -453,35 +368,92 @@ impl PublicStream {
     fn emit(&mut self, kind: &str, fields: Map<String, Value>, out: &mut Vec<u8>) {
         let frame = Frame {
             kind,
-            sequence_number: self.sequence,
+            sequence_number: self.next_sequence(),
             fields: &fields,
         };
-        self.sequence += 1;
         write_frame(out, Some(kind), &frame);
     }
 
-    /// The stream's identity; the first event fixes it, and opens the stream with
-    /// `response.created` when it is not that event itself.
+    fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence - 1
+    }
+
+    /// Writes an event keyward makes itself about item `item`: its id (`placed`: when the event
+    /// names it), its index, `part`'s index, then `body`.
+    fn write_placed(
+        &mut self,
+        kind: &str,
+        item: usize,
+        placed: bool,
+        part: Option<(&'static str, usize)>,
+        body: Body<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let sequence_number = self.next_sequence();
+        let item_id = self
+            .items
+            .get(item)
+            .map(|i| i.id.as_str())
+            .filter(|_| placed);
+        let frame = Placed {
+            kind,
+            sequence_number,
+            item_id,
+            output_index: item,
+            part,
+            body,
+        };
+        frame.write(out);
+    }
+
+    /// The stream's identity; the first event fixes it (`of` reads it from that event's response),
+    /// and opens the stream with `response.created` when it is not that event itself.
     fn start(
         &mut self,
-        response: Option<&Map<String, Value>>,
+        of: impl FnOnce(&str) -> Identity,
         first: &str,
         out: &mut Vec<u8>,
     ) -> Identity {
         if let Some(identity) = &self.identity {
             return identity.clone();
         }
-        let identity = Identity::of(response, &self.asked);
+        let identity = of(&self.asked);
         self.identity = Some(identity.clone());
         if first != "response.created" {
-            let response = identity.fill(Map::new(), "in_progress");
-            self.emit(
+            let upstream = RawObject::default();
+            self.write_response(
                 "response.created",
-                one("response", Value::Object(response)),
+                &upstream,
+                PublicResponse {
+                    identity: &identity,
+                    status: "in_progress",
+                    upstream: &upstream,
+                    streamed: None,
+                    usage: None,
+                    failed: false,
+                },
                 out,
             );
         }
         identity
+    }
+
+    /// Writes a response-level event: `event`'s members, then `response`.
+    fn write_response(
+        &mut self,
+        kind: &str,
+        event: &RawObject<'_>,
+        response: PublicResponse<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let frame = ResponseFrame {
+            kind,
+            sequence_number: self.next_sequence(),
+            upstream: event,
+            response,
+        };
+        write_frame_with(out, Some(kind), |out| frame.write(out));
     }
 
     /// The item an event belongs to, by the upstream's index or id (the last open one when it
@@ -521,11 +493,15 @@ impl PublicStream {
     ) -> usize {
         let item = Item::new(upstream, kind, at);
         let index = self.items.len();
-        let mut fields = Map::new();
-        fields.insert("output_index".into(), index.into());
-        fields.insert("item".into(), Value::Object(item.added.clone()));
+        let sequence_number = self.next_sequence();
+        Placed::item(
+            "response.output_item.added",
+            sequence_number,
+            index,
+            Body::Added(&item.added),
+        )
+        .write(out);
         self.items.push(item);
-        self.emit("response.output_item.added", fields, out);
         index
     }
 
@@ -601,7 +577,12 @@ impl PublicStream {
             PartKind::Summary => ("response.reasoning_summary_part.added", "summary_index"),
             _ => ("response.content_part.added", "content_index"),
         };
-        let mut fields = self.place(item, Some((key, index)), upstream.unwrap_or_default());
+        let Some(upstream) = upstream else {
+            let body = Body::Part(kind, "");
+            self.write_placed(event, item, true, Some((key, index)), body, out);
+            return index;
+        };
+        let mut fields = self.place(item, Some((key, index)), upstream);
         let part = match fields.get("part").and_then(Value::as_object) {
             Some(part) => {
                 let mut part = part.clone();
@@ -632,8 +613,9 @@ impl PublicStream {
             .filter(|i| i.kind == "function_call" && !i.arguments_done)
             .map(|i| i.arguments.clone());
         if let Some(arguments) = call {
-            let fields = self.place(item, None, one("arguments", arguments.into()));
-            self.emit("response.function_call_arguments.done", fields, out);
+            let body = Body::Text("arguments", &arguments, false);
+            let kind = "response.function_call_arguments.done";
+            self.write_placed(kind, item, true, None, body, out);
             if let Some(it) = self.items.get_mut(item) {
                 it.arguments_done = true;
             }
@@ -669,15 +651,11 @@ impl PublicStream {
             ),
         };
         if !text_done {
-            let mut fields =
-                self.place(item, Some((key, index)), one(text_key, text.clone().into()));
-            if kind == PartKind::Text {
-                fields.insert("logprobs".into(), json!([]));
-            }
-            self.emit(text_event, fields, out);
+            let body = Body::Text(text_key, &text, kind == PartKind::Text);
+            self.write_placed(text_event, item, true, Some((key, index)), body, out);
         }
-        let fields = self.place(item, Some((key, index)), one("part", kind.part(&text)));
-        self.emit(part_event, fields, out);
+        let body = Body::Part(kind, &text);
+        self.write_placed(part_event, item, true, Some((key, index)), body, out);
         if let Some(part) = self
             .items
             .get_mut(item)
@@ -702,56 +680,95 @@ impl PublicStream {
         let Some(it) = self.items.get_mut(item) else {
             return;
         };
-        let done = it.finished(upstream);
-        it.done = Some(done.clone());
-        let mut fields = Map::new();
-        fields.insert("output_index".into(), item.into());
-        fields.insert("item".into(), done);
-        self.emit("response.output_item.done", fields, out);
+        it.done = Some(it.finished(upstream));
+        let sequence_number = self.next_sequence();
+        if let Some(done) = self.items.get(item).and_then(|i| i.done.as_ref()) {
+            Placed::item(
+                "response.output_item.done",
+                sequence_number,
+                item,
+                Body::Done(done),
+            )
+            .write(out);
+        }
     }
 
-    /// A terminal event: every item ended, then the response whole with `status`.
-    fn terminal(
-        &mut self,
-        kind: &str,
-        fields: &mut Map<String, Value>,
-        status: &str,
-        out: &mut Vec<u8>,
-    ) {
-        let response = match fields.remove("response") {
-            Some(Value::Object(response)) => Some(response),
-            _ => None,
+    /// A response-level event (`response.created`, `.in_progress`, `.completed`, `.incomplete`,
+    /// `.failed`), its members as they came.
+    fn response_event(&mut self, kind: &str, event: &RawObject<'_>, out: &mut Vec<u8>) {
+        let upstream = event.object("response");
+        let first = self.identity.is_none();
+        let identity = self.start(
+            |asked| Identity::of_raw(upstream.as_ref(), asked),
+            kind,
+            out,
+        );
+        let upstream = upstream.unwrap_or_default();
+        let status = match kind {
+            "response.created" if !first => return,
+            "response.created" | "response.in_progress" => "in_progress",
+            "response.completed" => "completed",
+            "response.incomplete" => "incomplete",
+            _ => "failed",
         };
-        let identity = self.start(response.as_ref(), kind, out);
+        let failed = status == "failed";
+        let ends = status != "in_progress";
         // A response that ends ends its items; a failed one leaves them as they were.
-        if status != "failed" {
+        if ends && !failed {
+            if self.items.is_empty() {
+                self.announce_output(&upstream, out);
+            }
             for item in 0..self.items.len() {
                 self.finish_item(item, None, out);
             }
         }
-        let mut response = identity.fill(response.unwrap_or_default(), status);
-        let streamed: Vec<Value> = self.items.iter().filter_map(|i| i.done.clone()).collect();
-        if !streamed.is_empty() {
-            response.insert("output".into(), Value::Array(streamed));
+        let usage = (ends && !failed).then(|| fill_usage(upstream.tree("usage")));
+        let items = std::mem::take(&mut self.items);
+        let streamed: Vec<&Value> = items.iter().filter_map(|i| i.done.as_ref()).collect();
+        // A failed response whose stream carried no item whole keeps the upstream's output.
+        let streamed = (ends && !(failed && streamed.is_empty())).then_some(&streamed[..]);
+        let response = PublicResponse {
+            identity: &identity,
+            status,
+            upstream: &upstream,
+            streamed,
+            usage: usage.as_ref(),
+            failed,
+        };
+        self.write_response(kind, event, response, out);
+        self.items = items;
+        self.ended = ends;
+    }
+
+    /// The items of a final output that no event carried, each announced and done, as the
+    /// public API streams every item it answers with.
+    fn announce_output(&mut self, response: &RawObject<'_>, out: &mut Vec<u8>) {
+        let Some(Value::Array(output)) = response.tree("output") else {
+            return;
+        };
+        for item in output {
+            let Value::Object(item) = item else {
+                continue;
+            };
+            let kind = item
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("message")
+                .to_string();
+            let at = ItemAt {
+                index: None,
+                id: item.get("id").and_then(Value::as_str).map(str::to_string),
+            };
+            let index = self.add_item(Some(&item), &kind, at, out);
+            self.finish_item(index, Some(item), out);
         }
-        if status != "failed" {
-            let usage = fill_usage(response.get("usage"));
-            response.insert("usage".into(), usage);
-        } else if !response.get("error").is_some_and(Value::is_object) {
-            response.insert(
-                "error".into(),
-                json!({"code": "server_error", "message": "the upstream reported a failure without a message"}),
-            );
-        }
-        fields.insert("response".into(), Value::Object(response));
-        let fields = std::mem::take(fields);
-        self.emit(kind, fields, out);
-        self.ended = true;
     }
 
     /// An `error` event, with what the public API's carries: `code`, `message`, `param`.
     fn error(&mut self, mut fields: Map<String, Value>, out: &mut Vec<u8>) {
         let failure = StreamFailure::from_event(&Value::Object(fields.clone()));
+        // The public API's `error` event carries no response (only what it says of one).
+        fields.remove("response");
         fields
             .entry("code")
             .or_insert(failure.code.map_or(Value::Null, Value::from));
@@ -762,35 +779,20 @@ impl PublicStream {
     }
 
     fn event(&mut self, kind: &str, mut fields: Map<String, Value>, out: &mut Vec<u8>) {
-        match kind {
-            "response.created" | "response.in_progress" => {
-                let response = match fields.remove("response") {
-                    Some(Value::Object(response)) => Some(response),
-                    _ => None,
-                };
-                let first = self.identity.is_none();
-                let identity = self.start(response.as_ref(), kind, out);
-                if kind == "response.created" && !first {
-                    return;
-                }
-                let response = identity.fill(response.unwrap_or_default(), "in_progress");
-                fields.insert("response".into(), Value::Object(response));
-                self.emit(kind, fields, out);
-            }
-            "response.completed" => self.terminal(kind, &mut fields, "completed", out),
-            "response.incomplete" => self.terminal(kind, &mut fields, "incomplete", out),
-            "response.failed" => self.terminal(kind, &mut fields, "failed", out),
-            "error" => self.error(fields, out),
-            _ => {
-                // Another event may carry a response too: it names the stream's one response.
-                let identity =
-                    self.start(fields.get("response").and_then(Value::as_object), kind, out);
-                if let Some(Value::Object(response)) = fields.get_mut("response") {
-                    response.insert("id".into(), Value::String(identity.id));
-                }
-                self.item_event(kind, fields, out);
-            }
+        if kind == "error" {
+            return self.error(fields, out);
         }
+        // Another event may carry a response too: it is the stream's one response, whole.
+        let identity = self.start(
+            |asked| Identity::of_tree(fields.get("response").and_then(Value::as_object), asked),
+            kind,
+            out,
+        );
+        if let Some(Value::Object(response)) = fields.remove("response") {
+            let response = identity.fill(response, "in_progress");
+            fields.insert("response".into(), Value::Object(response));
+        }
+        self.item_event(kind, fields, out);
     }
 
     /// An event of an output item (or one keyward does not know, passed on in place).
@@ -952,12 +954,6 @@ impl PublicStream {
     }
 }
 
-fn one(key: &str, value: Value) -> Map<String, Value> {
-    let mut map = Map::with_capacity(1);
-    map.insert(key.into(), value);
-    map
-}
-
 impl PublicStream {
     /// A text delta read and written without JSON trees, when it has only the fields the API
     /// sends on one (most of a stream's events are these); `false` leaves it to the general way.
@@ -984,16 +980,19 @@ impl PublicStream {
         if let Some(p) = it.parts.get_mut(part) {
             p.text.push_str(&delta.delta);
         }
+        let sequence_number = self.next_sequence();
+        let Some(it) = self.items.get(item) else {
+            return false;
+        };
         let frame = TextDeltaFrame {
             kind: KIND,
-            sequence_number: self.sequence,
+            sequence_number,
             delta: &delta.delta,
             item_id: &it.id,
             output_index: item,
             content_index: part,
             logprobs: delta.logprobs.as_deref().unwrap_or(&EMPTY_LOGPROBS),
         };
-        self.sequence += 1;
         write_frame(out, Some(KIND), &frame);
         true
     }
@@ -1015,6 +1014,103 @@ impl Serialize for Frame<'_> {
         for (key, value) in self.fields {
             if key != "type" && key != "sequence_number" {
                 map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// An event keyward writes of its own about an item (no map is built for it): `type` and
+/// `sequence_number`, where it is, then its body.
+struct Placed<'a> {
+    kind: &'a str,
+    sequence_number: u64,
+    item_id: Option<&'a str>,
+    output_index: usize,
+    /// The part's index, under its key (`content_index` or `summary_index`).
+    part: Option<(&'static str, usize)>,
+    body: Body<'a>,
+}
+
+/// What a [`Placed`] event carries after its place.
+enum Body<'a> {
+    /// The item (`item`) as announced.
+    Added(&'a Map<String, Value>),
+    /// The item (`item`) done.
+    Done(&'a Value),
+    /// A part (`part`) of this kind with this text.
+    Part(PartKind, &'a str),
+    /// A text under its key, with an empty `logprobs` when the flag says so.
+    Text(&'static str, &'a str, bool),
+}
+
+impl<'a> Placed<'a> {
+    /// An event carrying a whole item (`output_item.added`, `.done`).
+    fn item(kind: &'a str, sequence_number: u64, output_index: usize, body: Body<'a>) -> Self {
+        Self {
+            kind,
+            sequence_number,
+            item_id: None,
+            output_index,
+            part: None,
+            body,
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        write_frame(out, Some(self.kind), self);
+    }
+}
+
+impl Serialize for Placed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", self.kind)?;
+        map.serialize_entry("sequence_number", &self.sequence_number)?;
+        if let Some(item_id) = self.item_id {
+            map.serialize_entry("item_id", item_id)?;
+        }
+        map.serialize_entry("output_index", &self.output_index)?;
+        if let Some((key, index)) = self.part {
+            map.serialize_entry(key, &index)?;
+        }
+        match &self.body {
+            Body::Added(item) => map.serialize_entry("item", item)?,
+            Body::Done(item) => map.serialize_entry("item", item)?,
+            Body::Part(kind, text) => map.serialize_entry("part", &PartJson(*kind, text))?,
+            Body::Text(key, text, logprobs) => {
+                map.serialize_entry(key, text)?;
+                if *logprobs {
+                    map.serialize_entry("logprobs", &EMPTY_LOGPROBS)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// A part as its `.added` (empty) and `.done` (whole) events carry it: [`PartKind::part`]
+/// without a tree.
+struct PartJson<'a>(PartKind, &'a str);
+
+impl Serialize for PartJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let PartJson(kind, text) = *self;
+        let mut map = serializer.serialize_map(None)?;
+        match kind {
+            PartKind::Text => {
+                map.serialize_entry("type", "output_text")?;
+                map.serialize_entry("annotations", &EMPTY_LOGPROBS)?;
+                map.serialize_entry("logprobs", &EMPTY_LOGPROBS)?;
+                map.serialize_entry("text", text)?;
+            }
+            PartKind::Refusal => {
+                map.serialize_entry("type", "refusal")?;
+                map.serialize_entry("refusal", text)?;
+            }
+            PartKind::Summary => {
+                map.serialize_entry("type", "summary_text")?;
+                map.serialize_entry("text", text)?;
             }
         }
         map.end()
@@ -1055,10 +1151,37 @@ struct TextDeltaFrame<'a> {
     logprobs: &'a Value,
 }
 
+/// Events that carry the response itself.
+fn is_response_level(kind: &str) -> bool {
+    matches!(
+        kind,
+        "response.created"
+            | "response.in_progress"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+    )
+}
+
 impl SseTranslator for PublicStream {
     fn event(&mut self, event: &Event, out: &mut Vec<u8>) -> Flow {
         if self.ended || self.text_delta(event, out) {
             return Flow::Continue;
+        }
+        // Named as one of the response's own events: read without a tree (unless its `type`
+        // says otherwise, which the general way below reads).
+        if let Some(name) = event
+            .event
+            .as_deref()
+            .filter(|name| is_response_level(name))
+        {
+            if let Some(fields) = RawObject::parse(&event.data) {
+                let typed = fields.get("type").is_some();
+                if !typed || fields.string("type").as_deref() == Some(name) {
+                    self.response_event(name, &fields, out);
+                    return Flow::Continue;
+                }
+            }
         }
         let Some(Value::Object(mut fields)) = event_json(event) else {
             return Flow::Continue;
@@ -1067,6 +1190,12 @@ impl SseTranslator for PublicStream {
             Some(Value::String(kind)) => kind,
             _ => return Flow::Continue,
         };
+        if is_response_level(&kind) {
+            if let Some(fields) = RawObject::parse(&event.data) {
+                self.response_event(&kind, &fields, out);
+            }
+            return Flow::Continue;
+        }
         // Numbered here: events may have been added between the upstream's.
         fields.remove("sequence_number");
         PublicStream::event(self, &kind, fields, out);

@@ -33,6 +33,11 @@ fn run(upstream: &str, broken: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
+/// The events' types, in order.
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
 /// Upstream events as SSE data lines.
 fn sse(events: &[Value]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
@@ -217,9 +222,8 @@ fn sparse_streams_are_completed() {
     ]);
     let events = run(&upstream, None);
     assert_public(&events);
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "response.created",
             "response.output_item.added",
@@ -380,6 +384,55 @@ fn objects_are_completed() {
     assert_eq!(object["text"]["format"]["type"], "text");
 }
 
+/// A response object as an upstream may send one: any of the members the writer reads, of the
+/// type the API gives them or another, and members of its own.
+fn any_response() -> impl Strategy<Value = Value> {
+    use crate::dialect::chat::strategies::any_json;
+    let member = |key: &'static str, usual: BoxedStrategy<Value>| {
+        prop::option::of(prop_oneof![3 => usual, 1 => any_json()]).prop_map(move |v| (key, v))
+    };
+    (
+        member("id", "resp_[a-z]{0,3}".prop_map(Value::from).boxed()),
+        member(
+            "status",
+            prop::sample::select(vec!["in_progress", "completed", "failed"])
+                .prop_map(Value::from)
+                .boxed(),
+        ),
+        member("model", "gpt-[0-9]".prop_map(Value::from).boxed()),
+        member("created_at", (0i64..10).prop_map(Value::from).boxed()),
+        member(
+            "output",
+            Just(json!([{"type": "message", "id": "up", "content": []}])).boxed(),
+        ),
+        member(
+            "usage",
+            (0u64..9, 0u64..9)
+                .prop_map(|(i, o)| json!({"input_tokens": i, "output_tokens": o, "extra": 1}))
+                .boxed(),
+        ),
+        member(
+            "error",
+            Just(json!({"code": "server_error", "message": "boom"})).boxed(),
+        ),
+        member("metadata", Just(json!({"k": "v"})).boxed()),
+        member("temperature", Just(json!(0.5)).boxed()),
+        prop::collection::vec(("[a-z]{1,3}", any_json()), 0..3),
+    )
+        .prop_map(|(a, b, c, d, e, f, g, h, i, extra)| {
+            let mut response = serde_json::Map::new();
+            for (key, value) in [a, b, c, d, e, f, g, h, i] {
+                if let Some(value) = value {
+                    response.insert(key.into(), value);
+                }
+            }
+            for (key, value) in extra {
+                response.insert(key, value);
+            }
+            Value::Object(response)
+        })
+}
+
 fn any_event() -> impl Strategy<Value = Value> {
     let kinds = prop::sample::select(vec![
         "response.created",
@@ -416,9 +469,13 @@ fn any_event() -> impl Strategy<Value = Value> {
         item_type,
         "[a-z]{0,4}",
         crate::dialect::chat::strategies::any_json(),
+        prop::option::of(any_response()),
     )
-        .prop_map(|(kind, index, part, item_type, text, noise)| {
+        .prop_map(|(kind, index, part, item_type, text, noise, response)| {
             let mut event = json!({"type": kind, "delta": text, "noise": noise});
+            if let Some(response) = response {
+                event["response"] = response;
+            }
             if let Some(index) = index {
                 event["output_index"] = index.into();
                 event["item"] = json!({"type": item_type, "id": format!("it{index}")});
@@ -499,4 +556,97 @@ proptest! {
         let general: Vec<Value> = run(&sse(&upstream), broken).into_iter().map(without_made_ids).collect();
         prop_assert_eq!(fast, general);
     }
+}
+
+/// A completion whose output items no event carried: each is announced and done before it, as
+/// the public API streams every item it answers with.
+#[test]
+fn items_only_the_completion_carries_are_streamed() {
+    let message = json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+        "content": [{"type": "output_text", "text": "hi", "annotations": []}]});
+    let upstream = sse(&[
+        json!({"type": "response.created", "response": {"id": "resp_1"}}),
+        json!({"type": "response.completed", "response": {"id": "resp_1", "output": [message, null]}}),
+    ]);
+    let events = run(&upstream, None);
+    assert_public(&events);
+    assert_eq!(
+        kinds(&events),
+        [
+            "response.created",
+            "response.output_item.added",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert_eq!(events[2]["item"]["content"][0]["text"], "hi");
+    assert_eq!(events[3]["response"]["output"], json!([events[2]["item"]]));
+}
+
+proptest! {
+    /// The response object written without a tree is the one the tree-based fill builds, for
+    /// any upstream object.
+    #[test]
+    fn written_responses_are_the_filled_trees(
+        response in any_response(),
+        status in prop::sample::select(vec!["in_progress", "completed", "failed"]),
+        failed in any::<bool>(),
+    ) {
+        use super::super::response_object::{Identity, PublicResponse, RawObject};
+        let text = serde_json::to_string_pretty(&response).unwrap_or_default();
+        let raw = RawObject::parse(&text).unwrap_or_default();
+        let tree = response.as_object().cloned().unwrap_or_default();
+        let identity = Identity::of_raw(Some(&raw), "asked");
+        prop_assert_eq!(
+            without_made_ids(json!(identity.id)),
+            without_made_ids(json!(Identity::of_tree(Some(&tree), "asked").id))
+        );
+        let mut out = Vec::new();
+        let written = PublicResponse { identity: &identity, status, upstream: &raw, streamed: None, usage: None, failed };
+        written.write(&mut out);
+        prop_assert!(!out.contains(&b'\n'), "one line");
+        let written: Value = serde_json::from_slice(&out).unwrap_or_default();
+        let mut filled = identity.fill(tree, status);
+        if failed && !filled["error"].is_object() {
+            filled.insert("error".into(), json!({"code": "server_error", "message": "the upstream reported a failure without a message"}));
+        }
+        prop_assert_eq!(written, Value::Object(filled));
+    }
+}
+
+/// An upstream that spreads an event over several `data:` lines, or names an event with a line
+/// break, still gets one frame of one line per event.
+#[test]
+fn events_spread_over_lines_come_out_on_one() {
+    let completed = json!({"type": "response.completed", "response": {"id": "resp_1", "usage": {"input_tokens": 1}}});
+    let pretty = serde_json::to_string_pretty(&completed).unwrap_or_default();
+    let data: String = pretty
+        .lines()
+        .map(|line| format!("data: {line}\n"))
+        .collect();
+    let upstream = format!("event: response.completed\n{data}\n");
+    let events = run(&upstream, None);
+    assert_public(&events);
+    assert_eq!(
+        events
+            .last()
+            .map(|e| e["response"]["usage"]["input_tokens"].clone()),
+        Some(json!(1))
+    );
+
+    let mut stream = PublicStream::new("gpt-client".into());
+    let mut out = Vec::new();
+    let odd = json!({"type": "response.odd\nevent: injected", "x": 1});
+    let mut parser = SseParser::default();
+    for event in parser.push(format!("data: {odd}\n\n").as_bytes()) {
+        SseTranslator::event(&mut stream, &event, &mut out);
+    }
+    let text = String::from_utf8(out).unwrap_or_default();
+    assert!(!text.contains("\nevent: injected"), "{text}");
+    assert!(
+        frames(&text)
+            .iter()
+            .any(|(name, data)| name.is_none() && data["type"] == odd["type"]),
+        "{text}"
+    );
 }

@@ -1,0 +1,429 @@
+//! The response object of a public Responses answer: who it is ([`Identity`]), the fields the
+//! public API always sends with their defaults, and the object written for a stream's
+//! response-level events ([`PublicResponse`]).
+//!
+//! A stream's `response.created` and `response.completed` each carry a whole response object,
+//! and completing them through a tree of `serde_json` maps (every key hashed and allocated,
+//! twenty defaults inserted) cost more than the rest of a short answer's translation. So the
+//! upstream's object is read as a [`RawObject`], its members kept as the raw text they came in,
+//! and written back with the defaults it lacks from constants, without a tree.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::dialect::unix_now;
+
+/// A response id, item id or call id made here, for one the upstream left out.
+pub(super) fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{:016x}{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// The response object's fields the public API always sends, with the value (as JSON text) it
+/// sends when the request left them at their defaults; `id`, `object`, `created_at`, `status`,
+/// `model`, `output`, `usage` and `metadata` are set by the caller.
+const DEFAULTS: [(&str, &str); 20] = [
+    ("background", "false"),
+    ("error", "null"),
+    ("incomplete_details", "null"),
+    ("instructions", "null"),
+    ("max_output_tokens", "null"),
+    ("max_tool_calls", "null"),
+    ("parallel_tool_calls", "true"),
+    ("previous_response_id", "null"),
+    ("prompt_cache_key", "null"),
+    ("reasoning", r#"{"effort":null,"summary":null}"#),
+    ("safety_identifier", "null"),
+    ("service_tier", r#""default""#),
+    ("store", "false"),
+    ("temperature", "1.0"),
+    ("text", r#"{"format":{"type":"text"},"verbosity":"medium"}"#),
+    ("tool_choice", r#""auto""#),
+    ("tools", "[]"),
+    ("top_logprobs", "0"),
+    ("top_p", "1.0"),
+    ("truncation", r#""disabled""#),
+];
+
+/// [`DEFAULTS`] as values, for objects that are built as trees.
+static DEFAULT_VALUES: LazyLock<Vec<(&'static str, Value)>> = LazyLock::new(|| {
+    DEFAULTS
+        .iter()
+        .filter_map(|(key, text)| Some((*key, serde_json::from_str(text).ok()?)))
+        .collect()
+});
+
+/// [`DEFAULTS`] as the members written, for objects written without a tree.
+static DEFAULT_MEMBERS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+    DEFAULTS
+        .iter()
+        .map(|(key, text)| (*key, format!("\"{key}\":{text}")))
+        .collect()
+});
+
+/// The `error` of a failed response whose upstream said nothing of it.
+const UNEXPLAINED_FAILURE: &str =
+    r#"{"code":"server_error","message":"the upstream reported a failure without a message"}"#;
+
+/// The members the writer sets itself, whatever the upstream's object holds.
+const OWN_MEMBERS: [&str; 9] = [
+    "id",
+    "object",
+    "created_at",
+    "status",
+    "model",
+    "output",
+    "usage",
+    "metadata",
+    "error",
+];
+
+/// What a response object names itself by: kept the same in every event of a stream.
+#[derive(Debug, Clone)]
+pub(super) struct Identity {
+    pub(super) id: String,
+    created_at: i64,
+    model: String,
+}
+
+impl Identity {
+    /// From what the upstream's first response object carries (each `None` when it carries
+    /// none), else made here; `asked` is the model the caller asked for.
+    fn new(
+        id: Option<String>,
+        created_at: Option<i64>,
+        model: Option<String>,
+        asked: &str,
+    ) -> Self {
+        Self {
+            id: id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| new_id("resp_")),
+            created_at: created_at.unwrap_or_else(unix_now),
+            model: model
+                .filter(|model| !model.is_empty())
+                .unwrap_or_else(|| asked.to_string()),
+        }
+    }
+
+    /// From a response object held as a tree.
+    pub(super) fn of_tree(response: Option<&Map<String, Value>>, asked: &str) -> Self {
+        let text = |key: &str| {
+            response
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let created_at = response
+            .and_then(|r| r.get("created_at"))
+            .and_then(Value::as_i64);
+        Self::new(text("id"), created_at, text("model"), asked)
+    }
+
+    /// From a response object read as raw members.
+    pub(super) fn of_raw(response: Option<&RawObject<'_>>, asked: &str) -> Self {
+        let read = |key: &str| response.and_then(|r| r.get(key)).map(RawValue::get);
+        let text = |key: &str| read(key).and_then(|raw| serde_json::from_str::<String>(raw).ok());
+        let created_at = read("created_at").and_then(|raw| serde_json::from_str::<i64>(raw).ok());
+        Self::new(text("id"), created_at, text("model"), asked)
+    }
+
+    /// `response` with every field the public API sends: this identity, `status` unless it has
+    /// one, the defaults of the fields it lacks.
+    pub(super) fn fill(
+        &self,
+        mut response: Map<String, Value>,
+        status: &str,
+    ) -> Map<String, Value> {
+        response.insert("id".into(), self.id.clone().into());
+        response.insert("object".into(), "response".into());
+        response.insert("created_at".into(), self.created_at.into());
+        if !response.get("status").is_some_and(Value::is_string) {
+            response.insert("status".into(), status.into());
+        }
+        if !response.get("model").is_some_and(Value::is_string) {
+            response.insert("model".into(), self.model.clone().into());
+        }
+        for (key, value) in DEFAULT_VALUES.iter() {
+            if !response.contains_key(*key) {
+                response.insert((*key).into(), value.clone());
+            }
+        }
+        if !response.get("output").is_some_and(Value::is_array) {
+            response.insert("output".into(), Value::Array(Vec::new()));
+        }
+        response.entry("usage").or_insert(Value::Null);
+        if !response.get("metadata").is_some_and(Value::is_object) {
+            response.insert("metadata".into(), Value::Object(Map::new()));
+        }
+        response
+    }
+}
+
+/// A JSON object's members, each value kept as the raw text it came in (borrowed from it). A
+/// member named twice counts once, by its last value, as in a tree.
+#[derive(Debug, Default)]
+pub(super) struct RawObject<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawObject<'a> {
+    /// `text` read as an object; `None` when it is not one.
+    pub(super) fn parse(text: &'a str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| *value)
+    }
+
+    /// The member `key` when it is an object.
+    pub(super) fn object(&self, key: &str) -> Option<RawObject<'a>> {
+        self.get(key)
+            .filter(|raw| opens(raw, b'{'))
+            .and_then(|raw| Self::parse(raw.get()))
+    }
+
+    /// The member `key` when it is a string.
+    pub(super) fn string(&self, key: &str) -> Option<Cow<'a, str>> {
+        let raw = self.get(key).filter(|raw| opens(raw, b'"'))?;
+        Some(
+            Text::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+                .ok()?
+                .0,
+        )
+    }
+
+    /// The member `key` read as a tree.
+    pub(super) fn tree(&self, key: &str) -> Option<Value> {
+        self.get(key)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    /// The members, in the order they came.
+    pub(super) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.members
+            .iter()
+            .map(|(name, value)| (name.as_ref(), *value))
+    }
+}
+
+/// Whether a raw JSON value starts with `byte` (`{` an object, `[` an array, `"` a string).
+fn opens(raw: &RawValue, byte: u8) -> bool {
+    raw.get().as_bytes().first() == Some(&byte)
+}
+
+/// A string borrowed from the input when it holds no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                while let Some((Text(name), value)) = map.next_entry::<Text<'de>, &RawValue>()? {
+                    match members.iter_mut().find(|(known, _)| *known == name) {
+                        Some(member) => member.1 = value,
+                        None => members.push((name, value)),
+                    }
+                }
+                Ok(RawObject { members })
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// A response object as a response-level event carries it: the upstream's members kept, this
+/// stream's identity, and every field the public API sends.
+pub(super) struct PublicResponse<'a> {
+    pub(super) identity: &'a Identity,
+    /// Its status when the upstream's object names none.
+    pub(super) status: &'a str,
+    pub(super) upstream: &'a RawObject<'a>,
+    /// The items the stream carried, in place of the upstream's `output` (a response that
+    /// ended is made of what its stream carried).
+    pub(super) streamed: Option<&'a [&'a Value]>,
+    /// Its usage with every count, in place of the upstream's (a completion's).
+    pub(super) usage: Option<&'a Value>,
+    /// A failed response, which always says why.
+    pub(super) failed: bool,
+}
+
+impl PublicResponse<'_> {
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
+        let upstream = self.upstream;
+        let kept = |key: &str, byte: u8| upstream.get(key).filter(|raw| opens(raw, byte));
+        let mut object = ObjectWriter::open(out);
+        json(object.known(r#""id":"#), &self.identity.id);
+        object.known(r#""object":"response""#);
+        json(object.known(r#""created_at":"#), &self.identity.created_at);
+        let status = object.known(r#""status":"#);
+        match kept("status", b'"') {
+            Some(status_kept) => raw(status, status_kept),
+            None => json(status, self.status),
+        }
+        let model = object.known(r#""model":"#);
+        match kept("model", b'"') {
+            Some(model_kept) => raw(model, model_kept),
+            None => json(model, &self.identity.model),
+        }
+        for (key, value) in upstream.members() {
+            if !OWN_MEMBERS.contains(&key) {
+                raw(object.member(key), value);
+            }
+        }
+        for (key, member) in DEFAULT_MEMBERS.iter() {
+            if !OWN_MEMBERS.contains(key) && upstream.get(key).is_none() {
+                object.known(member);
+            }
+        }
+        let output = object.known(r#""output":"#);
+        match (self.streamed, kept("output", b'[')) {
+            (Some(streamed), _) => json(output, streamed),
+            (None, Some(kept)) => raw(output, kept),
+            (None, None) => output.extend_from_slice(b"[]"),
+        }
+        let usage = object.known(r#""usage":"#);
+        match (self.usage, upstream.get("usage")) {
+            (Some(filled), _) => json(usage, filled),
+            (None, Some(kept)) => raw(usage, kept),
+            (None, None) => usage.extend_from_slice(b"null"),
+        }
+        let metadata = object.known(r#""metadata":"#);
+        match kept("metadata", b'{') {
+            Some(kept) => raw(metadata, kept),
+            None => metadata.extend_from_slice(b"{}"),
+        }
+        let error = object.known(r#""error":"#);
+        match (kept("error", b'{'), upstream.get("error")) {
+            (Some(kept), _) => raw(error, kept),
+            (None, _) if self.failed => error.extend_from_slice(UNEXPLAINED_FAILURE.as_bytes()),
+            (None, Some(kept)) => raw(error, kept),
+            (None, None) => error.extend_from_slice(b"null"),
+        }
+        object.close();
+    }
+}
+
+/// A response-level event as written: `type` and `sequence_number` first, then the upstream
+/// event's other members as they came, then the response.
+pub(super) struct ResponseFrame<'a> {
+    pub(super) kind: &'a str,
+    pub(super) sequence_number: u64,
+    pub(super) upstream: &'a RawObject<'a>,
+    pub(super) response: PublicResponse<'a>,
+}
+
+impl ResponseFrame<'_> {
+    /// Writes the event's JSON (the data of its SSE frame).
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
+        let mut object = ObjectWriter::open(out);
+        json(object.known(r#""type":"#), self.kind);
+        json(object.known(r#""sequence_number":"#), &self.sequence_number);
+        for (key, value) in self.upstream.members() {
+            if !matches!(key, "type" | "sequence_number" | "response") {
+                raw(object.member(key), value);
+            }
+        }
+        self.response.write(object.known(r#""response":"#));
+        object.close();
+    }
+}
+
+/// Writes a JSON object member by member: what a serializer does, without escaping the keys
+/// keyward itself names (each `"key":` is written as it is) and with raw members copied whole.
+struct ObjectWriter<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> ObjectWriter<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    fn separate(&mut self) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+    }
+
+    /// Starts a member from its written form (`"key":`, or a whole `"key":value`); its value
+    /// follows in what this returns.
+    fn known(&mut self, written: &str) -> &mut Vec<u8> {
+        self.separate();
+        self.out.extend_from_slice(written.as_bytes());
+        self.out
+    }
+
+    /// Starts a member named by the upstream (its key escaped).
+    fn member(&mut self, key: &str) -> &mut Vec<u8> {
+        self.separate();
+        json(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing JSON into a Vec cannot fail: these values have string keys only.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// A raw value copied whole. An SSE data line is one line, and a value the upstream spread over
+/// lines has line breaks only between its tokens (a string holds them escaped): they become
+/// spaces.
+fn raw(out: &mut Vec<u8>, value: &RawValue) {
+    let text = value.get().as_bytes();
+    if memchr::memchr2(b'\n', b'\r', text).is_none() {
+        out.extend_from_slice(text);
+    } else {
+        out.extend(
+            text.iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+        );
+    }
+}
