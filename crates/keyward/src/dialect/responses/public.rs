@@ -974,21 +974,16 @@ impl PublicStream {
         };
         let item = self.item_for(&at, "message", out);
         let part = self.part_at(item, delta.content_index, PartKind::Text, out);
-        let Some(it) = self.items.get_mut(item) else {
-            return false;
-        };
-        if let Some(p) = it.parts.get_mut(part) {
+        // From here on the event is handled: `item_for` and `part_at` may have written events.
+        if let Some(p) = self.items.get_mut(item).and_then(|i| i.parts.get_mut(part)) {
             p.text.push_str(&delta.delta);
         }
         let sequence_number = self.next_sequence();
-        let Some(it) = self.items.get(item) else {
-            return false;
-        };
         let frame = TextDeltaFrame {
             kind: KIND,
             sequence_number,
             delta: &delta.delta,
-            item_id: &it.id,
+            item_id: self.items.get(item).map_or("", |i| i.id.as_str()),
             output_index: item,
             content_index: part,
             logprobs: delta.logprobs.as_deref().unwrap_or(&EMPTY_LOGPROBS),
