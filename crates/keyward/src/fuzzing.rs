@@ -347,8 +347,10 @@ fn check_gemini_chunks(chunks: &[Value]) {
 }
 
 /// A Responses answer completed to the public API's shape (`PublicStream`), from upstream events:
-/// the first byte is control (bit 0 ends the stream with a broken transport), each further line
-/// one upstream event's JSON, fed as an SSE event without a name. Each line's JSON and its
+/// the first byte is control (bit 0 ends the stream with a broken transport; bit 1 names each
+/// event by its data's `type`, as the Codex backend does; bit 2 spreads each event's JSON over
+/// lines after its commas, as a multi-line `data:` would), each further line one upstream
+/// event's JSON, fed as an SSE event. Each line's JSON and its
 /// `response` also go through `public_object`. The output must be UTF-8 SSE frames, each named
 /// by its data's `type`, numbered from 0 in order, `response.created` first (unless the stream
 /// opens with an `error`), and end with exactly one terminal event, the last.
@@ -366,8 +368,17 @@ pub fn responses_stream(data: &[u8]) {
                 let _ = responses::public_object(response.clone(), "gpt-fuzz");
             }
         }
+        let name = (control & 2 == 2)
+            .then(|| serde_json::from_str::<Value>(&text).ok())
+            .flatten()
+            .and_then(|value| value.get("type")?.as_str().map(str::to_string));
+        let text = if control & 4 == 4 {
+            text.replace(',', ",\n")
+        } else {
+            text
+        };
         let event = Event {
-            event: None,
+            event: name,
             data: text,
         };
         crate::dialect::SseTranslator::event(&mut stream, &event, &mut out);
@@ -527,7 +538,8 @@ fn check_chunk_frames(out: &[u8]) {
     );
 }
 
-/// A frame's data, which must be JSON, and its `type`, which must be the frame's event name.
+/// A frame's data, which must be JSON, and its `type`, which must be the frame's event name (a
+/// type that would break the name's line goes unnamed).
 fn typed_frame(frame: &Event) -> (Value, String) {
     let data: Value = match serde_json::from_str(&frame.data) {
         Ok(data) => data,
@@ -538,9 +550,10 @@ fn typed_frame(frame: &Event) -> (Value, String) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    let named = (!kind.contains(['\n', '\r'])).then_some(kind.as_str());
     assert_eq!(
         frame.event.as_deref(),
-        Some(kind.as_str()),
+        named,
         "the event name is not the data's type"
     );
     (data, kind)
