@@ -2,7 +2,7 @@
 //! from a fixed list, so the ledger, the metrics' labels and the dashboard stay bounded whatever
 //! clients send. The user agent itself is never kept.
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName};
 
 /// Every client name there is; `unknown` for anything else.
 #[cfg(test)]
@@ -25,12 +25,14 @@ const CLIENTS: &[&str] = &[
 
 /// The client a request came from.
 pub(crate) fn client_of(headers: &HeaderMap) -> &'static str {
+    // Named once: a name given as text is parsed on every look-up.
+    const STAINLESS_LANG: HeaderName = HeaderName::from_static("x-stainless-lang");
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let lang = headers
-        .get("x-stainless-lang")
+        .get(STAINLESS_LANG)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     classify(agent, lang)

@@ -121,7 +121,7 @@ impl Ledger {
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = writer::Writer {
             store,
-            names: Default::default(),
+            ids: Default::default(),
             limiter: limiter.clone(),
             pool,
             counters: counters.clone(),

@@ -8,6 +8,7 @@
 //! keys have limits) it reads back what the limits count, every process's rows included; every
 //! hour it deletes rows and roll-ups older than their retention.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -21,7 +22,8 @@ use super::{Admission, Finished, Job, Limiter};
 use crate::broker::Clock;
 use crate::metrics::UsageCounters;
 use crate::pool::Pool;
-use crate::store::{NameIds, SqliteStore, StoreResult, UsageRow};
+use crate::profile::ProfileId;
+use crate::store::{SqliteStore, StoreResult, UsageIds, UsageRow};
 
 /// How long the first row of a batch waits for others.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -34,7 +36,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 pub(super) struct Writer {
     pub(super) store: SqliteStore,
-    pub(super) names: NameIds,
+    pub(super) ids: UsageIds,
     pub(super) limiter: Arc<Limiter>,
     pub(super) pool: Arc<Pool>,
     pub(super) counters: UsageCounters,
@@ -123,12 +125,22 @@ impl Writer {
     /// Writes a batch and counts it in the metrics; the admissions it wrote. A batch the store
     /// refuses is dropped (and counted), never retried forever.
     fn write(&mut self, batch: &[Finished]) -> Vec<Admission> {
-        let rows: Vec<UsageRow> = batch.iter().map(|f| self.row(f)).collect();
+        // Each profile's name spelt once per batch rather than once per row.
+        let mut profiles: Vec<(&ProfileId, String)> = Vec::new();
+        for profile in batch.iter().filter_map(|f| f.entry.note.profile.as_ref()) {
+            if !profiles.iter().any(|(known, _)| *known == profile) {
+                profiles.push((profile, profile.to_string()));
+            }
+        }
+        let rows: Vec<UsageRow<'_>> = batch
+            .iter()
+            .map(|f| usage_row(&self.limiter, &profiles, f))
+            .collect();
         let admissions: Vec<Admission> = batch
             .iter()
             .filter_map(|f| f.entry.note.admission)
             .collect();
-        match self.store.record_usage(&mut self.names, &rows) {
+        match self.store.record_usage(&mut self.ids, &rows) {
             Ok(()) => {
                 self.counters.count(&rows);
                 admissions
@@ -141,29 +153,6 @@ impl Writer {
                 self.counters.dropped.inc_by(rows.len() as u64);
                 Vec::new()
             }
-        }
-    }
-
-    fn row(&self, finished: &Finished) -> UsageRow {
-        let entry = &finished.entry;
-        let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        UsageRow {
-            at_ms: entry.at.timestamp_millis(),
-            key: entry.key.map(|key| match self.limiter.policy(key) {
-                Some(policy) => policy.name.clone(),
-                None => format!("key#{}", key + 1),
-            }),
-            client: entry.client,
-            dialect: entry.dialect,
-            asked: entry.note.asked.clone(),
-            served: entry.note.served.clone(),
-            profile: entry.note.profile.as_ref().map(ToString::to_string),
-            status: entry.status,
-            tokens: finished.tokens,
-            first_byte_ms: entry.first_byte.map(millis),
-            total_ms: millis(entry.total),
-            hops: entry.note.hops,
-            refused: entry.note.refused.map(|limit| limit.as_str()),
         }
     }
 
@@ -266,5 +255,39 @@ impl Writer {
             Ok((rows, hours)) => tracing::debug!(rows, hours, "pruned the usage ledger"),
             Err(e) => tracing::warn!(error = %e, "could not prune the usage ledger"),
         }
+    }
+}
+
+/// A finished request's row, its names borrowed: the key's from its policy, the profile's from
+/// `profiles` (the batch's, spelt out).
+fn usage_row<'a>(
+    limiter: &'a Limiter,
+    profiles: &'a [(&ProfileId, String)],
+    finished: &'a Finished,
+) -> UsageRow<'a> {
+    let entry = &finished.entry;
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    UsageRow {
+        at_ms: entry.at.timestamp_millis(),
+        key: entry.key.map(|key| match limiter.policy(key) {
+            Some(policy) => Cow::Borrowed(policy.name.as_str()),
+            None => Cow::Owned(format!("key#{}", key + 1)),
+        }),
+        client: entry.client,
+        dialect: entry.dialect,
+        asked: entry.note.asked.as_deref(),
+        served: entry.note.served.as_deref(),
+        profile: entry.note.profile.as_ref().and_then(|profile| {
+            profiles
+                .iter()
+                .find(|(known, _)| *known == profile)
+                .map(|(_, name)| name.as_str())
+        }),
+        status: entry.status,
+        tokens: finished.tokens,
+        first_byte_ms: entry.first_byte.map(millis),
+        total_ms: millis(entry.total),
+        hops: entry.note.hops,
+        refused: entry.note.refused.map(|limit| limit.as_str()),
     }
 }

@@ -67,7 +67,7 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     }
     requests.sort_by_key(|r| r.0);
     let mut hours: HashMap<(i64, i64, i64, i64, i64), [i64; 7]> = HashMap::new();
-    for (at, key, client, input, i) in &requests {
+    for (n, (at, key, client, input, i)) in requests.iter().enumerate() {
         let (at, i, input) = (*at, *i, *input);
         let cached = input * 6 / 10;
         let output = input / 12;
@@ -87,11 +87,13 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
             id(Some(profile))?,
         );
         tx.execute(
-            "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+            // A row's number is its arrival time (milliseconds) shifted left 20 bits, plus a
+            // sequence number (here its place in the script: rows of one millisecond stay apart).
+            "INSERT INTO usage_requests (id, key, client, dialect, asked, served, profile, status,
                 input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0)",
             rusqlite::params![
-                at,
+                (at << 20) + n as i64,
                 key_id,
                 client_id,
                 dialect,
