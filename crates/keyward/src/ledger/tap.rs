@@ -128,6 +128,8 @@ const MARKER: &[u8] = b"\"usage\"";
 /// Built once: building a searcher costs more than searching an event with it.
 static MARKER_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
+/// How much of a line's end is searched first: the usage object, where it is.
+const USAGE_TAIL: usize = 512;
 
 /// Reads usage from an upstream body, chunk by chunk.
 ///
@@ -269,7 +271,7 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
     let data = line.strip_prefix(b"data:")?;
     let data = data.strip_prefix(b" ").unwrap_or(data);
     let data = data.strip_suffix(b"\r").unwrap_or(data);
-    let at = MARKER_FINDER.find_iter(data).last()?;
+    let at = last_marker(data)?;
     let value = data[at + MARKER.len()..]
         .trim_ascii_start()
         .strip_prefix(b":")
@@ -284,6 +286,22 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
         }
         None => seen_in(data),
     }
+}
+
+/// Where `"usage"` last appears in `data`: in its tail when it is there (an occurrence across
+/// the tail's start begins earlier than one inside it), else anywhere. A terminal event's answer
+/// text, before its usage, is not searched.
+fn last_marker(data: &[u8]) -> Option<usize> {
+    let tail = data.len().saturating_sub(USAGE_TAIL);
+    MARKER_FINDER
+        .find_iter(&data[tail..])
+        .last()
+        .map(|at| tail + at)
+        .or_else(|| {
+            // Every start before the tail's, those across it included.
+            let before = (tail + MARKER.len() - 1).min(data.len());
+            MARKER_FINDER.find_iter(&data[..before]).last()
+        })
 }
 
 fn is_data(line: &[u8]) -> bool {
@@ -428,6 +446,37 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// The last `"usage"` of a line, wherever it is against the tail searched first.
+    #[test]
+    fn the_last_usage_key_is_found_anywhere() {
+        let marker = std::str::from_utf8(MARKER).unwrap_or_default();
+        for len in [
+            0,
+            3,
+            USAGE_TAIL - 4,
+            USAGE_TAIL,
+            USAGE_TAIL + 1,
+            3 * USAGE_TAIL,
+        ] {
+            for at in (0..len).step_by(1 + len / 97) {
+                // An earlier one, apart from it.
+                for also in [None, Some(at / 2)]
+                    .into_iter()
+                    .filter(|also| also.is_none_or(|earlier| earlier + MARKER.len() <= at))
+                {
+                    let mut line = vec![b'x'; len + MARKER.len()];
+                    if let Some(earlier) = also {
+                        line[earlier..earlier + MARKER.len()].copy_from_slice(MARKER);
+                    }
+                    line[at..at + MARKER.len()].copy_from_slice(MARKER);
+                    let expected = String::from_utf8_lossy(&line).rfind(marker);
+                    assert_eq!(last_marker(&line), expected, "len {len}, at {at}");
+                }
+            }
+            assert_eq!(last_marker(&vec![b'x'; len]), None);
+        }
     }
 
     /// A reader that stops at the terminal event, without reading the body to its end (an

@@ -275,29 +275,52 @@ fn insert_sql(rows: usize, or: &str) -> String {
     )
 }
 
-/// A row's values in the order of [`insert_sql`]'s columns, with its number and its names'.
-fn row_values(row: &UsageRow<'_>, id: i64, names: &[i64; 7]) -> [Option<i64>; COLUMNS] {
+/// The column of [`insert_sql`] that may be null (`first_byte_ms`: no byte came).
+const NULLABLE: usize = 12;
+
+/// A row's values in the order of [`insert_sql`]'s columns, with its number and its names'
+/// (the [`NULLABLE`] one as -1 when it has none).
+fn row_values(row: &UsageRow<'_>, id: i64, names: &[i64; 7]) -> [i64; COLUMNS] {
     let [key, client, dialect, asked, served, profile, refused] = *names;
     let t = &row.tokens;
-    let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     [
-        Some(id),
-        Some(key),
-        Some(client),
-        Some(dialect),
-        Some(asked),
-        Some(served),
-        Some(profile),
-        Some(i64::from(row.status)),
+        id,
+        key,
+        client,
+        dialect,
+        asked,
+        served,
+        profile,
+        i64::from(row.status),
         count(t.input),
         count(t.cached),
         count(t.output),
         count(t.reasoning),
-        row.first_byte_ms.map(i64::from),
-        Some(i64::from(row.total_ms)),
-        Some(i64::from(row.hops)),
-        Some(refused),
+        row.first_byte_ms.map_or(-1, i64::from),
+        i64::from(row.total_ms),
+        i64::from(row.hops),
+        refused,
     ]
+}
+
+/// Binds `rows`' values to `insert`, row after row.
+fn bind_rows<'a>(
+    insert: &mut rusqlite::Statement<'_>,
+    rows: impl Iterator<Item = (&'a UsageRow<'a>, i64, &'a [i64; 7])>,
+) -> rusqlite::Result<()> {
+    for (index, (row, id, names)) in rows.enumerate() {
+        let first = index * COLUMNS + 1;
+        for (column, value) in row_values(row, id, names).into_iter().enumerate() {
+            // Integers bound as such: the general path through `ToSql` costs as much again.
+            if column == NULLABLE && value < 0 {
+                insert.raw_bind_parameter(first + column, rusqlite::types::Null)?;
+            } else {
+                insert.raw_bind_parameter(first + column, value)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hour_of(at_ms: i64) -> i64 {
@@ -351,12 +374,8 @@ impl SqliteStore {
                     .iter()
                     .zip(&numbers[chunk.clone()])
                     .zip(&names[chunk.clone()])
-                    .flat_map(|((row, id), names)| row_values(row, *id, names));
-                for (index, value) in values.enumerate() {
-                    insert
-                        .raw_bind_parameter(index + 1, value)
-                        .map_err(|e| self.err(e))?;
-                }
+                    .map(|((row, id), names)| (*row, *id, names));
+                bind_rows(&mut insert, values).map_err(|e| self.err(e))?;
                 match insert.raw_execute() {
                     Ok(_) => {}
                     // Another process wrote a row of the same millisecond under one of these
@@ -797,9 +816,7 @@ fn insert_each(
     for ((row, &first), names) in rows.iter().zip(numbers).zip(names) {
         let mut id = first;
         loop {
-            for (index, value) in row_values(row, id, names).into_iter().enumerate() {
-                insert.raw_bind_parameter(index + 1, value)?;
-            }
+            bind_rows(&mut insert, std::iter::once((*row, id, names)))?;
             if insert.raw_execute()? == 1 {
                 break;
             }
