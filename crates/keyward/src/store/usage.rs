@@ -68,35 +68,17 @@ CREATE TABLE usage_hourly (
 "#;
 
 /// The rows keyed by their arrival (migration 5): each old row's number becomes its time's
-/// ([`row_id`]), its sequence number its place among the rows of the same millisecond; the
-/// index on time goes, and the index by key keeps only rows with a key.
+/// ([`row_id`]), its sequence number its place among the rows of the same millisecond (the new
+/// numbers are all above the old, so none collides on the way); the time column and its index
+/// go, and the index by key keeps only rows with a key.
 pub(super) const TIME_KEYED_MIGRATION: &str = r#"
-CREATE TABLE usage_requests_by_time (
-    id          INTEGER PRIMARY KEY,
-    key         INTEGER NOT NULL,
-    client      INTEGER NOT NULL,
-    dialect     INTEGER NOT NULL,
-    asked       INTEGER NOT NULL,
-    served      INTEGER NOT NULL,
-    profile     INTEGER NOT NULL,
-    status      INTEGER NOT NULL,
-    input       INTEGER NOT NULL,
-    cached      INTEGER NOT NULL,
-    output      INTEGER NOT NULL,
-    reasoning   INTEGER NOT NULL,
-    first_byte_ms INTEGER,
-    total_ms    INTEGER NOT NULL,
-    hops        INTEGER NOT NULL,
-    refused     INTEGER NOT NULL
-);
-INSERT INTO usage_requests_by_time (id, key, client, dialect, asked, served, profile, status,
-    input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
-SELECT (at << 20) + ROW_NUMBER() OVER (PARTITION BY at ORDER BY id) - 1, key, client, dialect,
-    asked, served, profile, status, input, cached, output, reasoning, first_byte_ms, total_ms,
-    hops, refused
-FROM usage_requests;
-DROP TABLE usage_requests;
-ALTER TABLE usage_requests_by_time RENAME TO usage_requests;
+DROP INDEX usage_requests_at;
+DROP INDEX usage_requests_key;
+UPDATE usage_requests SET id = numbered.id
+FROM (SELECT id AS old, (at << 20) + ROW_NUMBER() OVER (PARTITION BY at ORDER BY id) - 1 AS id
+      FROM usage_requests) AS numbered
+WHERE usage_requests.id = numbered.old;
+ALTER TABLE usage_requests DROP COLUMN at;
 CREATE INDEX usage_requests_key ON usage_requests (key, id) WHERE key != 0;
 "#;
 
