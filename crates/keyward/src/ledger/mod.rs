@@ -15,9 +15,10 @@ mod report;
 mod tap;
 mod writer;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -68,11 +69,61 @@ pub(crate) struct Entry {
     pub total: Duration,
 }
 
-/// A finished request on its way to the writer.
+/// A finished request on its way to the writer: its names shared with the ledger's [`Names`],
+/// so that nothing the serving thread allocated is freed on the writer's (an allocator moving
+/// memory between threads costs more than writing the row).
 #[derive(Debug)]
 struct Finished {
-    entry: Entry,
+    at: DateTime<Utc>,
+    key: Option<usize>,
+    client: &'static str,
+    dialect: &'static str,
+    status: u16,
+    asked: Option<Arc<str>>,
+    served: Option<Arc<str>>,
+    profile: Option<Arc<str>>,
+    hops: u8,
+    refused: Option<LimitKind>,
+    admission: Option<Admission>,
+    first_byte: Option<Duration>,
+    total: Duration,
     tokens: Tokens,
+}
+
+/// The names requests carry (models asked and served, profiles), each spelt once and shared.
+/// Bounded: past [`MAX_NAMES`] (clients name models as they like), a name is spelt per request.
+#[derive(Debug, Default)]
+struct Names {
+    models: Mutex<HashMap<String, Arc<str>>>,
+    profiles: Mutex<HashMap<ProfileId, Arc<str>>>,
+}
+
+const MAX_NAMES: usize = 4096;
+
+impl Names {
+    fn model(&self, name: &str) -> Arc<str> {
+        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = models.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        if models.len() < MAX_NAMES {
+            models.insert(name.to_owned(), shared.clone());
+        }
+        shared
+    }
+
+    fn profile(&self, profile: &ProfileId) -> Arc<str> {
+        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = profiles.get(profile) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(profile.to_string());
+        if profiles.len() < MAX_NAMES {
+            profiles.insert(profile.clone(), shared.clone());
+        }
+        shared
+    }
 }
 
 // Rows are nearly all the channel carries: boxing them would cost an allocation per request to
@@ -92,6 +143,7 @@ pub(crate) struct Ledger {
     counters: UsageCounters,
     /// The store as the dashboard reads it (its own connection).
     reader: Option<SqliteStore>,
+    names: Names,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -146,6 +198,7 @@ impl Ledger {
             queued,
             counters,
             reader: Some(reader),
+            names: Names::default(),
         }))
     }
 
@@ -157,6 +210,7 @@ impl Ledger {
             queued: Arc::new(AtomicUsize::new(0)),
             counters,
             reader: None,
+            names: Names::default(),
         }
     }
 
@@ -195,8 +249,25 @@ impl Ledger {
         let Some(jobs) = &self.jobs else {
             return;
         };
+        let note = &entry.note;
+        let finished = Finished {
+            at: entry.at,
+            key: entry.key,
+            client: entry.client,
+            dialect: entry.dialect,
+            status: entry.status,
+            asked: note.asked.as_deref().map(|name| self.names.model(name)),
+            served: note.served.as_deref().map(|name| self.names.model(name)),
+            profile: note.profile.as_ref().map(|id| self.names.profile(id)),
+            hops: note.hops,
+            refused: note.refused,
+            admission,
+            first_byte: entry.first_byte,
+            total: entry.total,
+            tokens,
+        };
         let sent = self.queued.fetch_add(1, Ordering::Relaxed) < MAX_QUEUED
-            && jobs.send(Job::Row(Finished { entry, tokens })).is_ok();
+            && jobs.send(Job::Row(finished)).is_ok();
         if !sent {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             if let Some(admission) = admission {

@@ -22,7 +22,6 @@ use super::{Admission, Finished, Job, Limiter};
 use crate::broker::Clock;
 use crate::metrics::UsageCounters;
 use crate::pool::Pool;
-use crate::profile::ProfileId;
 use crate::store::{SqliteStore, StoreResult, UsageIds, UsageRow};
 
 /// How long the first row of a batch waits for others.
@@ -125,21 +124,8 @@ impl Writer {
     /// Writes a batch and counts it in the metrics; the admissions it wrote. A batch the store
     /// refuses is dropped (and counted), never retried forever.
     fn write(&mut self, batch: &[Finished]) -> Vec<Admission> {
-        // Each profile's name spelt once per batch rather than once per row.
-        let mut profiles: Vec<(&ProfileId, String)> = Vec::new();
-        for profile in batch.iter().filter_map(|f| f.entry.note.profile.as_ref()) {
-            if !profiles.iter().any(|(known, _)| *known == profile) {
-                profiles.push((profile, profile.to_string()));
-            }
-        }
-        let rows: Vec<UsageRow<'_>> = batch
-            .iter()
-            .map(|f| usage_row(&self.limiter, &profiles, f))
-            .collect();
-        let admissions: Vec<Admission> = batch
-            .iter()
-            .filter_map(|f| f.entry.note.admission)
-            .collect();
+        let rows: Vec<UsageRow<'_>> = batch.iter().map(|f| usage_row(&self.limiter, f)).collect();
+        let admissions: Vec<Admission> = batch.iter().filter_map(|f| f.admission).collect();
         match self.store.record_usage(&mut self.ids, &rows) {
             Ok(()) => {
                 self.counters.count(&rows);
@@ -258,36 +244,25 @@ impl Writer {
     }
 }
 
-/// A finished request's row, its names borrowed: the key's from its policy, the profile's from
-/// `profiles` (the batch's, spelt out).
-fn usage_row<'a>(
-    limiter: &'a Limiter,
-    profiles: &'a [(&ProfileId, String)],
-    finished: &'a Finished,
-) -> UsageRow<'a> {
-    let entry = &finished.entry;
+/// A finished request's row, its names borrowed (the key's from its policy).
+fn usage_row<'a>(limiter: &'a Limiter, finished: &'a Finished) -> UsageRow<'a> {
     let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
     UsageRow {
-        at_ms: entry.at.timestamp_millis(),
-        key: entry.key.map(|key| match limiter.policy(key) {
+        at_ms: finished.at.timestamp_millis(),
+        key: finished.key.map(|key| match limiter.policy(key) {
             Some(policy) => Cow::Borrowed(policy.name.as_str()),
             None => Cow::Owned(format!("key#{}", key + 1)),
         }),
-        client: entry.client,
-        dialect: entry.dialect,
-        asked: entry.note.asked.as_deref(),
-        served: entry.note.served.as_deref(),
-        profile: entry.note.profile.as_ref().and_then(|profile| {
-            profiles
-                .iter()
-                .find(|(known, _)| *known == profile)
-                .map(|(_, name)| name.as_str())
-        }),
-        status: entry.status,
+        client: finished.client,
+        dialect: finished.dialect,
+        asked: finished.asked.as_deref(),
+        served: finished.served.as_deref(),
+        profile: finished.profile.as_deref(),
+        status: finished.status,
         tokens: finished.tokens,
-        first_byte_ms: entry.first_byte.map(millis),
-        total_ms: millis(entry.total),
-        hops: entry.note.hops,
-        refused: entry.note.refused.map(|limit| limit.as_str()),
+        first_byte_ms: finished.first_byte.map(millis),
+        total_ms: millis(finished.total),
+        hops: finished.hops,
+        refused: finished.refused.map(|limit| limit.as_str()),
     }
 }
