@@ -15,7 +15,6 @@ mod report;
 mod tap;
 mod writer;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -91,36 +90,39 @@ struct Finished {
 }
 
 /// The names requests carry (models asked and served, profiles), each spelt once and shared.
-/// Bounded: past [`MAX_NAMES`] (clients name models as they like), a name is spelt per request.
+/// Bounded: past [`MAX_NAMES`] of a kind (clients name models as they like), a name is spelt per
+/// request.
 #[derive(Debug, Default)]
 struct Names {
-    models: Mutex<HashMap<String, Arc<str>>>,
-    profiles: Mutex<HashMap<ProfileId, Arc<str>>>,
+    models: Mutex<Vec<Arc<str>>>,
+    profiles: Mutex<Vec<(ProfileId, Arc<str>)>>,
 }
 
-const MAX_NAMES: usize = 4096;
+/// A gateway serves a handful of models and profiles: a list searched in order costs less than
+/// hashing the name.
+const MAX_NAMES: usize = 64;
 
 impl Names {
     fn model(&self, name: &str) -> Arc<str> {
         let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = models.get(name) {
+        if let Some(shared) = models.iter().find(|known| ***known == *name) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(name);
         if models.len() < MAX_NAMES {
-            models.insert(name.to_owned(), shared.clone());
+            models.push(shared.clone());
         }
         shared
     }
 
     fn profile(&self, profile: &ProfileId) -> Arc<str> {
         let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = profiles.get(profile) {
+        if let Some((_, shared)) = profiles.iter().find(|(known, _)| known == profile) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(profile.to_string());
         if profiles.len() < MAX_NAMES {
-            profiles.insert(profile.clone(), shared.clone());
+            profiles.push((profile.clone(), shared.clone()));
         }
         shared
     }
@@ -322,6 +324,24 @@ mod tests {
             first_byte: Some(Duration::from_millis(12)),
             total: Duration::from_millis(340),
         }
+    }
+
+    /// A name is shared once known, and past the bound still given, spelt anew.
+    #[test]
+    fn names_are_shared_up_to_their_bound() {
+        let names = Names::default();
+        let first = names.model("gpt-6.1-sol");
+        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
+        for n in 0..2 * MAX_NAMES {
+            assert_eq!(&*names.model(&format!("model-{n}")), format!("model-{n}"));
+        }
+        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
+        let profile = ProfileId::codex_default();
+        assert_eq!(&*names.profile(&profile), profile.to_string());
+        assert!(Arc::ptr_eq(
+            &names.profile(&profile),
+            &names.profile(&profile.clone())
+        ));
     }
 
     /// Recorded requests reach the store through the writer, by key name, with their tokens;

@@ -87,8 +87,8 @@ const NONE: i64 = 0;
 const HOUR_MS: i64 = 3_600_000;
 /// Rows deleted per transaction when pruning, so the store's write lock is never held long.
 const PRUNE_CHUNK: i64 = 5_000;
-/// The bits of a row's number below its arrival time: rows of one millisecond (`TIME_KEYED_MIGRATION`
-/// writes the same 20).
+/// The bits of a row's number below its arrival time: rows of one millisecond (the SQL here and
+/// `TIME_KEYED_MIGRATION` write `>> 20` and `<< 20`).
 const SEQ_BITS: u32 = 20;
 const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 
@@ -327,8 +327,8 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        // In order of arrival: each row then goes after the one before, where the table's
-        // cursor already is, with no search down the tree for its place.
+        // In order of arrival: each row lands at the table's end, after the one before it (no
+        // page split in the middle), and rows of one millisecond are numbered as they came.
         let mut sorted: Vec<&UsageRow<'_>> = rows.iter().collect();
         sorted.sort_by_key(|row| row.at_ms);
         let rows = &sorted[..];
