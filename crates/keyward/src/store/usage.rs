@@ -879,17 +879,26 @@ mod tests {
         Ok((dir, store))
     }
 
+    /// A store in `dir` as keyward's `version` left it.
+    fn store_of_version(
+        dir: &std::path::Path,
+        version: usize,
+    ) -> Result<rusqlite::Connection, Box<dyn std::error::Error>> {
+        let conn = rusqlite::Connection::open(dir.join("keyward.db"))?;
+        for migration in &super::super::sqlite::MIGRATIONS[..version] {
+            conn.execute_batch(migration)?;
+        }
+        conn.pragma_update(None, "user_version", version as i64)?;
+        Ok(conn)
+    }
+
     /// A store of the version before the ledger keeps what it held and gains the ledger's
     /// tables.
     #[test]
     fn an_older_store_gains_the_ledger() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         {
-            let conn = rusqlite::Connection::open(dir.path().join("keyward.db"))?;
-            for migration in &super::super::sqlite::MIGRATIONS[..3] {
-                conn.execute_batch(migration)?;
-            }
-            conn.pragma_update(None, "user_version", 3)?;
+            let conn = store_of_version(dir.path(), 3)?;
             conn.execute(
                 "INSERT INTO cooldowns (profile, until, reason, since) VALUES ('openai-codex:default', '2030-01-01T00:00:00Z', 'usage limit', '2026-01-01T00:00:00Z')",
                 [],
@@ -969,11 +978,7 @@ mod tests {
         // The same rows in a store of schema 4, numbered in another order than they arrived.
         let dir = tempfile::tempdir()?;
         {
-            let conn = rusqlite::Connection::open(dir.path().join("keyward.db"))?;
-            for migration in &super::super::sqlite::MIGRATIONS[..4] {
-                conn.execute_batch(migration)?;
-            }
-            conn.pragma_update(None, "user_version", 4)?;
+            let conn = store_of_version(dir.path(), 4)?;
             conn.execute(
                 "ATTACH ?1 AS current",
                 [current.path().to_str().ok_or("path")?],
