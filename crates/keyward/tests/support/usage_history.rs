@@ -143,3 +143,26 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     tx.commit()?;
     Ok(requests.len())
 }
+
+/// Turns the store at `db` back into one the ledger's first schema wrote (version 4): each row
+/// numbered in the order it was written (here: newest first) with its arrival time in its own,
+/// indexed, column. What `keyward` then makes of it is what it makes of a store of that version.
+pub fn as_first_ledger_schema(db: &Path) -> Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE usage_requests ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+         UPDATE usage_requests SET at = id >> 20;
+         UPDATE usage_requests SET id = written.id
+         FROM (SELECT id AS now, ROW_NUMBER() OVER (ORDER BY id DESC) AS id FROM usage_requests)
+              AS written
+         WHERE usage_requests.id = written.now;
+         DROP INDEX usage_requests_key;
+         CREATE INDEX usage_requests_at ON usage_requests (at);
+         CREATE INDEX usage_requests_key ON usage_requests (key, at);
+         PRAGMA user_version = 4;
+         COMMIT;",
+    )?;
+    Ok(())
+}
