@@ -77,7 +77,19 @@ impl UsageSlot {
 impl Slot {
     fn read_lines(&mut self) {
         let lines = [self.first.take(), self.last[0].take(), self.last[1].take()];
-        for seen in lines.iter().flatten().filter_map(|line| seen_in_line(line)) {
+        // Latest first: a count a later event names is not read from an earlier one, and once
+        // every count is named (a Responses stream's terminal event names all four) the earlier
+        // lines, the answer's text among them, are not searched at all.
+        let mut latest: Option<Seen> = None;
+        for line in lines.iter().rev().flatten() {
+            if latest.is_some_and(|seen| seen.is_whole()) {
+                break;
+            }
+            if let Some(earlier) = seen_in_line(line) {
+                latest = Some(latest.map_or(earlier, |later| later.or(earlier)));
+            }
+        }
+        if let Some(seen) = latest {
             self.merge(seen);
         }
     }
@@ -117,6 +129,26 @@ pub(crate) struct Seen {
     cached: Option<u64>,
     output: Option<u64>,
     reasoning: Option<u64>,
+}
+
+impl Seen {
+    /// Every count named.
+    fn is_whole(&self) -> bool {
+        self.input.is_some()
+            && self.cached.is_some()
+            && self.output.is_some()
+            && self.reasoning.is_some()
+    }
+
+    /// These counts, and `earlier`'s where these name none.
+    fn or(self, earlier: Seen) -> Seen {
+        Seen {
+            input: self.input.or(earlier.input),
+            cached: self.cached.or(earlier.cached),
+            output: self.output.or(earlier.output),
+            reasoning: self.reasoning.or(earlier.reasoning),
+        }
+    }
 }
 
 /// A line longer than this is not read for usage (the completed event of an answer of many
