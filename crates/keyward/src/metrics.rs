@@ -95,7 +95,7 @@ impl UsageCounters {
 
     /// A batch of recorded requests, summed by key and client first (a batch holds thousands
     /// of requests of a few keys and clients).
-    pub(crate) fn count(&self, rows: &[UsageRow]) {
+    pub(crate) fn count(&self, rows: &[UsageRow<'_>]) {
         let mut sums: HashMap<(Option<&str>, &'static str), (u64, Tokens)> = HashMap::new();
         let mut refused: HashMap<(Option<&str>, &'static str), u64> = HashMap::new();
         for row in rows {

@@ -2,7 +2,7 @@
 //! from a fixed list, so the ledger, the metrics' labels and the dashboard stay bounded whatever
 //! clients send. The user agent itself is never kept.
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 
 /// Every client name there is; `unknown` for anything else.
 #[cfg(test)]
@@ -25,15 +25,50 @@ const CLIENTS: &[&str] = &[
 
 /// The client a request came from.
 pub(crate) fn client_of(headers: &HeaderMap) -> &'static str {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let lang = headers
-        .get("x-stainless-lang")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    classify(agent, lang)
+    // Named once: a name given as text is parsed on every look-up.
+    const STAINLESS_LANG: HeaderName = HeaderName::from_static("x-stainless-lang");
+    let bytes = |name| {
+        headers
+            .get(name)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default()
+    };
+    let (agent, lang) = (bytes(header::USER_AGENT), bytes(STAINLESS_LANG));
+    LAST.with_borrow_mut(|last| {
+        if last.agent != agent || last.lang != lang {
+            let text = |value: &[u8]| {
+                HeaderValue::from_bytes(value)
+                    .ok()
+                    .and_then(|v| v.to_str().ok().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            last.client = classify(&text(agent), &text(lang));
+            last.agent.clear();
+            last.agent.extend_from_slice(agent);
+            last.lang.clear();
+            last.lang.extend_from_slice(lang);
+        }
+        last.client
+    })
+}
+
+/// The headers a thread last named a client from, and the name.
+struct Last {
+    agent: Vec<u8>,
+    lang: Vec<u8>,
+    client: &'static str,
+}
+
+thread_local! {
+    /// A client sends the same user agent on every request: it is named once per thread, until
+    /// another comes.
+    static LAST: std::cell::RefCell<Last> = const {
+        std::cell::RefCell::new(Last {
+            agent: Vec::new(),
+            lang: Vec::new(),
+            client: "unknown",
+        })
+    };
 }
 
 /// The client of a user agent (lower-cased prefixes and markers, as the tools write them).
@@ -112,5 +147,35 @@ mod tests {
             assert!(CLIENTS.contains(&client));
         }
         assert_eq!(classify("python-httpx/0.28", "python"), "openai-python");
+    }
+
+    /// A thread names each request's client from its own headers, whatever it named before.
+    #[test]
+    fn each_request_is_named_from_its_own_headers() {
+        let headers = |agent: &'static str, lang: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::USER_AGENT, HeaderValue::from_static(agent));
+            if !lang.is_empty() {
+                headers.insert("x-stainless-lang", HeaderValue::from_static(lang));
+            }
+            headers
+        };
+        for (agent, lang, client) in [
+            ("curl/8.14.1", "", "curl"),
+            ("curl/8.14.1", "", "curl"),
+            ("python-httpx/0.28", "", "unknown"),
+            ("python-httpx/0.28", "python", "openai-python"),
+            ("curl/8.14.1", "", "curl"),
+            ("", "", "unknown"),
+        ] {
+            assert_eq!(client_of(&headers(agent, lang)), client, "{agent} {lang}");
+        }
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            header::USER_AGENT,
+            HeaderValue::from_bytes(b"curl/8 \xff").unwrap_or(HeaderValue::from_static("x")),
+        );
+        assert_eq!(client_of(&odd), "unknown", "not visible text: not read");
+        assert_eq!(client_of(&HeaderMap::new()), "unknown");
     }
 }

@@ -17,7 +17,7 @@ mod writer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -68,11 +68,64 @@ pub(crate) struct Entry {
     pub total: Duration,
 }
 
-/// A finished request on its way to the writer.
+/// A finished request on its way to the writer: its names shared with the ledger's [`Names`],
+/// so that nothing the serving thread allocated is freed on the writer's (an allocator moving
+/// memory between threads costs more than writing the row).
 #[derive(Debug)]
 struct Finished {
-    entry: Entry,
+    at: DateTime<Utc>,
+    key: Option<usize>,
+    client: &'static str,
+    dialect: &'static str,
+    status: u16,
+    asked: Option<Arc<str>>,
+    served: Option<Arc<str>>,
+    profile: Option<Arc<str>>,
+    hops: u8,
+    refused: Option<LimitKind>,
+    admission: Option<Admission>,
+    first_byte: Option<Duration>,
+    total: Duration,
     tokens: Tokens,
+}
+
+/// The names requests carry (models asked and served, profiles), each spelt once and shared.
+/// Bounded: past [`MAX_NAMES`] of a kind (clients name models as they like), a name is spelt per
+/// request.
+#[derive(Debug, Default)]
+struct Names {
+    models: Mutex<Vec<Arc<str>>>,
+    profiles: Mutex<Vec<(ProfileId, Arc<str>)>>,
+}
+
+/// A gateway serves a handful of models and profiles: a list searched in order costs less than
+/// hashing the name.
+const MAX_NAMES: usize = 64;
+
+impl Names {
+    fn model(&self, name: &str) -> Arc<str> {
+        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = models.iter().find(|known| ***known == *name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        if models.len() < MAX_NAMES {
+            models.push(shared.clone());
+        }
+        shared
+    }
+
+    fn profile(&self, profile: &ProfileId) -> Arc<str> {
+        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, shared)) = profiles.iter().find(|(known, _)| known == profile) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(profile.to_string());
+        if profiles.len() < MAX_NAMES {
+            profiles.push((profile.clone(), shared.clone()));
+        }
+        shared
+    }
 }
 
 // Rows are nearly all the channel carries: boxing them would cost an allocation per request to
@@ -92,6 +145,7 @@ pub(crate) struct Ledger {
     counters: UsageCounters,
     /// The store as the dashboard reads it (its own connection).
     reader: Option<SqliteStore>,
+    names: Names,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -121,7 +175,7 @@ impl Ledger {
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = writer::Writer {
             store,
-            names: Default::default(),
+            ids: Default::default(),
             limiter: limiter.clone(),
             pool,
             counters: counters.clone(),
@@ -146,6 +200,7 @@ impl Ledger {
             queued,
             counters,
             reader: Some(reader),
+            names: Names::default(),
         }))
     }
 
@@ -157,6 +212,7 @@ impl Ledger {
             queued: Arc::new(AtomicUsize::new(0)),
             counters,
             reader: None,
+            names: Names::default(),
         }
     }
 
@@ -195,8 +251,25 @@ impl Ledger {
         let Some(jobs) = &self.jobs else {
             return;
         };
+        let note = &entry.note;
+        let finished = Finished {
+            at: entry.at,
+            key: entry.key,
+            client: entry.client,
+            dialect: entry.dialect,
+            status: entry.status,
+            asked: note.asked.as_deref().map(|name| self.names.model(name)),
+            served: note.served.as_deref().map(|name| self.names.model(name)),
+            profile: note.profile.as_ref().map(|id| self.names.profile(id)),
+            hops: note.hops,
+            refused: note.refused,
+            admission,
+            first_byte: entry.first_byte,
+            total: entry.total,
+            tokens,
+        };
         let sent = self.queued.fetch_add(1, Ordering::Relaxed) < MAX_QUEUED
-            && jobs.send(Job::Row(Finished { entry, tokens })).is_ok();
+            && jobs.send(Job::Row(finished)).is_ok();
         if !sent {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             if let Some(admission) = admission {
@@ -251,6 +324,24 @@ mod tests {
             first_byte: Some(Duration::from_millis(12)),
             total: Duration::from_millis(340),
         }
+    }
+
+    /// A name is shared once known, and past the bound still given, spelt anew.
+    #[test]
+    fn names_are_shared_up_to_their_bound() {
+        let names = Names::default();
+        let first = names.model("gpt-6.1-sol");
+        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
+        for n in 0..2 * MAX_NAMES {
+            assert_eq!(&*names.model(&format!("model-{n}")), format!("model-{n}"));
+        }
+        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
+        let profile = ProfileId::codex_default();
+        assert_eq!(&*names.profile(&profile), profile.to_string());
+        assert!(Arc::ptr_eq(
+            &names.profile(&profile),
+            &names.profile(&profile.clone())
+        ));
     }
 
     /// Recorded requests reach the store through the writer, by key name, with their tokens;

@@ -77,7 +77,19 @@ impl UsageSlot {
 impl Slot {
     fn read_lines(&mut self) {
         let lines = [self.first.take(), self.last[0].take(), self.last[1].take()];
-        for seen in lines.iter().flatten().filter_map(|line| seen_in_line(line)) {
+        // Latest first: a count a later event names is not read from an earlier one, and once
+        // every count is named (a Responses stream's terminal event names all four) the earlier
+        // lines, the answer's text among them, are not searched at all.
+        let mut latest: Option<Seen> = None;
+        for line in lines.iter().rev().flatten() {
+            if latest.is_some_and(|seen| seen.is_whole()) {
+                break;
+            }
+            if let Some(earlier) = seen_in_line(line) {
+                latest = Some(latest.map_or(earlier, |later| later.or(earlier)));
+            }
+        }
+        if let Some(seen) = latest {
             self.merge(seen);
         }
     }
@@ -119,6 +131,26 @@ pub(crate) struct Seen {
     reasoning: Option<u64>,
 }
 
+impl Seen {
+    /// Every count named.
+    fn is_whole(&self) -> bool {
+        self.input.is_some()
+            && self.cached.is_some()
+            && self.output.is_some()
+            && self.reasoning.is_some()
+    }
+
+    /// These counts, and `earlier`'s where these name none.
+    fn or(self, earlier: Seen) -> Seen {
+        Seen {
+            input: self.input.or(earlier.input),
+            cached: self.cached.or(earlier.cached),
+            output: self.output.or(earlier.output),
+            reasoning: self.reasoning.or(earlier.reasoning),
+        }
+    }
+}
+
 /// A line longer than this is not read for usage (the completed event of an answer of many
 /// megabytes is cut short rather than held).
 const MAX_LINE: usize = 16 << 20;
@@ -128,6 +160,8 @@ const MARKER: &[u8] = b"\"usage\"";
 /// Built once: building a searcher costs more than searching an event with it.
 static MARKER_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
+/// How much of a line's end is searched first: the usage object, where it is.
+const USAGE_TAIL: usize = 512;
 
 /// Reads usage from an upstream body, chunk by chunk.
 ///
@@ -269,7 +303,7 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
     let data = line.strip_prefix(b"data:")?;
     let data = data.strip_prefix(b" ").unwrap_or(data);
     let data = data.strip_suffix(b"\r").unwrap_or(data);
-    let at = MARKER_FINDER.find_iter(data).last()?;
+    let at = last_marker(data)?;
     let value = data[at + MARKER.len()..]
         .trim_ascii_start()
         .strip_prefix(b":")
@@ -284,6 +318,22 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
         }
         None => seen_in(data),
     }
+}
+
+/// Where `"usage"` last appears in `data`: in its tail when it is there (an occurrence across
+/// the tail's start begins earlier than one inside it), else anywhere. A terminal event's answer
+/// text, before its usage, is not searched.
+fn last_marker(data: &[u8]) -> Option<usize> {
+    let tail = data.len().saturating_sub(USAGE_TAIL);
+    MARKER_FINDER
+        .find_iter(&data[tail..])
+        .last()
+        .map(|at| tail + at)
+        .or_else(|| {
+            // Every start before the tail's, those across it included.
+            let before = (tail + MARKER.len() - 1).min(data.len());
+            MARKER_FINDER.find_iter(&data[..before]).last()
+        })
 }
 
 fn is_data(line: &[u8]) -> bool {
@@ -428,6 +478,37 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// The last `"usage"` of a line, wherever it is against the tail searched first.
+    #[test]
+    fn the_last_usage_key_is_found_anywhere() {
+        let marker = std::str::from_utf8(MARKER).unwrap_or_default();
+        for len in [
+            0,
+            3,
+            USAGE_TAIL - 4,
+            USAGE_TAIL,
+            USAGE_TAIL + 1,
+            3 * USAGE_TAIL,
+        ] {
+            for at in (0..len).step_by(1 + len / 97) {
+                // An earlier one, apart from it.
+                for also in [None, Some(at / 2)]
+                    .into_iter()
+                    .filter(|also| also.is_none_or(|earlier| earlier + MARKER.len() <= at))
+                {
+                    let mut line = vec![b'x'; len + MARKER.len()];
+                    if let Some(earlier) = also {
+                        line[earlier..earlier + MARKER.len()].copy_from_slice(MARKER);
+                    }
+                    line[at..at + MARKER.len()].copy_from_slice(MARKER);
+                    let expected = String::from_utf8_lossy(&line).rfind(marker);
+                    assert_eq!(last_marker(&line), expected, "len {len}, at {at}");
+                }
+            }
+            assert_eq!(last_marker(&vec![b'x'; len]), None);
+        }
     }
 
     /// A reader that stops at the terminal event, without reading the body to its end (an

@@ -8,6 +8,7 @@
 //! keys have limits) it reads back what the limits count, every process's rows included; every
 //! hour it deletes rows and roll-ups older than their retention.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -21,7 +22,7 @@ use super::{Admission, Finished, Job, Limiter};
 use crate::broker::Clock;
 use crate::metrics::UsageCounters;
 use crate::pool::Pool;
-use crate::store::{NameIds, SqliteStore, StoreResult, UsageRow};
+use crate::store::{SqliteStore, StoreResult, UsageIds, UsageRow};
 
 /// How long the first row of a batch waits for others.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -34,7 +35,7 @@ const HOUR_MS: i64 = 3_600_000;
 
 pub(super) struct Writer {
     pub(super) store: SqliteStore,
-    pub(super) names: NameIds,
+    pub(super) ids: UsageIds,
     pub(super) limiter: Arc<Limiter>,
     pub(super) pool: Arc<Pool>,
     pub(super) counters: UsageCounters,
@@ -123,12 +124,9 @@ impl Writer {
     /// Writes a batch and counts it in the metrics; the admissions it wrote. A batch the store
     /// refuses is dropped (and counted), never retried forever.
     fn write(&mut self, batch: &[Finished]) -> Vec<Admission> {
-        let rows: Vec<UsageRow> = batch.iter().map(|f| self.row(f)).collect();
-        let admissions: Vec<Admission> = batch
-            .iter()
-            .filter_map(|f| f.entry.note.admission)
-            .collect();
-        match self.store.record_usage(&mut self.names, &rows) {
+        let rows: Vec<UsageRow<'_>> = batch.iter().map(|f| usage_row(&self.limiter, f)).collect();
+        let admissions: Vec<Admission> = batch.iter().filter_map(|f| f.admission).collect();
+        match self.store.record_usage(&mut self.ids, &rows) {
             Ok(()) => {
                 self.counters.count(&rows);
                 admissions
@@ -141,29 +139,6 @@ impl Writer {
                 self.counters.dropped.inc_by(rows.len() as u64);
                 Vec::new()
             }
-        }
-    }
-
-    fn row(&self, finished: &Finished) -> UsageRow {
-        let entry = &finished.entry;
-        let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        UsageRow {
-            at_ms: entry.at.timestamp_millis(),
-            key: entry.key.map(|key| match self.limiter.policy(key) {
-                Some(policy) => policy.name.clone(),
-                None => format!("key#{}", key + 1),
-            }),
-            client: entry.client,
-            dialect: entry.dialect,
-            asked: entry.note.asked.clone(),
-            served: entry.note.served.clone(),
-            profile: entry.note.profile.as_ref().map(ToString::to_string),
-            status: entry.status,
-            tokens: finished.tokens,
-            first_byte_ms: entry.first_byte.map(millis),
-            total_ms: millis(entry.total),
-            hops: entry.note.hops,
-            refused: entry.note.refused.map(|limit| limit.as_str()),
         }
     }
 
@@ -266,5 +241,28 @@ impl Writer {
             Ok((rows, hours)) => tracing::debug!(rows, hours, "pruned the usage ledger"),
             Err(e) => tracing::warn!(error = %e, "could not prune the usage ledger"),
         }
+    }
+}
+
+/// A finished request's row, its names borrowed (the key's from its policy).
+fn usage_row<'a>(limiter: &'a Limiter, finished: &'a Finished) -> UsageRow<'a> {
+    let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    UsageRow {
+        at_ms: finished.at.timestamp_millis(),
+        key: finished.key.map(|key| match limiter.policy(key) {
+            Some(policy) => Cow::Borrowed(policy.name.as_str()),
+            None => Cow::Owned(format!("key#{}", key + 1)),
+        }),
+        client: finished.client,
+        dialect: finished.dialect,
+        asked: finished.asked.as_deref(),
+        served: finished.served.as_deref(),
+        profile: finished.profile.as_deref(),
+        status: finished.status,
+        tokens: finished.tokens,
+        first_byte_ms: finished.first_byte.map(millis),
+        total_ms: millis(finished.total),
+        hops: finished.hops,
+        refused: finished.refused.map(|limit| limit.as_str()),
     }
 }

@@ -22,7 +22,7 @@ use crate::secret::Fingerprint;
 pub(crate) use pool::{Cooldown, PoolStore, Usage, UsageWindow};
 pub(crate) use sqlite::SqliteStore;
 pub(crate) use usage::{
-    GroupBy, NameIds, RefreshRecord, RequestRecord, SeriesPoint, UsageGroup, UsageRow, UsageTotals,
+    GroupBy, RefreshRecord, RequestRecord, SeriesPoint, UsageGroup, UsageIds, UsageRow, UsageTotals,
 };
 
 /// What the ledger knows of a refresh token. Every state means "never spend it again".

@@ -100,6 +100,8 @@ DROP TABLE usage_windows;
 "#,
     // The usage ledger: one row per request and hourly roll-ups.
     super::usage::MIGRATION,
+    // The ledger's rows numbered by their arrival, without an index on time.
+    super::usage::TIME_KEYED_MIGRATION,
 ];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;

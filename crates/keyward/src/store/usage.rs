@@ -5,8 +5,15 @@
 //!
 //! The ledger writes them from its own thread in batches ([`SqliteStore::record_usage`]: rows and
 //! roll-ups in one transaction); `keyward usage`, the dashboard and the key limits read them.
+//!
+//! A row's number is its arrival time ([`row_id`]: milliseconds since the epoch, shifted left by
+//! [`SEQ_BITS`], plus a sequence number), so the table's own order is time order: a range of time
+//! is a range of rows, with no index on time for every row to keep up. The one secondary index,
+//! by key, holds only rows that came with a gateway key (what the key limits read back).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -60,23 +67,52 @@ CREATE TABLE usage_hourly (
 ) WITHOUT ROWID;
 "#;
 
+/// The rows keyed by their arrival (migration 5): each old row's number becomes its time's
+/// ([`row_id`]), its sequence number its place among the rows of the same millisecond (the new
+/// numbers are all above the old, so none collides on the way); the time column and its index
+/// go, and the index by key keeps only rows with a key.
+pub(super) const TIME_KEYED_MIGRATION: &str = r#"
+DROP INDEX usage_requests_at;
+DROP INDEX usage_requests_key;
+UPDATE usage_requests SET id = numbered.id
+FROM (SELECT id AS old, (at << 20) + ROW_NUMBER() OVER (PARTITION BY at ORDER BY id) - 1 AS id
+      FROM usage_requests) AS numbered
+WHERE usage_requests.id = numbered.old;
+ALTER TABLE usage_requests DROP COLUMN at;
+CREATE INDEX usage_requests_key ON usage_requests (key, id) WHERE key != 0;
+"#;
+
 /// Name number 0: none (no key, no model served, ...).
 const NONE: i64 = 0;
 const HOUR_MS: i64 = 3_600_000;
 /// Rows deleted per transaction when pruning, so the store's write lock is never held long.
 const PRUNE_CHUNK: i64 = 5_000;
+/// The bits of a row's number below its arrival time: rows of one millisecond (the SQL here and
+/// `TIME_KEYED_MIGRATION` write `>> 20` and `<< 20`).
+const SEQ_BITS: u32 = 20;
+const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 
-/// One request, as the ledger writes it.
+/// The first row number of `at_ms` (every row of that millisecond or later is at or after it).
+fn row_id(at_ms: i64) -> i64 {
+    at_ms.saturating_mul(1 << SEQ_BITS)
+}
+
+/// When the row numbered `id` arrived, in milliseconds since the epoch.
+fn arrival_of(id: i64) -> i64 {
+    id >> SEQ_BITS
+}
+
+/// One request, as the ledger writes it (its names borrowed from the request's record).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct UsageRow {
+pub(crate) struct UsageRow<'a> {
     /// When the request arrived, in milliseconds since the epoch.
     pub at_ms: i64,
-    pub key: Option<String>,
+    pub key: Option<Cow<'a, str>>,
     pub client: &'static str,
     pub dialect: &'static str,
-    pub asked: Option<String>,
-    pub served: Option<String>,
-    pub profile: Option<String>,
+    pub asked: Option<&'a str>,
+    pub served: Option<&'a str>,
+    pub profile: Option<&'a str>,
     pub status: u16,
     pub tokens: Tokens,
     pub first_byte_ms: Option<u32>,
@@ -86,9 +122,40 @@ pub(crate) struct UsageRow {
     pub refused: Option<&'static str>,
 }
 
-/// The numbers of the names written so far (names are never removed, so they stay valid).
-#[derive(Debug, Default)]
-pub(crate) struct NameIds(HashMap<String, i64>);
+impl UsageRow<'_> {
+    /// Its names, in the order of [`insert_sql`]'s name columns.
+    fn names(&self) -> [Option<&str>; 7] {
+        [
+            self.key.as_deref(),
+            Some(self.client),
+            Some(self.dialect),
+            self.asked,
+            self.served,
+            self.profile,
+            self.refused,
+        ]
+    }
+}
+
+/// The numbers one writer gives: its names' (those written so far; names are never removed, so
+/// they stay valid) and the sequence its rows' numbers end in.
+#[derive(Debug)]
+pub(crate) struct UsageIds {
+    names: HashMap<String, i64>,
+    /// The next row's sequence number. It starts anywhere, so that two processes writing rows
+    /// of one millisecond seldom pick the same number (when they do, the later row takes the
+    /// next free one).
+    seq: u32,
+}
+
+impl Default for UsageIds {
+    fn default() -> Self {
+        Self {
+            names: HashMap::new(),
+            seq: rand::random::<u32>() & SEQ_MASK,
+        }
+    }
+}
 
 /// What `keyward usage --by` groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -178,39 +245,64 @@ pub(crate) struct SeriesPoint {
 const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 const COLUMNS: usize = 16;
 
-fn insert_sql(rows: usize) -> String {
+/// `or`: what a conflicting row number does (`""`: fails the statement, `"OR IGNORE"`: leaves
+/// the row out).
+fn insert_sql(rows: usize, or: &str) -> String {
     let row = format!("({})", vec!["?"; COLUMNS].join(","));
     format!(
-        "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+        "INSERT {or} INTO usage_requests (id, key, client, dialect, asked, served, profile, status,
             input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
          VALUES {}",
         vec![row; rows].join(",")
     )
 }
 
-/// A row's values in the order of [`insert_sql`]'s columns, with its names' numbers.
-fn row_values(row: &UsageRow, ids: &[i64; 7]) -> [Option<i64>; COLUMNS] {
-    let [key, client, dialect, asked, served, profile, refused] = *ids;
+/// The column of [`insert_sql`] that may be null (`first_byte_ms`: no byte came).
+const NULLABLE: usize = 12;
+
+/// A row's values in the order of [`insert_sql`]'s columns, with its number and its names'
+/// (the [`NULLABLE`] one as -1 when it has none).
+fn row_values(row: &UsageRow<'_>, id: i64, names: &[i64; 7]) -> [i64; COLUMNS] {
+    let [key, client, dialect, asked, served, profile, refused] = *names;
     let t = &row.tokens;
-    let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     [
-        Some(row.at_ms),
-        Some(key),
-        Some(client),
-        Some(dialect),
-        Some(asked),
-        Some(served),
-        Some(profile),
-        Some(i64::from(row.status)),
+        id,
+        key,
+        client,
+        dialect,
+        asked,
+        served,
+        profile,
+        i64::from(row.status),
         count(t.input),
         count(t.cached),
         count(t.output),
         count(t.reasoning),
-        row.first_byte_ms.map(i64::from),
-        Some(i64::from(row.total_ms)),
-        Some(i64::from(row.hops)),
-        Some(refused),
+        row.first_byte_ms.map_or(-1, i64::from),
+        i64::from(row.total_ms),
+        i64::from(row.hops),
+        refused,
     ]
+}
+
+/// Binds `rows`' values to `insert`, row after row.
+fn bind_rows<'a>(
+    insert: &mut rusqlite::Statement<'_>,
+    rows: impl Iterator<Item = (&'a UsageRow<'a>, i64, &'a [i64; 7])>,
+) -> rusqlite::Result<()> {
+    for (index, (row, id, names)) in rows.enumerate() {
+        let first = index * COLUMNS + 1;
+        for (column, value) in row_values(row, id, names).into_iter().enumerate() {
+            // Integers bound as such: the general path through `ToSql` costs as much again.
+            if column == NULLABLE && value < 0 {
+                insert.raw_bind_parameter(first + column, rusqlite::types::Null)?;
+            } else {
+                insert.raw_bind_parameter(first + column, value)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hour_of(at_ms: i64) -> i64 {
@@ -223,7 +315,11 @@ fn to_u64(value: i64) -> u64 {
 
 impl SqliteStore {
     /// Writes `rows` and adds them to their hours' roll-ups, in one transaction.
-    pub(crate) fn record_usage(&self, names: &mut NameIds, rows: &[UsageRow]) -> StoreResult<()> {
+    pub(crate) fn record_usage(
+        &self,
+        ids: &mut UsageIds,
+        rows: &[UsageRow<'_>],
+    ) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -231,75 +327,76 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        let mut id = |name: Option<&str>| -> rusqlite::Result<i64> {
-            let Some(name) = name else {
-                return Ok(NONE);
-            };
-            if let Some(&id) = names.0.get(name) {
-                return Ok(id);
-            }
-            tx.prepare_cached("INSERT OR IGNORE INTO usage_names (name) VALUES (?1)")?
-                .execute([name])?;
-            let id: i64 = tx
-                .prepare_cached("SELECT id FROM usage_names WHERE name = ?1")?
-                .query_row([name], |row| row.get(0))?;
-            names.0.insert(name.to_string(), id);
-            Ok(id)
-        };
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in rows {
-            let row_ids = [
-                id(row.key.as_deref()),
-                id(Some(row.client)),
-                id(Some(row.dialect)),
-                id(row.asked.as_deref()),
-                id(row.served.as_deref()),
-                id(row.profile.as_deref()),
-                id(row.refused),
-            ];
-            let mut resolved = [NONE; 7];
-            for (slot, value) in resolved.iter_mut().zip(row_ids) {
-                *slot = value.map_err(|e| self.err(e))?;
-            }
-            ids.push(resolved);
-        }
-        // Many rows per statement: a statement's run (its cursors opened on the table and both
-        // indexes, its halt) costs as much as the row it writes.
+        // In order of arrival: each row lands at the table's end, after the one before it (no
+        // page split in the middle), and rows of one millisecond are numbered as they came.
+        let mut sorted: Vec<&UsageRow<'_>> = rows.iter().collect();
+        sorted.sort_by_key(|row| row.at_ms);
+        let rows = &sorted[..];
+        let names = name_numbers(&tx, &mut ids.names, rows).map_err(|e| self.err(e))?;
+        let numbers: Vec<i64> = rows
+            .iter()
+            .map(|row| {
+                let id = row_id(row.at_ms).saturating_add(i64::from(ids.seq));
+                ids.seq = (ids.seq + 1) & SEQ_MASK;
+                id
+            })
+            .collect();
+        // Many rows per statement: a statement's run (its cursors opened, its halt) costs as
+        // much as the row it writes.
         let mut written = 0;
-        for size in ROWS_PER_INSERT {
+        for (size, sql) in ROWS_PER_INSERT.iter().zip(INSERTS.iter()) {
+            let size = *size;
             if rows.len() - written < size {
                 continue;
             }
-            let mut insert = tx
-                .prepare_cached(&insert_sql(size))
-                .map_err(|e| self.err(e))?;
+            let mut insert = tx.prepare_cached(sql).map_err(|e| self.err(e))?;
             while rows.len() - written >= size {
                 let chunk = written..written + size;
                 let values = rows[chunk.clone()]
                     .iter()
-                    .zip(&ids[chunk])
-                    .flat_map(|(row, ids)| row_values(row, ids));
-                for (index, value) in values.enumerate() {
-                    insert
-                        .raw_bind_parameter(index + 1, value)
-                        .map_err(|e| self.err(e))?;
+                    .zip(&numbers[chunk.clone()])
+                    .zip(&names[chunk.clone()])
+                    .map(|((row, id), names)| (*row, *id, names));
+                bind_rows(&mut insert, values).map_err(|e| self.err(e))?;
+                match insert.raw_execute() {
+                    Ok(_) => {}
+                    // Another process wrote a row of the same millisecond under one of these
+                    // numbers; the statement wrote none of its rows.
+                    Err(e) if number_taken(&e) => insert_each(
+                        &tx,
+                        &rows[chunk.clone()],
+                        &numbers[chunk.clone()],
+                        &names[chunk],
+                    )
+                    .map_err(|e| self.err(e))?,
+                    Err(e) => return Err(self.err(e)),
                 }
-                insert.raw_execute().map_err(|e| self.err(e))?;
                 written += size;
             }
         }
         let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
-        for (row, [key, client, _, asked, served, profile, refused]) in rows.iter().zip(&ids) {
+        // The group of the rows just before, summed: rows in a row mostly share one.
+        let mut run: Option<([i64; 5], UsageTotals)> = None;
+        for (row, [key, client, _, asked, served, profile, refused]) in rows.iter().zip(&names) {
             let model = if *served != NONE { *served } else { *asked };
-            let totals = hours
-                .entry([hour_of(row.at_ms), *key, *client, model, *profile])
-                .or_default();
-            totals.add(&UsageTotals {
+            let group = [hour_of(row.at_ms), *key, *client, model, *profile];
+            let totals = UsageTotals {
                 requests: 1,
                 errors: u64::from(row.status >= 400),
                 refused: u64::from(*refused != NONE),
                 tokens: row.tokens,
-            });
+            };
+            match &mut run {
+                Some((last, sum)) if *last == group => sum.add(&totals),
+                _ => {
+                    if let Some((last, sum)) = run.replace((group, totals)) {
+                        hours.entry(last).or_default().add(&sum);
+                    }
+                }
+            }
+        }
+        if let Some((last, sum)) = run {
+            hours.entry(last).or_default().add(&sum);
         }
         {
             let mut upsert = tx
@@ -350,8 +447,8 @@ impl SqliteStore {
                 .conn()
                 .execute(
                     "DELETE FROM usage_requests WHERE id IN
-                        (SELECT id FROM usage_requests WHERE at < ?1 LIMIT ?2)",
-                    params![rows_before_ms, PRUNE_CHUNK],
+                        (SELECT id FROM usage_requests WHERE id < ?1 LIMIT ?2)",
+                    params![row_id(rows_before_ms), PRUNE_CHUNK],
                 )
                 .map_err(|e| self.err(e))?;
             rows += deleted;
@@ -374,9 +471,9 @@ impl SqliteStore {
     pub(crate) fn usage_groups(&self, since_ms: i64, by: GroupBy) -> StoreResult<Vec<UsageGroup>> {
         let conn = self.conn();
         let oldest_row: Option<i64> = conn
-            .query_row("SELECT MIN(at) FROM usage_requests", [], |row| row.get(0))
+            .query_row("SELECT MIN(id) FROM usage_requests", [], |row| row.get(0))
             .map_err(|e| self.err(e))?;
-        let precise = oldest_row.is_some_and(|oldest| oldest <= since_ms);
+        let precise = oldest_row.is_some_and(|oldest| arrival_of(oldest) <= since_ms);
         let first_whole_hour = if precise {
             (since_ms + HOUR_MS - 1).div_euclid(HOUR_MS) * 3600
         } else {
@@ -388,8 +485,8 @@ impl SqliteStore {
             GroupBy::Model => ("model", "CASE WHEN served != 0 THEN served ELSE asked END"),
             GroupBy::Profile => ("profile", "profile"),
             // Times: the bucket's start, in seconds since the epoch.
-            GroupBy::Hour => ("hour", "(at / 3600000) * 3600"),
-            GroupBy::Day => ("(hour / 86400) * 86400", "(at / 86400000) * 86400"),
+            GroupBy::Hour => ("hour", "((id >> 20) / 3600000) * 3600"),
+            GroupBy::Day => ("(hour / 86400) * 86400", "((id >> 20) / 86400000) * 86400"),
         };
         let named = !matches!(by, GroupBy::Hour | GroupBy::Day);
         let sums = "COUNT(*), SUM(status >= 400), SUM(refused != 0), SUM(input), SUM(cached), SUM(output), SUM(reasoning)";
@@ -400,7 +497,7 @@ impl SqliteStore {
                 FROM usage_hourly WHERE hour >= ?1 GROUP BY 1
                 UNION ALL
                 SELECT {row_group} AS g, {sums_cols}
-                FROM usage_requests WHERE ?3 AND at >= ?2 AND at < ?1 * 1000 GROUP BY 1
+                FROM usage_requests WHERE ?3 AND id >= ?2 AND id < ?4 GROUP BY 1
              ) GROUP BY g ORDER BY {order}",
             rollup_sums_cols = alias(rollup_sums),
             sums_cols = alias(sums),
@@ -412,18 +509,26 @@ impl SqliteStore {
         );
         let mut statement = conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = statement
-            .query_map(params![first_whole_hour, since_ms, precise], |row| {
-                let numbers: [i64; 7] = [
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ];
-                Ok((row.get::<_, i64>(0)?, numbers))
-            })
+            .query_map(
+                params![
+                    first_whole_hour,
+                    row_id(since_ms),
+                    precise,
+                    row_id(first_whole_hour.saturating_mul(1000))
+                ],
+                |row| {
+                    let numbers: [i64; 7] = [
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                    ];
+                    Ok((row.get::<_, i64>(0)?, numbers))
+                },
+            )
             .map_err(|e| self.err(e))?;
         let mut groups = Vec::new();
         for row in rows {
@@ -500,7 +605,7 @@ impl SqliteStore {
         let conn = self.conn();
         let mut statement = conn
             .prepare(
-                "SELECT r.at, k.name, c.name, d.name, a.name, s.name, p.name, r.status, r.input, r.cached,
+                "SELECT r.id >> 20, k.name, c.name, d.name, a.name, s.name, p.name, r.status, r.input, r.cached,
                         r.output, r.reasoning, r.first_byte_ms, r.total_ms, r.hops, l.name
                  FROM (SELECT * FROM usage_requests ORDER BY id DESC LIMIT ?1) AS r
                  LEFT JOIN usage_names k ON k.id = r.key
@@ -571,10 +676,13 @@ impl SqliteStore {
             return Ok(Vec::new());
         };
         let mut statement = conn
-            .prepare_cached("SELECT at FROM usage_requests WHERE key = ?1 AND at >= ?2 ORDER BY at")
+            .prepare_cached(
+                // `key != 0`: what the index by key holds.
+                "SELECT id >> 20 FROM usage_requests WHERE key = ?1 AND key != 0 AND id >= ?2 ORDER BY id",
+            )
             .map_err(|e| self.err(e))?;
         let rows = statement
-            .query_map(params![id, since_ms], |row| row.get(0))
+            .query_map(params![id, row_id(since_ms)], |row| row.get(0))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -626,6 +734,86 @@ impl SqliteStore {
     }
 }
 
+/// [`insert_sql`] for each of [`ROWS_PER_INSERT`], built once.
+static INSERTS: LazyLock<[String; 4]> =
+    LazyLock::new(|| ROWS_PER_INSERT.map(|rows| insert_sql(rows, "")));
+
+/// The numbers of each row's names (in [`UsageRow::names`]' order), new names written. Rows
+/// in a batch mostly repeat the names of the row before: those are not looked up again.
+fn name_numbers(
+    tx: &rusqlite::Transaction<'_>,
+    known: &mut HashMap<String, i64>,
+    rows: &[&UsageRow<'_>],
+) -> rusqlite::Result<Vec<[i64; 7]>> {
+    let mut numbers = Vec::with_capacity(rows.len());
+    let mut last_names: [Option<&str>; 7] = [None; 7];
+    let mut last = [NONE; 7];
+    for row in rows {
+        for (slot, name) in row.names().into_iter().enumerate() {
+            if name != last_names[slot] {
+                last[slot] = name_number(tx, known, name)?;
+                last_names[slot] = name;
+            }
+        }
+        numbers.push(last);
+    }
+    Ok(numbers)
+}
+
+fn name_number(
+    tx: &rusqlite::Transaction<'_>,
+    known: &mut HashMap<String, i64>,
+    name: Option<&str>,
+) -> rusqlite::Result<i64> {
+    let Some(name) = name else {
+        return Ok(NONE);
+    };
+    if let Some(&id) = known.get(name) {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO usage_names (name) VALUES (?1)")?
+        .execute([name])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM usage_names WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))?;
+    known.insert(name.to_string(), id);
+    Ok(id)
+}
+
+/// Whether an insert failed on a row number already taken.
+fn number_taken(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// Writes rows one at a time, each under the first free number of its millisecond from the one
+/// it was given.
+fn insert_each(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[&UsageRow<'_>],
+    numbers: &[i64],
+    names: &[[i64; 7]],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(&insert_sql(1, "OR IGNORE"))?;
+    for ((row, &first), names) in rows.iter().zip(numbers).zip(names) {
+        let mut id = first;
+        loop {
+            bind_rows(&mut insert, std::iter::once((*row, id, names)))?;
+            if insert.raw_execute()? == 1 {
+                break;
+            }
+            id = row_id(arrival_of(id)) + ((id + 1) & i64::from(SEQ_MASK));
+            if id == first {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
+                    Some("every row number of the request's millisecond is taken".into()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Each `SUM(...)` of a list named for the outer query's columns.
 fn alias(sums: &str) -> String {
     sums.split(", ")
@@ -657,15 +845,20 @@ mod tests {
 
     const NOW_MS: i64 = 1_800_000_000_000;
 
-    fn row(at_ms: i64, key: Option<&str>, client: &'static str, tokens: u64) -> UsageRow {
+    fn row(
+        at_ms: i64,
+        key: Option<&'static str>,
+        client: &'static str,
+        tokens: u64,
+    ) -> UsageRow<'static> {
         UsageRow {
             at_ms,
-            key: key.map(str::to_string),
+            key: key.map(Cow::Borrowed),
             client,
             dialect: "chat",
-            asked: Some("claude-sonnet-4-5".into()),
-            served: Some("gpt-6.1-sol".into()),
-            profile: Some("openai-codex:default".into()),
+            asked: Some("claude-sonnet-4-5"),
+            served: Some("gpt-6.1-sol"),
+            profile: Some("openai-codex:default"),
             status: 200,
             tokens: Tokens {
                 input: tokens,
@@ -686,32 +879,168 @@ mod tests {
         Ok((dir, store))
     }
 
+    /// A store in `dir` as keyward's `version` left it.
+    fn store_of_version(
+        dir: &std::path::Path,
+        version: usize,
+    ) -> Result<rusqlite::Connection, Box<dyn std::error::Error>> {
+        let conn = rusqlite::Connection::open(dir.join("keyward.db"))?;
+        for migration in &super::super::sqlite::MIGRATIONS[..version] {
+            conn.execute_batch(migration)?;
+        }
+        conn.pragma_update(None, "user_version", version as i64)?;
+        Ok(conn)
+    }
+
     /// A store of the version before the ledger keeps what it held and gains the ledger's
     /// tables.
     #[test]
     fn an_older_store_gains_the_ledger() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         {
-            let conn = rusqlite::Connection::open(dir.path().join("keyward.db"))?;
-            for migration in &super::super::sqlite::MIGRATIONS[..3] {
-                conn.execute_batch(migration)?;
-            }
-            conn.pragma_update(None, "user_version", 3)?;
+            let conn = store_of_version(dir.path(), 3)?;
             conn.execute(
                 "INSERT INTO cooldowns (profile, until, reason, since) VALUES ('openai-codex:default', '2030-01-01T00:00:00Z', 'usage limit', '2026-01-01T00:00:00Z')",
                 [],
             )?;
         }
         let store = SqliteStore::open_for_usage(dir.path())?;
-        assert_eq!(store.schema_version()?, 4);
+        assert_eq!(
+            store.schema_version()?,
+            super::super::sqlite::MIGRATIONS.len() as i64
+        );
         assert_eq!(store.cooldowns()?.len(), 1);
         let cooldown: &Cooldown = &store.cooldowns()?[0].1;
         assert_eq!(cooldown.reason, "usage limit");
         store.record_usage(
-            &mut NameIds::default(),
+            &mut UsageIds::default(),
             &[row(NOW_MS, Some("a"), "curl", 10)],
         )?;
         assert_eq!(store.latest_requests(10)?.len(), 1);
+        Ok(())
+    }
+
+    /// Everything the ledger's readers ask of a store, from `since_ms` on.
+    fn answers(store: &SqliteStore, since_ms: i64) -> Result<String, Box<dyn std::error::Error>> {
+        let mut answers = Vec::new();
+        for by in [
+            GroupBy::Key,
+            GroupBy::Client,
+            GroupBy::Model,
+            GroupBy::Profile,
+            GroupBy::Hour,
+            GroupBy::Day,
+        ] {
+            answers.push(format!("{by:?}: {:?}", store.usage_groups(since_ms, by)?));
+            answers.push(format!(
+                "{by:?}: {:?}",
+                store.usage_series(since_ms / 1000 / 3600 * 3600, 3600, by)?
+            ));
+        }
+        // Newest first; rows of one millisecond in any order.
+        let latest = store.latest_requests(100)?;
+        let mut records: Vec<String> = latest.iter().map(|r| format!("{r:?}")).collect();
+        records.sort();
+        answers.push(format!(
+            "{:?}",
+            latest.iter().map(|r| r.at).collect::<Vec<_>>()
+        ));
+        answers.push(records.join("\n"));
+        answers.push(format!("{:?}", store.key_arrivals("agent", since_ms)?));
+        answers.push(format!("{:?}", store.key_hours("agent", since_ms / 1000)?));
+        answers.push(format!(
+            "{:?}",
+            store.profile_tokens_by_key("openai-codex:default", since_ms / 1000)?
+        ));
+        Ok(answers.join("\n"))
+    }
+
+    /// A store of the ledger's first schema (rows numbered as they were written, an index on
+    /// their time) keeps every row when opened, numbered by arrival, rows of one millisecond
+    /// apart; it answers every reader as a store written by this version does, and takes new
+    /// rows, in a millisecond it already holds too.
+    #[test]
+    fn a_store_of_the_first_ledger_schema_keeps_its_rows() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let hour = NOW_MS.div_euclid(HOUR_MS) * HOUR_MS;
+        let rows = [
+            row(hour - 3 * HOUR_MS, Some("agent"), "curl", 2000),
+            row(hour - HOUR_MS + 10_000, Some("agent"), "curl", 1000),
+            row(hour - HOUR_MS / 2, Some("agent"), "claude-code", 100),
+            row(hour + 5_000, Some("agent"), "curl", 10),
+            row(hour + 5_000, None, "codex", 1),
+            row(hour + 5_000, Some("scripts"), "codex", 3),
+            row(hour + 6_000, None, "codex", 4),
+        ];
+        let (_current_dir, current) = store()?;
+        current.record_usage(&mut UsageIds::default(), &rows)?;
+
+        // The same rows in a store of schema 4, numbered in another order than they arrived.
+        let dir = tempfile::tempdir()?;
+        {
+            let conn = store_of_version(dir.path(), 4)?;
+            conn.execute(
+                "ATTACH ?1 AS current",
+                [current.path().to_str().ok_or("path")?],
+            )?;
+            conn.execute_batch(
+                "INSERT INTO usage_names SELECT * FROM current.usage_names;
+                 INSERT INTO usage_hourly SELECT * FROM current.usage_hourly;
+                 INSERT INTO usage_requests (id, at, key, client, dialect, asked, served, profile,
+                    status, input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
+                 SELECT ROW_NUMBER() OVER (ORDER BY id DESC), id >> 20, key, client, dialect, asked,
+                    served, profile, status, input, cached, output, reasoning, first_byte_ms,
+                    total_ms, hops, refused
+                 FROM current.usage_requests;",
+            )?;
+        }
+        let migrated = SqliteStore::open_for_usage(dir.path())?;
+        assert_eq!(
+            migrated.schema_version()?,
+            super::super::sqlite::MIGRATIONS.len() as i64
+        );
+        assert_eq!(migrated.latest_requests(100)?.len(), rows.len());
+        for since in [hour - 4 * HOUR_MS, hour - HOUR_MS / 2 - 1, hour + 5_000] {
+            assert_eq!(answers(&migrated, since)?, answers(&current, since)?);
+        }
+        let new = [row(hour + 5_000, Some("agent"), "curl", 20)];
+        migrated.record_usage(&mut UsageIds::default(), &new)?;
+        current.record_usage(&mut UsageIds::default(), &new)?;
+        assert_eq!(
+            migrated.key_arrivals("agent", hour)?,
+            vec![hour + 5_000, hour + 5_000]
+        );
+        assert_eq!(answers(&migrated, hour)?, answers(&current, hour)?);
+        Ok(())
+    }
+
+    /// Two writers (two processes) that give rows of one millisecond the same numbers: the
+    /// later rows take the next free ones, and every row is kept.
+    #[test]
+    fn rows_numbered_alike_by_two_writers_are_all_kept() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, store) = store()?;
+        let first = UsageIds::default();
+        let seq = first.seq;
+        let rows: Vec<UsageRow<'_>> = (0..5)
+            .map(|n| row(NOW_MS, Some("agent"), "curl", n))
+            .collect();
+        for _ in 0..2 {
+            let mut ids = UsageIds {
+                names: HashMap::new(),
+                seq,
+            };
+            store.record_usage(&mut ids, &rows)?;
+        }
+        // A third, its numbers at the millisecond's last, wrapping to its first.
+        let mut last = UsageIds {
+            names: HashMap::new(),
+            seq: SEQ_MASK,
+        };
+        store.record_usage(&mut last, &rows[..2])?;
+        assert_eq!(store.key_arrivals("agent", NOW_MS)?, vec![NOW_MS; 12]);
+        let groups = store.usage_groups(NOW_MS, GroupBy::Key)?;
+        assert_eq!(groups[0].totals.requests, 12);
+        assert_eq!(groups[0].totals.tokens.input, 2 * 10 + 1);
         Ok(())
     }
 
@@ -721,7 +1050,7 @@ mod tests {
     fn totals_since_a_moment() -> Result<(), Box<dyn std::error::Error>> {
         let (_dir, store) = store()?;
         let hour = NOW_MS.div_euclid(HOUR_MS) * HOUR_MS;
-        let mut names = NameIds::default();
+        let mut names = UsageIds::default();
         store.record_usage(
             &mut names,
             &[
@@ -758,7 +1087,7 @@ mod tests {
         let (_dir, store) = store()?;
         let old = NOW_MS - 40 * 24 * HOUR_MS;
         store.record_usage(
-            &mut NameIds::default(),
+            &mut UsageIds::default(),
             &[
                 row(old, Some("agent"), "curl", 500),
                 row(NOW_MS, Some("agent"), "curl", 5),
@@ -792,12 +1121,12 @@ mod tests {
                 r
             })
             .collect();
-        store.record_usage(&mut NameIds::default(), &rows)?;
+        store.record_usage(&mut UsageIds::default(), &rows)?;
         let latest = store.latest_requests(100)?;
         assert_eq!(latest.len(), 75);
         for (record, row) in latest.iter().rev().zip(&rows) {
             assert_eq!(record.at.timestamp_millis(), row.at_ms);
-            assert_eq!(record.key, row.key);
+            assert_eq!(record.key.as_deref(), row.key.as_deref());
             assert_eq!(record.first_byte_ms, row.first_byte_ms);
             assert_eq!(record.total_ms, row.total_ms);
             assert_eq!(record.tokens, row.tokens);
@@ -814,7 +1143,7 @@ mod tests {
     #[ignore = "a figure for BENCHMARKS.md; writes about 100 MB"]
     fn bytes_per_million_requests() -> Result<(), Box<dyn std::error::Error>> {
         let (dir, store) = store()?;
-        let mut names = NameIds::default();
+        let mut names = UsageIds::default();
         let keys = [
             Some("claude-code"),
             Some("scripts"),
@@ -847,8 +1176,8 @@ mod tests {
                 clients[n % 6],
                 2000 + (n % 7000) as u64,
             );
-            r.served = Some(models[n % 4].into());
-            r.profile = Some(profiles[n % 3].into());
+            r.served = Some(models[n % 4]);
+            r.profile = Some(profiles[n % 3]);
             r.tokens.output = 50 + (n % 900) as u64;
             r.tokens.reasoning = (n % 300) as u64;
             r.first_byte_ms = Some(200 + (n % 800) as u32);

@@ -20,7 +20,7 @@ mod usage_history;
 
 pub use browser::Browser;
 pub use sign_in::{is_user_code, login_ports, without_colours, SignIn};
-pub use usage_history::seed_usage_history;
+pub use usage_history::{as_first_ledger_schema, seed_usage_history};
 
 pub type Result<T> = anyhow::Result<T>;
 

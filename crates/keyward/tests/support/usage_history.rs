@@ -67,7 +67,7 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     }
     requests.sort_by_key(|r| r.0);
     let mut hours: HashMap<(i64, i64, i64, i64, i64), [i64; 7]> = HashMap::new();
-    for (at, key, client, input, i) in &requests {
+    for (n, (at, key, client, input, i)) in requests.iter().enumerate() {
         let (at, i, input) = (*at, *i, *input);
         let cached = input * 6 / 10;
         let output = input / 12;
@@ -87,11 +87,13 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
             id(Some(profile))?,
         );
         tx.execute(
-            "INSERT INTO usage_requests (at, key, client, dialect, asked, served, profile, status,
+            // A row's number is its arrival time (milliseconds) shifted left 20 bits, plus a
+            // sequence number (here its place in the script: rows of one millisecond stay apart).
+            "INSERT INTO usage_requests (id, key, client, dialect, asked, served, profile, status,
                 input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0)",
             rusqlite::params![
-                at,
+                (at << 20) + n as i64,
                 key_id,
                 client_id,
                 dialect,
@@ -140,4 +142,27 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     }
     tx.commit()?;
     Ok(requests.len())
+}
+
+/// Turns the store at `db` back into one the ledger's first schema wrote (version 4): each row
+/// numbered in the order it was written (here: newest first) with its arrival time in its own,
+/// indexed, column. What `keyward` then makes of it is what it makes of a store of that version.
+pub fn as_first_ledger_schema(db: &Path) -> Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE usage_requests ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+         UPDATE usage_requests SET at = id >> 20;
+         UPDATE usage_requests SET id = written.id
+         FROM (SELECT id AS now, ROW_NUMBER() OVER (ORDER BY id DESC) AS id FROM usage_requests)
+              AS written
+         WHERE usage_requests.id = written.now;
+         DROP INDEX usage_requests_key;
+         CREATE INDEX usage_requests_at ON usage_requests (at);
+         CREATE INDEX usage_requests_key ON usage_requests (key, at);
+         PRAGMA user_version = 4;
+         COMMIT;",
+    )?;
+    Ok(())
 }
