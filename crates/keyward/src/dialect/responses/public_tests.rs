@@ -592,7 +592,9 @@ proptest! {
         status in prop::sample::select(vec!["in_progress", "completed", "failed"]),
         failed in any::<bool>(),
     ) {
-        use super::super::response_object::{Identity, PublicResponse, RawObject};
+        use super::super::response_object::{
+            Identity, PublicResponse, RawObject, UNEXPLAINED_FAILURE,
+        };
         let text = serde_json::to_string_pretty(&response).unwrap_or_default();
         let raw = RawObject::parse(&text).unwrap_or_default();
         let tree = response.as_object().cloned().unwrap_or_default();
@@ -608,7 +610,8 @@ proptest! {
         let written: Value = serde_json::from_slice(&out).unwrap_or_default();
         let mut filled = identity.fill(tree, status);
         if failed && !filled["error"].is_object() {
-            filled.insert("error".into(), json!({"code": "server_error", "message": "the upstream reported a failure without a message"}));
+            let unexplained = serde_json::from_str(UNEXPLAINED_FAILURE).unwrap_or_default();
+            filled.insert("error".into(), unexplained);
         }
         prop_assert_eq!(written, Value::Object(filled));
     }

@@ -9,6 +9,7 @@
 //! and written back with the defaults it lacks from constants, without a tree.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde::de::{MapAccess, Visitor};
@@ -71,7 +72,7 @@ static DEFAULT_MEMBERS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(||
 });
 
 /// The `error` of a failed response whose upstream said nothing of it.
-const UNEXPLAINED_FAILURE: &str =
+pub(super) const UNEXPLAINED_FAILURE: &str =
     r#"{"code":"server_error","message":"the upstream reported a failure without a message"}"#;
 
 /// The members the writer sets itself, whatever the upstream's object holds.
@@ -169,6 +170,9 @@ impl Identity {
     }
 }
 
+/// How many members an object's names are searched in order for; beyond, they are indexed.
+const FEW_MEMBERS: usize = 32;
+
 /// A JSON object's members, each value kept as the raw text it came in (borrowed from it). A
 /// member named twice counts once, by its last value, as in a tree.
 #[derive(Debug, Default)]
@@ -257,10 +261,31 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                // Names are looked for in order while there are few (a response object has a few
+                // dozen); an object of many members gets an index, so that no upstream object
+                // costs time quadratic in its size.
+                let mut index: Option<HashMap<Cow<'de, str>, usize>> = None;
                 while let Some((Text(name), value)) = map.next_entry::<Text<'de>, &RawValue>()? {
-                    match members.iter_mut().find(|(known, _)| *known == name) {
-                        Some(member) => member.1 = value,
-                        None => members.push((name, value)),
+                    if index.is_none() && members.len() >= FEW_MEMBERS {
+                        let positions = members.iter().enumerate();
+                        index = Some(positions.map(|(at, (n, _))| (n.clone(), at)).collect());
+                    }
+                    let known = match &index {
+                        Some(index) => index.get(&name).copied(),
+                        None => members.iter().position(|(known, _)| *known == name),
+                    };
+                    match known {
+                        Some(at) => {
+                            if let Some(member) = members.get_mut(at) {
+                                member.1 = value;
+                            }
+                        }
+                        None => {
+                            if let Some(index) = &mut index {
+                                index.insert(name.clone(), members.len());
+                            }
+                            members.push((name, value));
+                        }
                     }
                 }
                 Ok(RawObject { members })
@@ -425,5 +450,28 @@ fn raw(out: &mut Vec<u8>, value: &RawValue) {
             text.iter()
                 .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name given twice counts by its last value, in a small object and in one of many members
+    /// (which are indexed rather than searched).
+    #[test]
+    fn a_member_named_twice_counts_by_its_last_value() {
+        for count in [3, FEW_MEMBERS + 1, 20_000] {
+            let mut members: Vec<String> = (0..count).map(|i| format!("\"m{i}\":{i}")).collect();
+            members.push(r#""m0":"last""#.into());
+            members.push(format!("\"m{}\":\"last\"", count - 1));
+            let text = format!("{{{}}}", members.join(","));
+            let object = RawObject::parse(&text).unwrap_or_default();
+            assert_eq!(object.members().count(), count, "{count}");
+            assert_eq!(object.string("m0").as_deref(), Some("last"), "{count}");
+            let last = format!("m{}", count - 1);
+            assert_eq!(object.string(&last).as_deref(), Some("last"), "{count}");
+            assert_eq!(object.get("m1").map(RawValue::get), Some("1"), "{count}");
+        }
     }
 }
