@@ -368,9 +368,29 @@ impl Evidence<'_> {
                 &ended_by
             }
         ));
-        let journaled =
-            kept || ended_by.contains("after-answer") || ended_by.contains("after-write-back");
+        let crashed_at_answer =
+            ended_by.contains("after-answer") || ended_by.contains("after-write-back");
+        // A crash point aborts the whole process: another profile's refresh may have reached it
+        // while this one was still out. A recovery that found this refresh cut off before its
+        // answer, with no failure to journal an answer logged by the process, says so: this
+        // answer died with the process, as under kill -9.
+        let cut_off = recoveries
+            .iter()
+            .any(|r| r.message.contains("cut off before its answer arrived"));
+        let failed_to_journal = self.logs.iter().any(|l| {
+            l.instance == record.name && l.message.contains("could not journal the token answer")
+        });
+        let crashed_on_another = crashed_at_answer && cut_off && !failed_to_journal;
+        let journaled = kept || (crashed_at_answer && !crashed_on_another);
         match (died_after, journaled) {
+            (true, false) if crashed_on_another => Verdict {
+                allowed: true,
+                cause: format!(
+                    "{} crashed ({ended_by}) on another profile's refresh while this one was in flight: the provider rotated and the answer died with the process (an answer lost after issue)",
+                    record.name
+                ),
+                evidence,
+            },
             (true, false) if ended_by == "kill -9" || ended_by.starts_with("exited") => Verdict {
                 allowed: ended_by == "kill -9",
                 cause: format!(
@@ -548,6 +568,45 @@ mod tests {
         let v = verdict(&calls, &[spend, refreshed], &alive);
         assert!(!v.allowed);
         assert!(v.cause.contains("received the answer"), "{v:?}");
+    }
+
+    /// A process that crashed at a crash point of another profile's refresh, while this one was
+    /// out: a recovery found this refresh cut off before its answer, so the answer died with the
+    /// process (allowed, as under kill -9); had the process failed to journal an answer, not.
+    #[test]
+    fn a_crash_on_another_refresh_loses_this_answer() {
+        let fp = fingerprint(TOKEN);
+        let calls = [call(100, &log_prefix(TOKEN), "rotated", None)];
+        let spend = line(
+            "P1#2",
+            95,
+            "refreshing",
+            serde_json::json!({"spending": fp}),
+        );
+        let cut_off = line(
+            "P4#1",
+            110,
+            "journal: a refresh was cut off before its answer arrived; its token may be spent and will not be sent again",
+            serde_json::json!({"spent": fp}),
+        );
+        let crashed = [instance(
+            "P1#2",
+            1,
+            Some("crash at after-answer"),
+            Some(101),
+        )];
+        let v = verdict(&calls, &[spend.clone(), cut_off.clone()], &crashed);
+        assert!(v.allowed, "{v:?}");
+        assert!(v.cause.contains("another profile's refresh"), "{v:?}");
+
+        let unjournaled = line(
+            "P1#2",
+            100,
+            "could not journal the token answer; writing it to the source directly",
+            serde_json::json!({}),
+        );
+        let v = verdict(&calls, &[spend, unjournaled, cut_off], &crashed);
+        assert!(!v.allowed, "{v:?}");
     }
 
     /// Two sends 3 ms apart, the first by a process that then crashed with the answer in its
