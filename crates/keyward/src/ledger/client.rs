@@ -1,6 +1,7 @@
 //! Which tool sent a request, from its `User-Agent` (and the SDKs' `x-stainless-lang`): a name
 //! from a fixed list, so the ledger, the metrics' labels and the dashboard stay bounded whatever
-//! clients send. The user agent itself is never kept.
+//! clients send. The user agent itself is never recorded (a serving thread remembers only the
+//! last one it named, in memory, to name the next request's without reading it again).
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 
