@@ -362,15 +362,15 @@ pub fn responses_stream(data: &[u8]) {
     let mut out = Vec::new();
     for line in rest.split(|&byte| byte == b'\n') {
         let text = String::from_utf8_lossy(line).into_owned();
-        if let Ok(value) = serde_json::from_str::<Value>(&text) {
+        let value = serde_json::from_str::<Value>(&text).ok();
+        if let Some(value) = &value {
             let _ = responses::public_object(value.clone(), "gpt-fuzz");
             if let Some(response) = value.get("response") {
                 let _ = responses::public_object(response.clone(), "gpt-fuzz");
             }
         }
-        let name = (control & 2 == 2)
-            .then(|| serde_json::from_str::<Value>(&text).ok())
-            .flatten()
+        let name = value
+            .filter(|_| control & 2 == 2)
             .and_then(|value| value.get("type")?.as_str().map(str::to_string));
         let text = if control & 4 == 4 {
             text.replace(',', ",\n")

@@ -27,7 +27,7 @@ use super::event::event_json;
 use super::failure::StreamFailure;
 use super::response_object::{new_id, Identity, PublicResponse, RawObject, ResponseFrame};
 use crate::dialect::sse::Event;
-use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
+use crate::dialect::{write_frame, Flow, SseTranslator};
 
 /// The usage object of a finished response, with every count a number (absent ones 0).
 fn fill_usage(usage: Option<Value>) -> Value {
@@ -422,10 +422,11 @@ impl PublicStream {
         self.identity = Some(identity.clone());
         if first != "response.created" {
             let upstream = RawObject::default();
-            self.write_response(
-                "response.created",
-                &upstream,
-                PublicResponse {
+            let frame = ResponseFrame {
+                kind: "response.created",
+                sequence_number: self.next_sequence(),
+                upstream: &upstream,
+                response: PublicResponse {
                     identity: &identity,
                     status: "in_progress",
                     upstream: &upstream,
@@ -433,27 +434,10 @@ impl PublicStream {
                     usage: None,
                     failed: false,
                 },
-                out,
-            );
+            };
+            frame.write(out);
         }
         identity
-    }
-
-    /// Writes a response-level event: `event`'s members, then `response`.
-    fn write_response(
-        &mut self,
-        kind: &str,
-        event: &RawObject<'_>,
-        response: PublicResponse<'_>,
-        out: &mut Vec<u8>,
-    ) {
-        let frame = ResponseFrame {
-            kind,
-            sequence_number: self.next_sequence(),
-            upstream: event,
-            response,
-        };
-        write_frame_with(out, Some(kind), |out| frame.write(out));
     }
 
     /// The item an event belongs to, by the upstream's index or id (the last open one when it
@@ -723,20 +707,24 @@ impl PublicStream {
             }
         }
         let usage = (ends && !failed).then(|| fill_usage(upstream.tree("usage")));
-        let items = std::mem::take(&mut self.items);
-        let streamed: Vec<&Value> = items.iter().filter_map(|i| i.done.as_ref()).collect();
+        let sequence_number = self.next_sequence();
+        let streamed: Vec<&Value> = self.items.iter().filter_map(|i| i.done.as_ref()).collect();
         // A failed response whose stream carried no item whole keeps the upstream's output.
         let streamed = (ends && !(failed && streamed.is_empty())).then_some(&streamed[..]);
-        let response = PublicResponse {
-            identity: &identity,
-            status,
-            upstream: &upstream,
-            streamed,
-            usage: usage.as_ref(),
-            failed,
+        let frame = ResponseFrame {
+            kind,
+            sequence_number,
+            upstream: event,
+            response: PublicResponse {
+                identity: &identity,
+                status,
+                upstream: &upstream,
+                streamed,
+                usage: usage.as_ref(),
+                failed,
+            },
         };
-        self.write_response(kind, event, response, out);
-        self.items = items;
+        frame.write(out);
         self.ended = ends;
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::dialect::unix_now;
+use crate::dialect::{unix_now, write_frame_with};
 
 /// A response id, item id or call id made here, for one the upstream left out.
 pub(super) fn new_id(prefix: &str) -> String {
@@ -377,8 +377,13 @@ pub(super) struct ResponseFrame<'a> {
 }
 
 impl ResponseFrame<'_> {
-    /// Writes the event's JSON (the data of its SSE frame).
+    /// Writes the event as an SSE frame, named by its type.
     pub(super) fn write(&self, out: &mut Vec<u8>) {
+        write_frame_with(out, Some(self.kind), |out| self.write_data(out));
+    }
+
+    /// The event's JSON (the data of its SSE frame).
+    fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
         json(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
