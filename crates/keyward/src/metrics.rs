@@ -6,7 +6,6 @@
 //! carry route names, profile ids, key names and client names (each a bounded set), never a token
 //! or a key.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -69,6 +68,22 @@ pub(crate) struct UsageCounters {
     pub(crate) dropped: Counter,
 }
 
+/// A gateway key's name (`None`: no key) and a client's or a limit's.
+type KeyAnd<'a> = (Option<&'a str>, &'static str);
+
+/// The entry of `group` in `sums` (a new one, zero, when it has none); the latest groups are
+/// searched first.
+fn slot<G: PartialEq, V: Default>(sums: &mut Vec<(G, V)>, group: G) -> &mut (G, V) {
+    let at = match sums.iter().rposition(|(known, _)| *known == group) {
+        Some(at) => at,
+        None => {
+            sums.push((group, V::default()));
+            sums.len() - 1
+        }
+    };
+    &mut sums[at]
+}
+
 impl UsageCounters {
     fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -94,16 +109,19 @@ impl UsageCounters {
     }
 
     /// A batch of recorded requests, summed by key and client first (a batch holds thousands
-    /// of requests of a few keys and clients).
+    /// of requests of a few keys and clients: a short list searched from its newest group costs
+    /// less than hashing every request's names).
     pub(crate) fn count(&self, rows: &[UsageRow<'_>]) {
-        let mut sums: HashMap<(Option<&str>, &'static str), (u64, Tokens)> = HashMap::new();
-        let mut refused: HashMap<(Option<&str>, &'static str), u64> = HashMap::new();
+        // By key and client: how many requests, and their tokens.
+        let mut sums: Vec<(KeyAnd<'_>, (u64, Tokens))> = Vec::new();
+        // By key and limit: how many requests it refused.
+        let mut refused: Vec<(KeyAnd<'_>, u64)> = Vec::new();
         for row in rows {
-            let sum = sums.entry((row.key.as_deref(), row.client)).or_default();
+            let sum = &mut slot(&mut sums, (row.key.as_deref(), row.client)).1;
             sum.0 += 1;
             sum.1.add(&row.tokens);
             if let Some(limit) = row.refused {
-                *refused.entry((row.key.as_deref(), limit)).or_default() += 1;
+                slot(&mut refused, (row.key.as_deref(), limit)).1 += 1;
             }
         }
         let name = |key: Option<&str>| key.unwrap_or("none").to_string();

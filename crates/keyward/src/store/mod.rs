@@ -10,6 +10,7 @@ pub(crate) mod memory;
 mod pool;
 mod sqlite;
 mod usage;
+mod usage_batch;
 
 use std::fmt;
 

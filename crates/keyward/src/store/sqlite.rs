@@ -102,6 +102,8 @@ DROP TABLE usage_windows;
     super::usage::MIGRATION,
     // The ledger's rows numbered by their arrival, without an index on time.
     super::usage::TIME_KEYED_MIGRATION,
+    // The ledger's requests packed a batch to a row (then `usage::pack_rows_of_schema_5`).
+    super::usage::PACKED_MIGRATION,
 ];
 
 const HEALTH_HISTORY_KEPT: i64 = 500;
@@ -232,8 +234,11 @@ impl SqliteStore {
                 supported,
             });
         }
-        for migration in &MIGRATIONS[version as usize..] {
+        for (done, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(migration).map_err(|e| self.err(e))?;
+            if done + 1 == super::usage::PACKED_SCHEMA {
+                super::usage::pack_rows_of_schema_5(&tx).map_err(|e| self.err(e))?;
+            }
         }
         tx.pragma_update(None, "user_version", supported)
             .map_err(|e| self.err(e))?;

@@ -1,25 +1,28 @@
-//! The usage ledger's tables: one row per request (`usage_requests`, kept `usage_retention`) and
-//! hourly roll-ups (`usage_hourly`, kept `usage_rollup_retention`), with the names they repeat
-//! (keys, clients, dialects, models, profiles, limits) kept once in `usage_names` and referred to
-//! by number, so a row is a few dozen bytes. No prompt or answer content is ever in them.
+//! The usage ledger's tables: the requests (`usage_batches`, kept `usage_retention`) and hourly
+//! roll-ups (`usage_hourly`, kept `usage_rollup_retention`), with the names they repeat (keys,
+//! clients, dialects, models, profiles, limits) kept once in `usage_names` and referred to by
+//! number. No prompt or answer content is ever in them.
 //!
-//! The ledger writes them from its own thread in batches ([`SqliteStore::record_usage`]: rows and
-//! roll-ups in one transaction); `keyward usage`, the dashboard and the key limits read them.
+//! The ledger writes them from its own thread in batches ([`SqliteStore::record_usage`]: the
+//! requests and their roll-ups in one transaction); `keyward usage`, the dashboard and the key
+//! limits read them.
 //!
-//! A row's number is its arrival time ([`row_id`]: milliseconds since the epoch, shifted left by
-//! [`SEQ_BITS`], plus a sequence number), so the table's own order is time order: a range of time
-//! is a range of rows, with no index on time for every row to keep up. The one secondary index,
-//! by key, holds only rows that came with a gateway key (what the key limits read back).
+//! A batch's requests are one row, packed ([`usage_batch`]): SQLite's cost per request was most
+//! of the ledger's. A batch's number is its first request's arrival ([`row_id`]: milliseconds
+//! since the epoch, shifted left by [`SEQ_BITS`], plus a sequence number), and a batch spans at
+//! most [`MAX_SPAN_MS`] of arrivals, so the requests of a range of time are in a range of batches
+//! with no index on time. The roll-ups answer whole hours; the batches answer the rest (the part
+//! of an hour a report starts in, the latest requests, a key's arrivals in the last minute).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::sqlite::SqliteStore;
+use super::usage_batch::{self, NameNumbers, PackedRequest};
 use super::StoreResult;
 use crate::ledger::Tokens;
 
@@ -82,22 +85,40 @@ ALTER TABLE usage_requests DROP COLUMN at;
 CREATE INDEX usage_requests_key ON usage_requests (key, id) WHERE key != 0;
 "#;
 
+/// The schema version whose migration packs the requests into batches ([`PACKED_MIGRATION`],
+/// then [`pack_rows_of_schema_5`]).
+pub(super) const PACKED_SCHEMA: usize = 6;
+
+/// The requests packed a batch to a row (migration 6): a batch's number and its last request's
+/// arrival bound the times it holds; `keys` has a bit for each gateway key among its requests
+/// ([`key_bit`]), so a key's arrivals are read from its batches only.
+pub(super) const PACKED_MIGRATION: &str = r#"
+CREATE TABLE usage_batches (
+    id          INTEGER PRIMARY KEY,
+    last_ms     INTEGER NOT NULL,
+    requests    INTEGER NOT NULL,
+    keys        INTEGER NOT NULL,
+    packed      BLOB NOT NULL
+);
+"#;
+
 /// Name number 0: none (no key, no model served, ...).
 const NONE: i64 = 0;
 const HOUR_MS: i64 = 3_600_000;
-/// Rows deleted per transaction when pruning, so the store's write lock is never held long.
-const PRUNE_CHUNK: i64 = 5_000;
-/// The bits of a row's number below its arrival time: rows of one millisecond (the SQL here and
-/// `TIME_KEYED_MIGRATION` write `>> 20` and `<< 20`).
+/// Batches deleted per transaction when pruning, so the store's write lock is never held long.
+const PRUNE_CHUNK: i64 = 64;
+/// The bits of a batch's number (and of a schema-5 row's) below its arrival time: batches that
+/// begin in one millisecond (`TIME_KEYED_MIGRATION` writes `<< 20`).
 const SEQ_BITS: u32 = 20;
 const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 
-/// The first row number of `at_ms` (every row of that millisecond or later is at or after it).
+/// The first number of `at_ms` (every batch beginning in that millisecond or later is at or
+/// after it).
 fn row_id(at_ms: i64) -> i64 {
     at_ms.saturating_mul(1 << SEQ_BITS)
 }
 
-/// When the row numbered `id` arrived, in milliseconds since the epoch.
+/// When the batch (or schema-5 row) numbered `id` began, in milliseconds since the epoch.
 fn arrival_of(id: i64) -> i64 {
     id >> SEQ_BITS
 }
@@ -123,7 +144,7 @@ pub(crate) struct UsageRow<'a> {
 }
 
 impl UsageRow<'_> {
-    /// Its names, in the order of [`insert_sql`]'s name columns.
+    /// Its names, in the order of [`NameNumbers`].
     fn names(&self) -> [Option<&str>; 7] {
         [
             self.key.as_deref(),
@@ -138,13 +159,13 @@ impl UsageRow<'_> {
 }
 
 /// The numbers one writer gives: its names' (those written so far; names are never removed, so
-/// they stay valid) and the sequence its rows' numbers end in.
+/// they stay valid) and the sequence its batches' numbers end in.
 #[derive(Debug)]
 pub(crate) struct UsageIds {
     names: HashMap<String, i64>,
-    /// The next row's sequence number. It starts anywhere, so that two processes writing rows
-    /// of one millisecond seldom pick the same number (when they do, the later row takes the
-    /// next free one).
+    /// The next batch's sequence number. It starts anywhere, so that two processes writing
+    /// batches that begin in one millisecond seldom pick the same number (when they do, the
+    /// later batch takes the next free one).
     seq: u32,
 }
 
@@ -240,70 +261,13 @@ pub(crate) struct SeriesPoint {
     pub tokens: u64,
 }
 
-/// The statements rows are inserted with, by how many rows each writes (the biggest that fits
-/// first; 64 rows bind 1,024 values, well under SQLite's bound).
-const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
-const COLUMNS: usize = 16;
-
-/// `or`: what a conflicting row number does (`""`: fails the statement, `"OR IGNORE"`: leaves
-/// the row out).
-fn insert_sql(rows: usize, or: &str) -> String {
-    let row = format!("({})", vec!["?"; COLUMNS].join(","));
-    format!(
-        "INSERT {or} INTO usage_requests (id, key, client, dialect, asked, served, profile, status,
-            input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
-         VALUES {}",
-        vec![row; rows].join(",")
-    )
-}
-
-/// The column of [`insert_sql`] that may be null (`first_byte_ms`: no byte came).
-const NULLABLE: usize = 12;
-
-/// A row's values in the order of [`insert_sql`]'s columns, with its number and its names'
-/// (the [`NULLABLE`] one as -1 when it has none).
-fn row_values(row: &UsageRow<'_>, id: i64, names: &[i64; 7]) -> [i64; COLUMNS] {
-    let [key, client, dialect, asked, served, profile, refused] = *names;
-    let t = &row.tokens;
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    [
-        id,
-        key,
-        client,
-        dialect,
-        asked,
-        served,
-        profile,
-        i64::from(row.status),
-        count(t.input),
-        count(t.cached),
-        count(t.output),
-        count(t.reasoning),
-        row.first_byte_ms.map_or(-1, i64::from),
-        i64::from(row.total_ms),
-        i64::from(row.hops),
-        refused,
-    ]
-}
-
-/// Binds `rows`' values to `insert`, row after row.
-fn bind_rows<'a>(
-    insert: &mut rusqlite::Statement<'_>,
-    rows: impl Iterator<Item = (&'a UsageRow<'a>, i64, &'a [i64; 7])>,
-) -> rusqlite::Result<()> {
-    for (index, (row, id, names)) in rows.enumerate() {
-        let first = index * COLUMNS + 1;
-        for (column, value) in row_values(row, id, names).into_iter().enumerate() {
-            // Integers bound as such: the general path through `ToSql` costs as much again.
-            if column == NULLABLE && value < 0 {
-                insert.raw_bind_parameter(first + column, rusqlite::types::Null)?;
-            } else {
-                insert.raw_bind_parameter(first + column, value)?;
-            }
-        }
-    }
-    Ok(())
-}
+/// Requests a batch holds at most (a few tens of kilobytes packed): the latest requests are
+/// read from the newest batches without unpacking much more than they show.
+const MAX_PER_BATCH: usize = 1024;
+/// How far apart in arrival a batch's first and last request may be. A request is recorded when
+/// it ends, so one written batch can hold a request that arrived long before the others (a long
+/// stream): it goes to a batch of its own time.
+const MAX_SPAN_MS: i64 = 60_000;
 
 fn hour_of(at_ms: i64) -> i64 {
     at_ms.div_euclid(HOUR_MS) * 3600
@@ -311,6 +275,228 @@ fn hour_of(at_ms: i64) -> i64 {
 
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The bit of `usage_batches.keys` a key's name number sets (numbers share bits past 62: a
+/// batch found by a key's bit is still searched for the key).
+fn key_bit(key: i64) -> i64 {
+    1 << key.rem_euclid(62)
+}
+
+/// A request as a batch holds it.
+fn packed(row: &UsageRow<'_>, names: NameNumbers) -> PackedRequest {
+    PackedRequest {
+        at_ms: row.at_ms,
+        names,
+        status: row.status,
+        tokens: row.tokens,
+        first_byte_ms: row.first_byte_ms,
+        total_ms: row.total_ms,
+        hops: row.hops,
+    }
+}
+
+/// `requests` (in order of arrival) cut into batches of at most [`MAX_PER_BATCH`] spanning at
+/// most [`MAX_SPAN_MS`].
+fn batches(requests: &[PackedRequest]) -> impl Iterator<Item = &[PackedRequest]> {
+    let mut rest = requests;
+    std::iter::from_fn(move || {
+        let first = rest.first()?.at_ms;
+        let len = rest
+            .iter()
+            .take(MAX_PER_BATCH)
+            .take_while(|request| request.at_ms - first <= MAX_SPAN_MS)
+            .count()
+            .max(1);
+        let (batch, after) = rest.split_at(len);
+        rest = after;
+        Some(batch)
+    })
+}
+
+/// Writes one batch under the first free number of its first request's millisecond from the
+/// writer's sequence (another process may have written a batch of the same millisecond).
+fn insert_batch(
+    tx: &rusqlite::Connection,
+    ids: &mut UsageIds,
+    batch: &[PackedRequest],
+) -> rusqlite::Result<()> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(());
+    };
+    let blob = usage_batch::pack(first.at_ms, batch.iter().copied());
+    let keys = batch
+        .iter()
+        .filter(|request| request.key() != NONE)
+        .fold(0, |bits, request| bits | key_bit(request.key()));
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO usage_batches (id, last_ms, requests, keys, packed)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for _ in 0..=SEQ_MASK {
+        let id = row_id(first.at_ms).saturating_add(i64::from(ids.seq));
+        ids.seq = (ids.seq + 1) & SEQ_MASK;
+        if insert.execute(params![id, last.at_ms, batch.len() as i64, keys, blob])? == 1 {
+            return Ok(());
+        }
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
+        Some("every batch number of the request's millisecond is taken".into()),
+    ))
+}
+
+/// Adds `requests` to their hours' roll-ups.
+fn add_to_hours(tx: &rusqlite::Connection, requests: &[PackedRequest]) -> rusqlite::Result<()> {
+    let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
+    // The group of the requests just before, summed: requests in a row mostly share one.
+    let mut run: Option<([i64; 5], UsageTotals)> = None;
+    for request in requests {
+        let model = if request.served() != NONE {
+            request.served()
+        } else {
+            request.asked()
+        };
+        let group = [
+            hour_of(request.at_ms),
+            request.key(),
+            request.client(),
+            model,
+            request.profile(),
+        ];
+        let totals = UsageTotals {
+            requests: 1,
+            errors: u64::from(request.status >= 400),
+            refused: u64::from(request.refused() != NONE),
+            tokens: request.tokens,
+        };
+        match &mut run {
+            Some((last, sum)) if *last == group => sum.add(&totals),
+            _ => {
+                if let Some((last, sum)) = run.replace((group, totals)) {
+                    hours.entry(last).or_default().add(&sum);
+                }
+            }
+        }
+    }
+    if let Some((last, sum)) = run {
+        hours.entry(last).or_default().add(&sum);
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO usage_hourly (hour, key, client, model, profile, requests, errors, refused,
+            input, cached, output, reasoning)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (hour, key, client, model, profile) DO UPDATE SET
+            requests = requests + excluded.requests, errors = errors + excluded.errors,
+            refused = refused + excluded.refused, input = input + excluded.input,
+            cached = cached + excluded.cached, output = output + excluded.output,
+            reasoning = reasoning + excluded.reasoning",
+    )?;
+    for ([hour, key, client, model, profile], totals) in &hours {
+        let t = &totals.tokens;
+        upsert.execute(params![
+            hour,
+            key,
+            client,
+            model,
+            profile,
+            to_i64(totals.requests),
+            to_i64(totals.errors),
+            to_i64(totals.refused),
+            to_i64(t.input),
+            to_i64(t.cached),
+            to_i64(t.output),
+            to_i64(t.reasoning)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Runs `write` in an immediate transaction, begun and committed through cached statements:
+/// parsing `BEGIN` and `COMMIT` anew cost a batch of a few dozen requests as much as writing it.
+fn immediate_transaction<T>(
+    conn: &rusqlite::Connection,
+    write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let written = write(conn).and_then(|value| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if written.is_err() && !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "could not roll back a usage ledger transaction");
+        }
+    }
+    written
+}
+
+/// Calls `each` with every request that arrived in `[from_ms, until_ms)`, batch by batch (in
+/// order of the batches' numbers; within a batch in order of arrival). `key`: only the batches
+/// that may hold that key's requests (the caller still checks each request's key).
+fn each_request_between(
+    conn: &rusqlite::Connection,
+    from_ms: i64,
+    until_ms: i64,
+    key: Option<i64>,
+    mut each: impl FnMut(&PackedRequest),
+) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, packed FROM usage_batches
+         WHERE id >= ?1 AND id < ?2 AND last_ms >= ?3 AND (?4 = 0 OR (keys & ?4) != 0)
+         ORDER BY id",
+    )?;
+    let mut rows = statement.query(params![
+        row_id(from_ms.saturating_sub(MAX_SPAN_MS)),
+        row_id(until_ms),
+        from_ms,
+        key.map_or(0, key_bit)
+    ])?;
+    while let Some(row) = rows.next()? {
+        for request in unpacked(row)? {
+            if (from_ms..until_ms).contains(&request.at_ms) {
+                each(&request);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The requests of a batch row (its number in column 0, its blob in column 1).
+fn unpacked(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<PackedRequest>> {
+    let id: i64 = row.get(0)?;
+    let blob = row.get_ref(1)?.as_blob()?;
+    usage_batch::unpack(arrival_of(id), blob).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+/// Names by number, each looked up once per call.
+struct NameCache<'c> {
+    conn: &'c rusqlite::Connection,
+    known: HashMap<i64, Option<String>>,
+}
+
+impl<'c> NameCache<'c> {
+    fn new(conn: &'c rusqlite::Connection) -> Self {
+        Self {
+            conn,
+            known: HashMap::new(),
+        }
+    }
+
+    fn name(&mut self, id: i64) -> rusqlite::Result<Option<String>> {
+        if let Some(name) = self.known.get(&id) {
+            return Ok(name.clone());
+        }
+        let name = name_of(self.conn, id)?;
+        self.known.insert(id, name.clone());
+        Ok(name)
+    }
 }
 
 impl SqliteStore {
@@ -323,136 +509,52 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        // In order of arrival: each row lands at the table's end, after the one before it (no
-        // page split in the middle), and rows of one millisecond are numbered as they came.
+        let conn = self.conn();
         let mut sorted: Vec<&UsageRow<'_>> = rows.iter().collect();
         sorted.sort_by_key(|row| row.at_ms);
-        let rows = &sorted[..];
-        let names = name_numbers(&tx, &mut ids.names, rows).map_err(|e| self.err(e))?;
-        let numbers: Vec<i64> = rows
-            .iter()
-            .map(|row| {
-                let id = row_id(row.at_ms).saturating_add(i64::from(ids.seq));
-                ids.seq = (ids.seq + 1) & SEQ_MASK;
-                id
-            })
-            .collect();
-        // Many rows per statement: a statement's run (its cursors opened, its halt) costs as
-        // much as the row it writes.
-        let mut written = 0;
-        for (size, sql) in ROWS_PER_INSERT.iter().zip(INSERTS.iter()) {
-            let size = *size;
-            if rows.len() - written < size {
-                continue;
+        immediate_transaction(&conn, |tx| {
+            let names = name_numbers(tx, &mut ids.names, &sorted)?;
+            let requests: Vec<PackedRequest> = sorted
+                .iter()
+                .zip(names)
+                .map(|(row, names)| packed(row, names))
+                .collect();
+            for batch in batches(&requests) {
+                insert_batch(tx, ids, batch)?;
             }
-            let mut insert = tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-            while rows.len() - written >= size {
-                let chunk = written..written + size;
-                let values = rows[chunk.clone()]
-                    .iter()
-                    .zip(&numbers[chunk.clone()])
-                    .zip(&names[chunk.clone()])
-                    .map(|((row, id), names)| (*row, *id, names));
-                bind_rows(&mut insert, values).map_err(|e| self.err(e))?;
-                match insert.raw_execute() {
-                    Ok(_) => {}
-                    // Another process wrote a row of the same millisecond under one of these
-                    // numbers; the statement wrote none of its rows.
-                    Err(e) if number_taken(&e) => insert_each(
-                        &tx,
-                        &rows[chunk.clone()],
-                        &numbers[chunk.clone()],
-                        &names[chunk],
-                    )
-                    .map_err(|e| self.err(e))?,
-                    Err(e) => return Err(self.err(e)),
-                }
-                written += size;
-            }
-        }
-        let mut hours: HashMap<[i64; 5], UsageTotals> = HashMap::new();
-        // The group of the rows just before, summed: rows in a row mostly share one.
-        let mut run: Option<([i64; 5], UsageTotals)> = None;
-        for (row, [key, client, _, asked, served, profile, refused]) in rows.iter().zip(&names) {
-            let model = if *served != NONE { *served } else { *asked };
-            let group = [hour_of(row.at_ms), *key, *client, model, *profile];
-            let totals = UsageTotals {
-                requests: 1,
-                errors: u64::from(row.status >= 400),
-                refused: u64::from(*refused != NONE),
-                tokens: row.tokens,
-            };
-            match &mut run {
-                Some((last, sum)) if *last == group => sum.add(&totals),
-                _ => {
-                    if let Some((last, sum)) = run.replace((group, totals)) {
-                        hours.entry(last).or_default().add(&sum);
-                    }
-                }
-            }
-        }
-        if let Some((last, sum)) = run {
-            hours.entry(last).or_default().add(&sum);
-        }
-        {
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO usage_hourly (hour, key, client, model, profile, requests, errors, refused,
-                        input, cached, output, reasoning)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (hour, key, client, model, profile) DO UPDATE SET
-                        requests = requests + excluded.requests, errors = errors + excluded.errors,
-                        refused = refused + excluded.refused, input = input + excluded.input,
-                        cached = cached + excluded.cached, output = output + excluded.output,
-                        reasoning = reasoning + excluded.reasoning",
-                )
-                .map_err(|e| self.err(e))?;
-            for ([hour, key, client, model, profile], totals) in &hours {
-                let t = &totals.tokens;
-                upsert
-                    .execute(params![
-                        hour,
-                        key,
-                        client,
-                        model,
-                        profile,
-                        totals.requests as i64,
-                        totals.errors as i64,
-                        totals.refused as i64,
-                        t.input as i64,
-                        t.cached as i64,
-                        t.output as i64,
-                        t.reasoning as i64
-                    ])
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))
+            add_to_hours(tx, &requests)
+        })
+        .map_err(|e| self.err(e))
     }
 
-    /// Deletes rows that arrived before `rows_before_ms` and roll-ups of hours before
-    /// `hours_before` (seconds), a chunk per transaction; how many of each went.
+    /// Deletes the requests that arrived before `rows_before_ms` (whole batches: a batch goes
+    /// once its last request is that old) and roll-ups of hours before `hours_before` (seconds),
+    /// a chunk per transaction; how many of each went.
     pub(crate) fn prune_usage(
         &self,
         rows_before_ms: i64,
         hours_before: i64,
     ) -> StoreResult<(usize, usize)> {
-        let mut rows = 0;
+        let mut requests = 0;
         loop {
-            let deleted = self
-                .conn()
-                .execute(
-                    "DELETE FROM usage_requests WHERE id IN
-                        (SELECT id FROM usage_requests WHERE id < ?1 LIMIT ?2)",
-                    params![row_id(rows_before_ms), PRUNE_CHUNK],
+            let conn = self.conn();
+            let mut delete = conn
+                .prepare_cached(
+                    "DELETE FROM usage_batches WHERE id IN
+                        (SELECT id FROM usage_batches WHERE id < ?1 AND last_ms < ?2 LIMIT ?3)
+                     RETURNING requests",
                 )
                 .map_err(|e| self.err(e))?;
-            rows += deleted;
-            if deleted < PRUNE_CHUNK as usize {
+            let deleted = delete
+                .query_map(
+                    params![row_id(rows_before_ms), rows_before_ms, PRUNE_CHUNK],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(|e| self.err(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+            requests += deleted.iter().map(|n| to_u64(*n) as usize).sum::<usize>();
+            if deleted.len() < PRUNE_CHUNK as usize {
                 break;
             }
         }
@@ -463,95 +565,107 @@ impl SqliteStore {
                 params![hours_before],
             )
             .map_err(|e| self.err(e))?;
-        Ok((rows, hours))
+        Ok((requests, hours))
     }
 
     /// Totals since `since_ms`, grouped: whole hours from the roll-ups, the part of the first
-    /// hour after `since_ms` from the rows (when the rows reach back that far).
+    /// hour after `since_ms` from the requests (when the batches reach back that far).
     pub(crate) fn usage_groups(&self, since_ms: i64, by: GroupBy) -> StoreResult<Vec<UsageGroup>> {
         let conn = self.conn();
-        let oldest_row: Option<i64> = conn
-            .query_row("SELECT MIN(id) FROM usage_requests", [], |row| row.get(0))
+        let oldest: Option<i64> = conn
+            .query_row("SELECT MIN(id) FROM usage_batches", [], |row| row.get(0))
             .map_err(|e| self.err(e))?;
-        let precise = oldest_row.is_some_and(|oldest| arrival_of(oldest) <= since_ms);
+        let precise = oldest.is_some_and(|oldest| arrival_of(oldest) <= since_ms);
         let first_whole_hour = if precise {
             (since_ms + HOUR_MS - 1).div_euclid(HOUR_MS) * 3600
         } else {
             hour_of(since_ms)
         };
-        let (rollup_group, row_group) = match by {
-            GroupBy::Key => ("key", "key"),
-            GroupBy::Client => ("client", "client"),
-            GroupBy::Model => ("model", "CASE WHEN served != 0 THEN served ELSE asked END"),
-            GroupBy::Profile => ("profile", "profile"),
+        let rollup_group = match by {
+            GroupBy::Key => "key",
+            GroupBy::Client => "client",
+            GroupBy::Model => "model",
+            GroupBy::Profile => "profile",
             // Times: the bucket's start, in seconds since the epoch.
-            GroupBy::Hour => ("hour", "((id >> 20) / 3600000) * 3600"),
-            GroupBy::Day => ("(hour / 86400) * 86400", "((id >> 20) / 86400000) * 86400"),
+            GroupBy::Hour => "hour",
+            GroupBy::Day => "(hour / 86400) * 86400",
         };
-        let named = !matches!(by, GroupBy::Hour | GroupBy::Day);
-        let sums = "COUNT(*), SUM(status >= 400), SUM(refused != 0), SUM(input), SUM(cached), SUM(output), SUM(reasoning)";
-        let rollup_sums = "SUM(requests), SUM(errors), SUM(refused), SUM(input), SUM(cached), SUM(output), SUM(reasoning)";
-        let sql = format!(
-            "SELECT g, SUM(n), SUM(e), SUM(r), SUM(i), SUM(c), SUM(o), SUM(x) FROM (
-                SELECT {rollup_group} AS g, {rollup_sums_cols}
-                FROM usage_hourly WHERE hour >= ?1 GROUP BY 1
-                UNION ALL
-                SELECT {row_group} AS g, {sums_cols}
-                FROM usage_requests WHERE ?3 AND id >= ?2 AND id < ?4 GROUP BY 1
-             ) GROUP BY g ORDER BY {order}",
-            rollup_sums_cols = alias(rollup_sums),
-            sums_cols = alias(sums),
-            order = if named {
-                "SUM(i) + SUM(o) DESC, g"
-            } else {
-                "g"
-            },
-        );
-        let mut statement = conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map(
-                params![
-                    first_whole_hour,
-                    row_id(since_ms),
-                    precise,
-                    row_id(first_whole_hour.saturating_mul(1000))
-                ],
-                |row| {
-                    let numbers: [i64; 7] = [
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                    ];
-                    Ok((row.get::<_, i64>(0)?, numbers))
+        let mut sums: HashMap<i64, UsageTotals> = HashMap::new();
+        let mut statement = conn
+            .prepare(&format!(
+                "SELECT {rollup_group}, SUM(requests), SUM(errors), SUM(refused), SUM(input),
+                    SUM(cached), SUM(output), SUM(reasoning)
+                 FROM usage_hourly WHERE hour >= ?1 GROUP BY 1"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = statement
+            .query([first_whole_hour])
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let totals = (|| {
+                Ok::<_, rusqlite::Error>(UsageTotals {
+                    requests: to_u64(row.get(1)?),
+                    errors: to_u64(row.get(2)?),
+                    refused: to_u64(row.get(3)?),
+                    tokens: Tokens {
+                        input: to_u64(row.get(4)?),
+                        cached: to_u64(row.get(5)?),
+                        output: to_u64(row.get(6)?),
+                        reasoning: to_u64(row.get(7)?),
+                    },
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            let group: i64 = row.get(0).map_err(|e| self.err(e))?;
+            sums.entry(group).or_default().add(&totals);
+        }
+        if precise {
+            each_request_between(
+                &conn,
+                since_ms,
+                first_whole_hour.saturating_mul(1000),
+                None,
+                |request| {
+                    let group = match by {
+                        GroupBy::Key => request.key(),
+                        GroupBy::Client => request.client(),
+                        GroupBy::Model if request.served() != NONE => request.served(),
+                        GroupBy::Model => request.asked(),
+                        GroupBy::Profile => request.profile(),
+                        GroupBy::Hour => hour_of(request.at_ms),
+                        GroupBy::Day => request.at_ms.div_euclid(86_400_000) * 86_400,
+                    };
+                    sums.entry(group).or_default().add(&UsageTotals {
+                        requests: 1,
+                        errors: u64::from(request.status >= 400),
+                        refused: u64::from(request.refused() != NONE),
+                        tokens: request.tokens,
+                    });
                 },
             )
             .map_err(|e| self.err(e))?;
-        let mut groups = Vec::new();
-        for row in rows {
-            let (group, [n, e, r, i, c, o, x]) = row.map_err(|e| self.err(e))?;
+        }
+        let named = !matches!(by, GroupBy::Hour | GroupBy::Day);
+        let mut sums: Vec<(i64, UsageTotals)> = sums.into_iter().collect();
+        if named {
+            // The biggest spenders first.
+            let spent =
+                |totals: &UsageTotals| totals.tokens.input.saturating_add(totals.tokens.output);
+            sums.sort_by(|(a, a_totals), (b, b_totals)| {
+                spent(b_totals).cmp(&spent(a_totals)).then(a.cmp(b))
+            });
+        } else {
+            sums.sort_by_key(|(group, _)| *group);
+        }
+        let mut names = NameCache::new(&conn);
+        let mut groups = Vec::with_capacity(sums.len());
+        for (group, totals) in sums {
             let group = if named {
-                name_of(&conn, group).map_err(|e| self.err(e))?
+                names.name(group).map_err(|e| self.err(e))?
             } else {
                 DateTime::from_timestamp(group, 0).map(|t| t.to_rfc3339())
             };
-            groups.push(UsageGroup {
-                group,
-                totals: UsageTotals {
-                    requests: to_u64(n),
-                    errors: to_u64(e),
-                    refused: to_u64(r),
-                    tokens: Tokens {
-                        input: to_u64(i),
-                        cached: to_u64(c),
-                        output: to_u64(o),
-                        reasoning: to_u64(x),
-                    },
-                },
-            });
+            groups.push(UsageGroup { group, totals });
         }
         Ok(groups)
     }
@@ -603,46 +717,28 @@ impl SqliteStore {
     /// The latest `limit` requests, newest first.
     pub(crate) fn latest_requests(&self, limit: usize) -> StoreResult<Vec<RequestRecord>> {
         let conn = self.conn();
-        let mut statement = conn
-            .prepare(
-                "SELECT r.id >> 20, k.name, c.name, d.name, a.name, s.name, p.name, r.status, r.input, r.cached,
-                        r.output, r.reasoning, r.first_byte_ms, r.total_ms, r.hops, l.name
-                 FROM (SELECT * FROM usage_requests ORDER BY id DESC LIMIT ?1) AS r
-                 LEFT JOIN usage_names k ON k.id = r.key
-                 LEFT JOIN usage_names c ON c.id = r.client
-                 LEFT JOIN usage_names d ON d.id = r.dialect
-                 LEFT JOIN usage_names a ON a.id = r.asked
-                 LEFT JOIN usage_names s ON s.id = r.served
-                 LEFT JOIN usage_names p ON p.id = r.profile
-                 LEFT JOIN usage_names l ON l.id = r.refused
-                 ORDER BY r.id DESC",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map([limit as i64], |row| {
-                Ok(RequestRecord {
-                    at: DateTime::from_timestamp_millis(row.get(0)?).unwrap_or_default(),
-                    key: row.get(1)?,
-                    client: row.get(2)?,
-                    dialect: row.get(3)?,
-                    asked: row.get(4)?,
-                    served: row.get(5)?,
-                    profile: row.get(6)?,
-                    status: row.get(7)?,
-                    tokens: Tokens {
-                        input: to_u64(row.get(8)?),
-                        cached: to_u64(row.get(9)?),
-                        output: to_u64(row.get(10)?),
-                        reasoning: to_u64(row.get(11)?),
-                    },
-                    first_byte_ms: row.get(12)?,
-                    total_ms: row.get(13)?,
-                    hops: row.get(14)?,
-                    refused: row.get(15)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let latest = latest_packed(&conn, limit).map_err(|e| self.err(e))?;
+        let mut names = NameCache::new(&conn);
+        let mut records = Vec::with_capacity(latest.len());
+        for request in latest {
+            let mut name = |id: i64| names.name(id).map_err(|e| self.err(e));
+            records.push(RequestRecord {
+                at: DateTime::from_timestamp_millis(request.at_ms).unwrap_or_default(),
+                key: name(request.key())?,
+                client: name(request.client())?,
+                dialect: name(request.dialect())?,
+                asked: name(request.asked())?,
+                served: name(request.served())?,
+                profile: name(request.profile())?,
+                status: request.status,
+                tokens: request.tokens,
+                first_byte_ms: request.first_byte_ms,
+                total_ms: request.total_ms,
+                hops: request.hops,
+                refused: name(request.refused())?,
+            });
+        }
+        Ok(records)
     }
 
     /// The latest `limit` refreshes of the journal, newest first: who asked, how it ended.
@@ -675,16 +771,15 @@ impl SqliteStore {
         let Some(id) = id_of(&conn, key).map_err(|e| self.err(e))? else {
             return Ok(Vec::new());
         };
-        let mut statement = conn
-            .prepare_cached(
-                // `key != 0`: what the index by key holds.
-                "SELECT id >> 20 FROM usage_requests WHERE key = ?1 AND key != 0 AND id >= ?2 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = statement
-            .query_map(params![id, row_id(since_ms)], |row| row.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let mut arrivals = Vec::new();
+        each_request_between(&conn, since_ms, i64::MAX, Some(id), |request| {
+            if request.key() == id {
+                arrivals.push(request.at_ms);
+            }
+        })
+        .map_err(|e| self.err(e))?;
+        arrivals.sort_unstable();
+        Ok(arrivals)
     }
 
     /// `key`'s tokens (input and output) per hour from `since_hour` (seconds), oldest first.
@@ -734,14 +829,10 @@ impl SqliteStore {
     }
 }
 
-/// [`insert_sql`] for each of [`ROWS_PER_INSERT`], built once.
-static INSERTS: LazyLock<[String; 4]> =
-    LazyLock::new(|| ROWS_PER_INSERT.map(|rows| insert_sql(rows, "")));
-
 /// The numbers of each row's names (in [`UsageRow::names`]' order), new names written. Rows
 /// in a batch mostly repeat the names of the row before: those are not looked up again.
 fn name_numbers(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     known: &mut HashMap<String, i64>,
     rows: &[&UsageRow<'_>],
 ) -> rusqlite::Result<Vec<[i64; 7]>> {
@@ -761,7 +852,7 @@ fn name_numbers(
 }
 
 fn name_number(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     known: &mut HashMap<String, i64>,
     name: Option<&str>,
 ) -> rusqlite::Result<i64> {
@@ -780,47 +871,83 @@ fn name_number(
     Ok(id)
 }
 
-/// Whether an insert failed on a row number already taken.
-fn number_taken(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(failure, _)
-        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+/// The latest `limit` requests, newest first (requests of one millisecond in the order of their
+/// batches' numbers, then of arrival, reversed).
+fn latest_packed(
+    conn: &rusqlite::Connection,
+    limit: usize,
+) -> rusqlite::Result<Vec<PackedRequest>> {
+    let mut latest: Vec<(i64, usize, PackedRequest)> = Vec::new();
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut statement =
+        conn.prepare_cached("SELECT id, packed FROM usage_batches ORDER BY id DESC")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        // The batches still to read began no later than this one, and a batch spans at most
+        // MAX_SPAN_MS: once `limit` requests are newer than all it can hold, the rest are older.
+        if latest.len() >= limit && arrival_of(id) + MAX_SPAN_MS < latest[limit - 1].2.at_ms {
+            break;
+        }
+        latest.extend(
+            unpacked(row)?
+                .into_iter()
+                .enumerate()
+                .map(|(index, request)| (id, index, request)),
+        );
+        latest.sort_unstable_by_key(|(id, index, request)| {
+            std::cmp::Reverse((request.at_ms, *id, *index))
+        });
+        latest.truncate(limit);
+    }
+    Ok(latest.into_iter().map(|(_, _, request)| request).collect())
 }
 
-/// Writes rows one at a time, each under the first free number of its millisecond from the one
-/// it was given.
-fn insert_each(
-    tx: &rusqlite::Transaction<'_>,
-    rows: &[&UsageRow<'_>],
-    numbers: &[i64],
-    names: &[[i64; 7]],
-) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(&insert_sql(1, "OR IGNORE"))?;
-    for ((row, &first), names) in rows.iter().zip(numbers).zip(names) {
-        let mut id = first;
-        loop {
-            bind_rows(&mut insert, std::iter::once((*row, id, names)))?;
-            if insert.raw_execute()? == 1 {
-                break;
+/// Packs the requests of a store of schema 5 (a row each in `usage_requests`) into batches, and
+/// drops their table: the second half of migration 6.
+pub(super) fn pack_rows_of_schema_5(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut ids = UsageIds::default();
+    let mut select = tx.prepare(
+        "SELECT id, key, client, dialect, asked, served, profile, refused, status, input, cached,
+            output, reasoning, first_byte_ms, total_ms, hops
+         FROM usage_requests ORDER BY id",
+    )?;
+    let mut rows = select.query([])?;
+    let mut pending = Vec::with_capacity(MAX_PER_BATCH);
+    while let Some(row) = rows.next()? {
+        let mut names = [NONE; 7];
+        for (column, name) in names.iter_mut().enumerate() {
+            *name = row.get(column + 1)?;
+        }
+        pending.push(PackedRequest {
+            at_ms: arrival_of(row.get(0)?),
+            names,
+            status: row.get(8)?,
+            tokens: Tokens {
+                input: to_u64(row.get(9)?),
+                cached: to_u64(row.get(10)?),
+                output: to_u64(row.get(11)?),
+                reasoning: to_u64(row.get(12)?),
+            },
+            first_byte_ms: row.get(13)?,
+            total_ms: row.get(14)?,
+            hops: row.get(15)?,
+        });
+        if pending.len() == MAX_PER_BATCH {
+            for batch in batches(&pending) {
+                insert_batch(tx, &mut ids, batch)?;
             }
-            id = row_id(arrival_of(id)) + ((id + 1) & i64::from(SEQ_MASK));
-            if id == first {
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
-                    Some("every row number of the request's millisecond is taken".into()),
-                ));
-            }
+            pending.clear();
         }
     }
-    Ok(())
-}
-
-/// Each `SUM(...)` of a list named for the outer query's columns.
-fn alias(sums: &str) -> String {
-    sums.split(", ")
-        .zip(["n", "e", "r", "i", "c", "o", "x"])
-        .map(|(sum, name)| format!("{sum} AS {name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    for batch in batches(&pending) {
+        insert_batch(tx, &mut ids, batch)?;
+    }
+    drop(rows);
+    drop(select);
+    tx.execute_batch("DROP TABLE usage_requests;")
 }
 
 fn id_of(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<Option<i64>> {
@@ -841,7 +968,7 @@ fn name_of(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Cooldown, PoolStore};
+    use crate::store::{Cooldown, PoolStore, StoreError};
 
     const NOW_MS: i64 = 1_800_000_000_000;
 
@@ -955,10 +1082,68 @@ mod tests {
         Ok(answers.join("\n"))
     }
 
+    /// A store of schema `version` (4: a row per request numbered as written, here newest
+    /// first, with its time in an indexed column; 5: a row per request numbered by arrival) in
+    /// `dir` holding `rows`, with the names and roll-ups `current` holds for them.
+    fn write_rows_of_schema(
+        dir: &std::path::Path,
+        version: usize,
+        current: &SqliteStore,
+        rows: &[UsageRow<'_>],
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let conn = store_of_version(dir, version)?;
+        conn.execute(
+            "ATTACH ?1 AS current",
+            [current.path().to_str().ok_or("path")?],
+        )?;
+        conn.execute_batch(
+            "INSERT INTO usage_names SELECT * FROM current.usage_names;
+             INSERT INTO usage_hourly SELECT * FROM current.usage_hourly;",
+        )?;
+        let number = |name: Option<&str>| -> rusqlite::Result<i64> {
+            Ok(id_of(&conn, name.unwrap_or(""))?.unwrap_or(NONE))
+        };
+        let mut sorted: Vec<&UsageRow<'_>> = rows.iter().collect();
+        sorted.sort_by_key(|row| row.at_ms);
+        for (place, row) in sorted.iter().enumerate() {
+            let (id, at) = match version {
+                4 => ((rows.len() - place) as i64, Some(row.at_ms)),
+                _ => (row_id(row.at_ms) + place as i64, None),
+            };
+            let mut values: Vec<rusqlite::types::Value> = vec![id.into()];
+            values.extend(at.map(Into::into));
+            for name in row.names() {
+                values.push(number(name)?.into());
+            }
+            let t = &row.tokens;
+            values.extend([
+                i64::from(row.status).into(),
+                to_i64(t.input).into(),
+                to_i64(t.cached).into(),
+                to_i64(t.output).into(),
+                to_i64(t.reasoning).into(),
+                row.first_byte_ms.map(i64::from).into(),
+                i64::from(row.total_ms).into(),
+                i64::from(row.hops).into(),
+            ]);
+            let at_column = if version == 4 { "at, " } else { "" };
+            let marks = vec!["?"; values.len()].join(", ");
+            conn.execute(
+                &format!(
+                    "INSERT INTO usage_requests (id, {at_column}key, client, dialect, asked, served,
+                        profile, refused, status, input, cached, output, reasoning, first_byte_ms,
+                        total_ms, hops) VALUES ({marks})"
+                ),
+                rusqlite::params_from_iter(values),
+            )?;
+        }
+        Ok(())
+    }
+
     /// A store of the ledger's first schema (rows numbered as they were written, an index on
-    /// their time) keeps every row when opened, numbered by arrival, rows of one millisecond
-    /// apart; it answers every reader as a store written by this version does, and takes new
-    /// rows, in a millisecond it already holds too.
+    /// their time) or of its second (a row per request numbered by arrival) keeps every request
+    /// when opened, packed in batches; it answers every reader as a store written by this version
+    /// does, and takes new requests, in a millisecond it already holds too.
     #[test]
     fn a_store_of_the_first_ledger_schema_keeps_its_rows() -> Result<(), Box<dyn std::error::Error>>
     {
@@ -975,34 +1160,26 @@ mod tests {
         let (_current_dir, current) = store()?;
         current.record_usage(&mut UsageIds::default(), &rows)?;
 
-        // The same rows in a store of schema 4, numbered in another order than they arrived.
+        for version in [4, 5] {
+            let dir = tempfile::tempdir()?;
+            write_rows_of_schema(dir.path(), version, &current, &rows)?;
+            let migrated = SqliteStore::open_for_usage(dir.path())?;
+            assert_eq!(
+                migrated.schema_version()?,
+                super::super::sqlite::MIGRATIONS.len() as i64
+            );
+            assert_eq!(migrated.latest_requests(100)?.len(), rows.len());
+            for since in [hour - 4 * HOUR_MS, hour - HOUR_MS / 2 - 1, hour + 5_000] {
+                assert_eq!(
+                    answers(&migrated, since)?,
+                    answers(&current, since)?,
+                    "schema {version}"
+                );
+            }
+        }
         let dir = tempfile::tempdir()?;
-        {
-            let conn = store_of_version(dir.path(), 4)?;
-            conn.execute(
-                "ATTACH ?1 AS current",
-                [current.path().to_str().ok_or("path")?],
-            )?;
-            conn.execute_batch(
-                "INSERT INTO usage_names SELECT * FROM current.usage_names;
-                 INSERT INTO usage_hourly SELECT * FROM current.usage_hourly;
-                 INSERT INTO usage_requests (id, at, key, client, dialect, asked, served, profile,
-                    status, input, cached, output, reasoning, first_byte_ms, total_ms, hops, refused)
-                 SELECT ROW_NUMBER() OVER (ORDER BY id DESC), id >> 20, key, client, dialect, asked,
-                    served, profile, status, input, cached, output, reasoning, first_byte_ms,
-                    total_ms, hops, refused
-                 FROM current.usage_requests;",
-            )?;
-        }
+        write_rows_of_schema(dir.path(), 4, &current, &rows)?;
         let migrated = SqliteStore::open_for_usage(dir.path())?;
-        assert_eq!(
-            migrated.schema_version()?,
-            super::super::sqlite::MIGRATIONS.len() as i64
-        );
-        assert_eq!(migrated.latest_requests(100)?.len(), rows.len());
-        for since in [hour - 4 * HOUR_MS, hour - HOUR_MS / 2 - 1, hour + 5_000] {
-            assert_eq!(answers(&migrated, since)?, answers(&current, since)?);
-        }
         let new = [row(hour + 5_000, Some("agent"), "curl", 20)];
         migrated.record_usage(&mut UsageIds::default(), &new)?;
         current.record_usage(&mut UsageIds::default(), &new)?;
@@ -1107,8 +1284,7 @@ mod tests {
         Ok(())
     }
 
-    /// A batch written many rows per statement keeps every row whole, in order: 75 rows go as
-    /// 64, 4, 4 and three single ones.
+    /// A batch keeps every request whole, in order.
     #[test]
     fn a_batch_keeps_every_row() -> Result<(), Box<dyn std::error::Error>> {
         let (_dir, store) = store()?;
@@ -1134,6 +1310,93 @@ mod tests {
         }
         let groups = store.usage_groups(NOW_MS - 1, GroupBy::Key)?;
         assert_eq!(groups.iter().map(|g| g.totals.requests).sum::<u64>(), 75);
+        Ok(())
+    }
+
+    /// Requests written in any batches, arriving in any order over minutes (a long stream is
+    /// recorded when it ends, after requests that arrived later): every reader answers what the
+    /// requests themselves say.
+    #[test]
+    fn readers_answer_what_the_requests_say() -> Result<(), Box<dyn std::error::Error>> {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        const KEYS: [Option<&str>; 3] = [Some("agent"), Some("scripts"), None];
+        let request = (0i64..5 * 60_000, 0usize..3, 1u64..50);
+        let writes = proptest::collection::vec(proptest::collection::vec(request, 1..30), 1..6);
+        let mut runner = TestRunner::new(Config {
+            cases: 24,
+            ..Config::default()
+        });
+        let hour = NOW_MS.div_euclid(HOUR_MS) * HOUR_MS;
+        runner.run(
+            &(writes, 0i64..5 * 60_000, 1usize..40),
+            |(writes, since, limit)| {
+                let (_dir, store) = store().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut ids = UsageIds::default();
+                let mut all = Vec::new();
+                for write in &writes {
+                    let rows: Vec<UsageRow<'_>> = write
+                        .iter()
+                        .map(|&(at, key, tokens)| row(hour + at, KEYS[key], "curl", tokens))
+                        .collect();
+                    store
+                        .record_usage(&mut ids, &rows)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    all.extend(rows);
+                }
+                let fail = |e: StoreError| TestCaseError::fail(e.to_string());
+                let mut arrivals: Vec<i64> = all.iter().map(|r| r.at_ms).collect();
+                arrivals.sort_unstable_by(|a, b| b.cmp(a));
+                let latest = store.latest_requests(limit).map_err(fail)?;
+                let latest: Vec<i64> = latest.iter().map(|r| r.at.timestamp_millis()).collect();
+                prop_assert_eq!(&latest[..], &arrivals[..limit.min(arrivals.len())]);
+                let since = hour + since;
+                let mut agent: Vec<i64> = all
+                    .iter()
+                    .filter(|r| r.key.as_deref() == Some("agent") && r.at_ms >= since)
+                    .map(|r| r.at_ms)
+                    .collect();
+                agent.sort_unstable();
+                prop_assert_eq!(store.key_arrivals("agent", since).map_err(fail)?, agent);
+                for (key, group) in store
+                    .usage_groups(since, GroupBy::Key)
+                    .map_err(fail)?
+                    .iter()
+                    .map(|g| (g.group.clone(), g))
+                {
+                    let mine = all
+                        .iter()
+                        .filter(|r| r.key.as_deref() == key.as_deref() && r.at_ms >= since);
+                    prop_assert_eq!(group.totals.requests, mine.clone().count() as u64);
+                    prop_assert_eq!(
+                        group.totals.tokens.input,
+                        mine.map(|r| r.tokens.input).sum::<u64>()
+                    );
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// A write that fails leaves nothing of itself, and the next one is written.
+    #[test]
+    fn a_failed_write_leaves_nothing() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, store) = store()?;
+        let conn = store.conn();
+        let request = packed(&row(NOW_MS, None, "curl", 5), [NONE; 7]);
+        let failed: rusqlite::Result<()> = immediate_transaction(&conn, |tx| {
+            insert_batch(tx, &mut UsageIds::default(), &[request])?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        assert!(conn.is_autocommit(), "rolled back");
+        immediate_transaction(&conn, |tx| add_to_hours(tx, &[request]))?;
+        drop(conn);
+        assert_eq!(store.latest_requests(10)?.len(), 0);
+        let groups = store.usage_groups(NOW_MS - HOUR_MS, GroupBy::Key)?;
+        assert_eq!(groups.len(), 1, "{groups:?}");
         Ok(())
     }
 

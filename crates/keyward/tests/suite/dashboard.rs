@@ -129,10 +129,12 @@ async fn the_dashboard_shows_the_pool_and_its_usage_and_updates_itself() -> Resu
     };
     let (_mock, _home, keyward) = with_history("", &[]).await?;
     browser.goto(&format!("{}/", keyward.url)).await?;
+    // The requests `with_history` sent reach the page once the ledger's writer has written them.
     browser
         .wait_for(
-            "both profiles",
-            "return document.querySelectorAll('#profiles .profile').length === 2;",
+            "both profiles and the requests just served",
+            "return document.querySelectorAll('#profiles .profile').length === 2
+                && document.querySelector('#requests tbody').innerText.includes('claude-sonnet-4-5 → gpt-6.1-sol');",
         )
         .await?;
     let shown = browser

@@ -583,23 +583,32 @@ async fn headroom_drains_logins_evenly_and_meets_the_first_limit_later_than_fail
     Ok(())
 }
 
-/// A store whose ledger the first schema wrote (rows numbered as written, an index on their
-/// time) keeps every row when keyward opens it, renumbered by arrival, and `keyward usage`
-/// answers from it as it did before, for every grouping.
+/// Stores whose ledger an earlier schema wrote (the first: rows numbered as written, an index
+/// on their time; the second: a row per request numbered by arrival) keep every request when
+/// keyward opens them, packed in batches by arrival, and `keyward usage` answers from both alike,
+/// for every grouping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_older_ledger_keeps_its_rows_and_answers_as_before() -> Result<()> {
+async fn older_ledgers_keep_their_rows_and_answer_alike() -> Result<()> {
     let mock = Mock::start().await?;
-    let home = Home::new()?;
-    let created = run_keyward(&home, &mock, &["usage"], &[])?;
-    anyhow::ensure!(created.status.success(), "{}", text_of(&created));
-    let db = home.keyward_home().join("keyward.db");
-    let seeded = seed_usage_history(&db, chrono::Utc::now())?;
+    let now = chrono::Utc::now();
+    let mut stores = Vec::new();
+    for first_schema in [false, true] {
+        let home = Home::new()?;
+        let created = run_keyward(&home, &mock, &["usage"], &[])?;
+        anyhow::ensure!(created.status.success(), "{}", text_of(&created));
+        let db = home.keyward_home().join("keyward.db");
+        let seeded = seed_usage_history(&db, now)?;
+        if first_schema {
+            as_first_ledger_schema(&db)?;
+        }
+        stores.push((home, db, seeded));
+    }
     // Reaching back past the history's start: the same rows whenever it runs.
-    let answers = || -> Result<Vec<Value>> {
+    let answers = |home: &Home| -> Result<Vec<Value>> {
         let mut answers = Vec::new();
         for by in ["key", "client", "model", "profile", "hour", "day"] {
             for since in ["30d", "1000d"] {
-                let mut answer = usage_json(&home, &mock, &["--by", by, "--since", since])?;
+                let mut answer = usage_json(home, &mock, &["--by", by, "--since", since])?;
                 if let Some(answer) = answer.as_object_mut() {
                     answer.remove("since");
                     answer.remove("until");
@@ -609,21 +618,24 @@ async fn an_older_ledger_keeps_its_rows_and_answers_as_before() -> Result<()> {
         }
         Ok(answers)
     };
-    let before = answers()?;
-    as_first_ledger_schema(&db)?;
-    let after = answers()?;
-    assert_eq!(before, after);
-    assert_eq!(before[0]["totals"]["requests"], seeded as u64);
-    let conn = rusqlite::Connection::open(&db)?;
-    let (rows, first): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), MIN(id) >> 20 FROM usage_requests",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    assert_eq!(rows, seeded as i64);
-    assert!(
-        first > chrono::Utc::now().timestamp_millis() - 8 * 86_400_000,
-        "numbered by arrival: {first}"
-    );
+    let second = answers(&stores[0].0)?;
+    assert_eq!(second, answers(&stores[1].0)?);
+    assert_eq!(second[0]["totals"]["requests"], stores[0].2 as u64);
+    for (_, db, seeded) in &stores {
+        let conn = rusqlite::Connection::open(db)?;
+        let (requests, first, old_tables): (i64, i64, i64) = conn.query_row(
+            "SELECT SUM(requests), MIN(id) >> 20,
+                (SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_requests')
+             FROM usage_batches",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        assert_eq!(requests, *seeded as i64);
+        assert!(
+            first > now.timestamp_millis() - 8 * 86_400_000,
+            "numbered by arrival: {first}"
+        );
+        assert_eq!(old_tables, 0, "the table of a row per request is gone");
+    }
     Ok(())
 }

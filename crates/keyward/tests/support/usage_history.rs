@@ -1,6 +1,8 @@
-//! A scripted week of usage written into keyward's store the way its ledger writes it (a row per
-//! request, the names kept once, hourly roll-ups), for the dashboard's charts and `keyward
-//! usage`: requests cannot be sent in the past, so the past is written directly.
+//! A scripted week of usage written into keyward's store, for the dashboard's charts and `keyward
+//! usage`: requests cannot be sent in the past, so the past is written directly. It is written
+//! as the ledger's second schema held it (a row per request numbered by arrival, the names kept
+//! once, hourly roll-ups), a layout plain SQL can write; keyward packs the requests into its
+//! batches when it next opens the store, as it does for a user's older store.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,11 +20,23 @@ const SCRIPT: &[(Option<&str>, &str, u64, i64)] = &[
 ];
 
 /// Writes the script's requests of the last 7 days (until an hour before `now`) into the store
-/// at `db` (which keyward created); how many.
+/// at `db` (which keyward created, with no requests yet), turning it back to schema 5; how many.
 pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     let conn = rusqlite::Connection::open(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "DROP TABLE usage_batches;
+         CREATE TABLE usage_requests (
+             id INTEGER PRIMARY KEY, key INTEGER NOT NULL, client INTEGER NOT NULL,
+             dialect INTEGER NOT NULL, asked INTEGER NOT NULL, served INTEGER NOT NULL,
+             profile INTEGER NOT NULL, status INTEGER NOT NULL, input INTEGER NOT NULL,
+             cached INTEGER NOT NULL, output INTEGER NOT NULL, reasoning INTEGER NOT NULL,
+             first_byte_ms INTEGER, total_ms INTEGER NOT NULL, hops INTEGER NOT NULL,
+             refused INTEGER NOT NULL);
+         CREATE INDEX usage_requests_key ON usage_requests (key, id) WHERE key != 0;
+         PRAGMA user_version = 5;",
+    )?;
     let mut ids: HashMap<String, i64> = HashMap::new();
     let mut id = |name: Option<&str>| -> Result<i64> {
         let Some(name) = name else {
@@ -144,7 +158,8 @@ pub fn seed_usage_history(db: &Path, now: DateTime<Utc>) -> Result<usize> {
     Ok(requests.len())
 }
 
-/// Turns the store at `db` back into one the ledger's first schema wrote (version 4): each row
+/// Turns the store at `db` (as [`seed_usage_history`] left it) into one the ledger's first schema
+/// wrote (version 4): each row
 /// numbered in the order it was written (here: newest first) with its arrival time in its own,
 /// indexed, column. What `keyward` then makes of it is what it makes of a store of that version.
 pub fn as_first_ledger_schema(db: &Path) -> Result<()> {
