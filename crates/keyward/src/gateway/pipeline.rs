@@ -155,7 +155,7 @@ async fn run(
             .await?;
     }
     let mut request = parse(endpoint, headers, &body, turn).await?;
-    note.asked = Some(request.asked.clone());
+    note.asked = Some(crate::ledger::model_name(&request.asked));
     let now = gateway.clock.now();
     let mut candidates = route(&gateway.pool, &request)?;
     if let Some(key) = key {
@@ -168,7 +168,7 @@ async fn run(
             Attempt::Served(mut served) => {
                 note.hops = u8::try_from(skipped.len()).unwrap_or(u8::MAX);
                 note.profile = Some(served.profile.clone());
-                note.served = Some(served.model.clone());
+                note.served = Some(crate::ledger::model_name(&served.model));
                 if gateway.ledger.is_on() {
                     let usage = Arc::new(UsageSlot::default());
                     served.response.tap_usage(usage.clone());

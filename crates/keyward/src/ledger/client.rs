@@ -34,30 +34,39 @@ pub(crate) fn client_of(headers: &HeaderMap) -> &'static str {
             .map(HeaderValue::as_bytes)
             .unwrap_or_default()
     };
-    let (agent, lang) = (bytes(header::USER_AGENT), bytes(STAINLESS_LANG));
+    let text = |value: &[u8]| {
+        HeaderValue::from_bytes(value)
+            .ok()
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let agent = bytes(header::USER_AGENT);
     LAST.with_borrow_mut(|last| {
-        if last.agent != agent || last.lang != lang {
-            let text = |value: &[u8]| {
-                HeaderValue::from_bytes(value)
-                    .ok()
-                    .and_then(|v| v.to_str().ok().map(str::to_owned))
-                    .unwrap_or_default()
-            };
-            last.client = classify(&text(agent), &text(lang));
+        if last.agent != agent {
+            last.by_agent = by_agent(&text(agent));
             last.agent.clear();
             last.agent.extend_from_slice(agent);
+        }
+        if let Some(client) = last.by_agent {
+            // The language header is not looked up: the user agent decides.
+            return client;
+        }
+        let lang = bytes(STAINLESS_LANG);
+        if last.lang != lang {
+            last.by_lang = by_lang(&text(lang));
             last.lang.clear();
             last.lang.extend_from_slice(lang);
         }
-        last.client
+        last.by_lang
     })
 }
 
-/// The headers a thread last named a client from, and the name.
+/// The headers a thread last named a client from, and what each named.
 struct Last {
     agent: Vec<u8>,
+    by_agent: Option<&'static str>,
     lang: Vec<u8>,
-    client: &'static str,
+    by_lang: &'static str,
 }
 
 thread_local! {
@@ -66,19 +75,26 @@ thread_local! {
     static LAST: std::cell::RefCell<Last> = const {
         std::cell::RefCell::new(Last {
             agent: Vec::new(),
+            by_agent: None,
             lang: Vec::new(),
-            client: "unknown",
+            by_lang: "unknown",
         })
     };
 }
 
-/// The client of a user agent (lower-cased prefixes and markers, as the tools write them).
+/// The client of a user agent, and of the SDKs' language header where the agent names none.
+#[cfg(test)]
 fn classify(agent: &str, stainless_lang: &str) -> &'static str {
+    by_agent(agent).unwrap_or_else(|| by_lang(stainless_lang))
+}
+
+/// The client a user agent names (lower-cased prefixes and markers, as the tools write them).
+fn by_agent(agent: &str) -> Option<&'static str> {
     let agent = agent.to_ascii_lowercase();
     let has = |marker: &str| agent.contains(marker);
     let starts = |prefix: &str| agent.starts_with(prefix);
     // Tools built on an SDK name themselves first: they win over the SDK they use.
-    if starts("claude-cli") || has("claude-code") {
+    let client = if starts("claude-cli") || has("claude-code") {
         "claude-code"
     } else if starts("codex") || has("codex_cli_rs") || has("codex_exec") {
         "codex"
@@ -105,12 +121,18 @@ fn classify(agent: &str, stainless_lang: &str) -> &'static str {
     } else if starts("mozilla/") {
         "browser"
     } else {
-        match stainless_lang {
-            // An SDK whose user agent was replaced still says which language it is.
-            "python" => "openai-python",
-            "js" => "openai-node",
-            _ => "unknown",
-        }
+        return None;
+    };
+    Some(client)
+}
+
+/// The client an SDK's `x-stainless-lang` names: an SDK whose user agent was replaced still says
+/// which language it is.
+fn by_lang(stainless_lang: &str) -> &'static str {
+    match stainless_lang {
+        "python" => "openai-python",
+        "js" => "openai-node",
+        _ => "unknown",
     }
 }
 

@@ -15,9 +15,10 @@ mod report;
 mod tap;
 mod writer;
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -42,8 +43,9 @@ const MAX_QUEUED: usize = 65_536;
 /// ledger.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Note {
-    pub asked: Option<String>,
-    pub served: Option<String>,
+    /// The model asked and the model served, spelt by [`model_name`].
+    pub asked: Option<Arc<str>>,
+    pub served: Option<Arc<str>>,
     pub profile: Option<ProfileId>,
     /// Profiles tried before the one that answered (or before giving up).
     pub hops: u8,
@@ -89,43 +91,56 @@ struct Finished {
     tokens: Tokens,
 }
 
-/// The names requests carry (models asked and served, profiles), each spelt once and shared.
-/// Bounded: past [`MAX_NAMES`] of a kind (clients name models as they like), a name is spelt per
-/// request.
-#[derive(Debug, Default)]
+/// The names requests carry (models asked and served, profiles), each spelt once per serving
+/// thread and shared: a name costs no lock and no allocation. Bounded: past [`MAX_NAMES`] of a
+/// kind (clients name models as they like), a name is spelt per request.
+#[derive(Debug)]
 struct Names {
-    models: Mutex<Vec<Arc<str>>>,
-    profiles: Mutex<Vec<(ProfileId, Arc<str>)>>,
+    models: Vec<Arc<str>>,
+    profiles: Vec<(ProfileId, Arc<str>)>,
 }
 
 /// A gateway serves a handful of models and profiles: a list searched in order costs less than
 /// hashing the name.
 const MAX_NAMES: usize = 64;
 
+thread_local! {
+    static NAMES: RefCell<Names> = const {
+        RefCell::new(Names {
+            models: Vec::new(),
+            profiles: Vec::new(),
+        })
+    };
+}
+
 impl Names {
-    fn model(&self, name: &str) -> Arc<str> {
-        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = models.iter().find(|known| ***known == *name) {
+    fn model(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.models.iter().find(|known| ***known == *name) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(name);
-        if models.len() < MAX_NAMES {
-            models.push(shared.clone());
+        if self.models.len() < MAX_NAMES {
+            self.models.push(shared.clone());
         }
         shared
     }
 
-    fn profile(&self, profile: &ProfileId) -> Arc<str> {
-        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, shared)) = profiles.iter().find(|(known, _)| known == profile) {
+    fn profile(&mut self, profile: &ProfileId) -> Arc<str> {
+        if let Some((_, shared)) = self.profiles.iter().find(|(known, _)| known == profile) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(profile.to_string());
-        if profiles.len() < MAX_NAMES {
-            profiles.push((profile.clone(), shared.clone()));
+        if self.profiles.len() < MAX_NAMES {
+            self.profiles.push((profile.clone(), shared.clone()));
         }
         shared
     }
+}
+
+/// A model's name for a request's [`Note`], shared with every other request of this thread
+/// that names it.
+pub(crate) fn model_name(name: &str) -> Arc<str> {
+    NAMES.with_borrow_mut(|names| names.model(name))
 }
 
 // Rows are nearly all the channel carries: boxing them would cost an allocation per request to
@@ -145,7 +160,6 @@ pub(crate) struct Ledger {
     counters: UsageCounters,
     /// The store as the dashboard reads it (its own connection).
     reader: Option<SqliteStore>,
-    names: Names,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -200,7 +214,6 @@ impl Ledger {
             queued,
             counters,
             reader: Some(reader),
-            names: Names::default(),
         }))
     }
 
@@ -212,7 +225,6 @@ impl Ledger {
             queued: Arc::new(AtomicUsize::new(0)),
             counters,
             reader: None,
-            names: Names::default(),
         }
     }
 
@@ -251,16 +263,19 @@ impl Ledger {
         let Some(jobs) = &self.jobs else {
             return;
         };
-        let note = &entry.note;
+        let note = &mut entry.note;
         let finished = Finished {
             at: entry.at,
             key: entry.key,
             client: entry.client,
             dialect: entry.dialect,
             status: entry.status,
-            asked: note.asked.as_deref().map(|name| self.names.model(name)),
-            served: note.served.as_deref().map(|name| self.names.model(name)),
-            profile: note.profile.as_ref().map(|id| self.names.profile(id)),
+            asked: note.asked.take(),
+            served: note.served.take(),
+            profile: note
+                .profile
+                .as_ref()
+                .map(|id| NAMES.with_borrow_mut(|names| names.profile(id))),
             hops: note.hops,
             refused: note.refused,
             admission,
@@ -329,7 +344,10 @@ mod tests {
     /// A name is shared once known, and past the bound still given, spelt anew.
     #[test]
     fn names_are_shared_up_to_their_bound() {
-        let names = Names::default();
+        let mut names = Names {
+            models: Vec::new(),
+            profiles: Vec::new(),
+        };
         let first = names.model("gpt-6.1-sol");
         assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
         for n in 0..2 * MAX_NAMES {

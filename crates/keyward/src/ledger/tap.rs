@@ -4,9 +4,12 @@
 //! then reaches the client: passed through, translated event by event, or assembled. The tap sits
 //! on that body, so one place sees the usage of every dialect's answer: the Responses stream's
 //! `response.completed` (or `.incomplete`) event, an Anthropic stream's `message_start` and
-//! `message_delta`, or a whole JSON answer's `usage`. Of a stream it keeps only the data lines
-//! that can carry usage (the first and the last two), parses just their usage objects, and keeps
-//! the four counts. Nothing else of the answer is kept.
+//! `message_delta`, or a whole JSON answer's `usage`. Of a stream it reads only the data lines
+//! that can carry usage (the first as it comes, the last two at the end), just their usage
+//! objects (read by hand, [`scan`], where plainly written), and keeps the four counts. Nothing
+//! else of the answer is kept.
+
+mod scan;
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -49,10 +52,12 @@ pub(crate) struct UsageSlot {
 #[derive(Debug, Default)]
 struct Slot {
     tokens: Option<Tokens>,
-    /// The stream's first data line and its last two so far (the earlier first), not yet read:
-    /// they are read when the tokens are asked for, so an answer whose reader stopped at its
-    /// terminal event, without reading the body to its end, counts them too.
-    first: Option<Bytes>,
+    /// What the stream's first data line reported, read as it came (a copy of the line would
+    /// cost more than reading it), not yet merged.
+    first: Option<Seen>,
+    /// The stream's last two data lines so far (the earlier first), not yet read: they are read
+    /// when the tokens are asked for, so an answer whose reader stopped at its terminal event,
+    /// without reading the body to its end, counts them too.
     last: [Option<Bytes>; 2],
 }
 
@@ -76,17 +81,18 @@ impl UsageSlot {
 
 impl Slot {
     fn read_lines(&mut self) {
-        let lines = [self.first.take(), self.last[0].take(), self.last[1].take()];
+        let lines = [self.last[0].take(), self.last[1].take()];
         // Latest first: a count a later event names is not read from an earlier one, and once
         // every count is named (a Responses stream's terminal event names all four) the earlier
         // lines, the answer's text among them, are not searched at all.
         let mut latest: Option<Seen> = None;
-        for line in lines.iter().rev().flatten() {
-            if latest.is_some_and(|seen| seen.is_whole()) {
+        let earlier_lines = lines.iter().rev().flatten().map(|line| seen_in_line(line));
+        // The first line was read as it came.
+        for earlier in earlier_lines.chain([self.first.take()]).flatten() {
+            let seen = latest.map_or(earlier, |later| later.or(earlier));
+            latest = Some(seen);
+            if seen.is_whole() {
                 break;
-            }
-            if let Some(earlier) = seen_in_line(line) {
-                latest = Some(latest.map_or(earlier, |later| later.or(earlier)));
             }
         }
         if let Some(seen) = latest {
@@ -168,9 +174,9 @@ const USAGE_TAIL: usize = 512;
 /// A stream's usage is in its first event (Anthropic's `message_start`) or in one of its last
 /// two (the Responses API's terminal `response.completed` or `.incomplete`; Anthropic's
 /// `message_delta`, before its `message_stop`; a Chat stream's last chunk, before `[DONE]`). So
-/// the tap keeps only those data lines (the last two as slices of the chunks they came in), and
-/// reads them at the end: each chunk costs a search back from its end to its last two data lines, rather than
-/// a search of every byte of the answer.
+/// the tap reads the first as it comes, keeps the last two (as slices of the chunks they came
+/// in), and reads them at the end: each chunk costs a search back from its end to its last two
+/// data lines, rather than a search of every byte of the answer.
 #[derive(Debug)]
 pub(crate) struct UsageTap {
     slot: Arc<UsageSlot>,
@@ -220,14 +226,12 @@ impl UsageTap {
             }
             whole_from = at + 1;
         }
-        let complete = chunk.slice(whole_from..last_newline + 1);
+        let complete = &chunk[whole_from..last_newline + 1];
         if !self.first_seen {
-            let mut rest = &complete[..];
+            let mut rest = complete;
             while let Some(at) = memchr::memchr(b'\n', rest) {
                 if is_data(&rest[..at]) {
-                    self.first_seen = true;
-                    // A copy: a slice would hold the chunk's whole buffer while the stream lasts.
-                    self.slot.lock().first = Some(Bytes::copy_from_slice(&rest[..at]));
+                    self.first_line(&rest[..at]);
                     break;
                 }
                 rest = &rest[at + 1..];
@@ -241,7 +245,7 @@ impl UsageTap {
             let start = memchr::memrchr(b'\n', &complete[..end]).map_or(0, |at| at + 1);
             if is_data(&complete[start..end]) {
                 count += 1;
-                found[2 - count] = Some(complete.slice(start..end));
+                found[2 - count] = Some(chunk.slice(whole_from + start..whole_from + end));
             }
             if count == 2 || start == 0 {
                 break;
@@ -275,12 +279,19 @@ impl UsageTap {
         if !is_data(&line) {
             return;
         }
-        let mut slot = self.slot.lock();
         if !self.first_seen {
-            self.first_seen = true;
-            slot.first = Some(line.clone());
+            self.first_line(&line);
         }
-        slot.push_last([None, Some(line)]);
+        self.slot.lock().push_last([None, Some(line)]);
+    }
+
+    /// The stream's first data line: read now, for the counts an Anthropic `message_start`
+    /// reports (most first events name none).
+    fn first_line(&mut self, line: &[u8]) {
+        self.first_seen = true;
+        if let Some(seen) = seen_in_line(line) {
+            self.slot.lock().first = Some(seen);
+        }
     }
 
     fn keep(&mut self, bytes: &[u8]) {
@@ -310,12 +321,12 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
         .map(<[u8]>::trim_ascii_start);
     match value {
         Some(value) if value.starts_with(b"null") => None,
-        Some(value) => {
-            match RawUsage::deserialize(&mut serde_json::Deserializer::from_slice(value)) {
-                Ok(usage) => Some(usage.seen()),
-                Err(_) => seen_in(data),
-            }
-        }
+        Some(value) => match scan::usage(value).or_else(|| {
+            RawUsage::deserialize(&mut serde_json::Deserializer::from_slice(value)).ok()
+        }) {
+            Some(usage) => Some(usage.seen()),
+            None => seen_in(data),
+        },
         None => seen_in(data),
     }
 }
@@ -325,15 +336,28 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
 /// text, before its usage, is not searched.
 fn last_marker(data: &[u8]) -> Option<usize> {
     let tail = data.len().saturating_sub(USAGE_TAIL);
-    MARKER_FINDER
-        .find_iter(&data[tail..])
-        .last()
-        .map(|at| tail + at)
-        .or_else(|| {
-            // Every start before the tail's, those across it included.
-            let before = (tail + MARKER.len() - 1).min(data.len());
-            MARKER_FINDER.find_iter(&data[..before]).last()
-        })
+    let in_tail = last_in(&data[tail..]);
+    if tail == 0 {
+        return in_tail;
+    }
+    in_tail.map(|at| tail + at).or_else(|| {
+        // Every start before the tail's, those across it included.
+        let before = (tail + MARKER.len() - 1).min(data.len());
+        last_in(&data[..before])
+    })
+}
+
+/// Where `"usage"` last appears in `haystack` (one search after another: an iterator over the
+/// matches costs more than the search of a short line).
+fn last_in(haystack: &[u8]) -> Option<usize> {
+    let finder = &*MARKER_FINDER;
+    let mut last = None;
+    let mut from = 0;
+    while let Some(at) = finder.find(&haystack[from..]) {
+        last = Some(from + at);
+        from += at + 1;
+    }
+    last
 }
 
 fn is_data(line: &[u8]) -> bool {
@@ -369,7 +393,7 @@ struct Holder {
 }
 
 /// The Responses API's usage and Anthropic's, in one shape.
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct RawUsage {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -383,12 +407,12 @@ struct RawUsage {
     cache_creation_input_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct InputDetails {
     cached_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct OutputDetails {
     reasoning_tokens: Option<u64>,
 }
