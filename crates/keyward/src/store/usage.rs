@@ -333,10 +333,7 @@ fn insert_batch(
         .iter()
         .filter(|request| request.key() != NONE)
         .fold(0, |bits, request| bits | key_bit(request.key()));
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO usage_batches (id, last_ms, requests, keys, packed)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_BATCH)?;
     for _ in 0..=SEQ_MASK {
         let id = row_id(first.at_ms).saturating_add(i64::from(ids.seq));
         ids.seq = (ids.seq + 1) & SEQ_MASK;
@@ -349,6 +346,15 @@ fn insert_batch(
         Some("every batch number of the request's millisecond is taken".into()),
     ))
 }
+
+/// The statements a batch is written with, each spelt without a spare space: the statement
+/// cache hashes and copies a statement's text each time it is used.
+const INSERT_BATCH: &str =
+    "INSERT OR IGNORE INTO usage_batches(id,last_ms,requests,keys,packed)VALUES(?,?,?,?,?)";
+const UPSERT_HOUR: &str = "INSERT INTO usage_hourly VALUES(?,?,?,?,?,?,?,?,?,?,?,?)\
+    ON CONFLICT DO UPDATE SET requests=requests+excluded.requests,errors=errors+excluded.errors,\
+    refused=refused+excluded.refused,input=input+excluded.input,cached=cached+excluded.cached,\
+    output=output+excluded.output,reasoning=reasoning+excluded.reasoning";
 
 /// Adds `requests` to their hours' roll-ups.
 fn add_to_hours(tx: &rusqlite::Connection, requests: &[PackedRequest]) -> rusqlite::Result<()> {
@@ -386,16 +392,8 @@ fn add_to_hours(tx: &rusqlite::Connection, requests: &[PackedRequest]) -> rusqli
     if let Some((last, sum)) = run {
         hours.entry(last).or_default().add(&sum);
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO usage_hourly (hour, key, client, model, profile, requests, errors, refused,
-            input, cached, output, reasoning)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (hour, key, client, model, profile) DO UPDATE SET
-            requests = requests + excluded.requests, errors = errors + excluded.errors,
-            refused = refused + excluded.refused, input = input + excluded.input,
-            cached = cached + excluded.cached, output = output + excluded.output,
-            reasoning = reasoning + excluded.reasoning",
-    )?;
+    // Statements are looked up by their text (hashed and copied on each use): kept short.
+    let mut upsert = tx.prepare_cached(UPSERT_HOUR)?;
     for ([hour, key, client, model, profile], totals) in &hours {
         let t = &totals.tokens;
         upsert.execute(params![
@@ -841,7 +839,7 @@ fn name_numbers(
     let mut last = [NONE; 7];
     for row in rows {
         for (slot, name) in row.names().into_iter().enumerate() {
-            if name != last_names[slot] {
+            if !same_name(name, last_names[slot]) {
                 last[slot] = name_number(tx, known, name)?;
                 last_names[slot] = name;
             }
@@ -849,6 +847,15 @@ fn name_numbers(
         numbers.push(last);
     }
     Ok(numbers)
+}
+
+/// Whether two names are one: the ledger shares each name among its requests, so the same
+/// spelling is nearly always the same memory, and that is checked before the letters.
+fn same_name(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
+        (a, b) => a.is_none() && b.is_none(),
+    }
 }
 
 fn name_number(

@@ -56,7 +56,9 @@ impl PackedRequest {
 
 /// Packs `requests` (in order of arrival, none before `base_ms`).
 pub(super) fn pack(base_ms: i64, requests: impl IntoIterator<Item = PackedRequest>) -> Vec<u8> {
-    let mut blob = Vec::with_capacity(256);
+    let requests = requests.into_iter();
+    // Most requests take under 32 bytes: the blob seldom grows.
+    let mut blob = Vec::with_capacity(1 + 32 * requests.size_hint().0);
     blob.push(FORMAT);
     let mut last = base_ms;
     for request in requests {
