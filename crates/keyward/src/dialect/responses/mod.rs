@@ -8,7 +8,11 @@ mod event;
 mod failure;
 mod output;
 mod public;
+#[cfg(test)]
+mod public_old;
 mod response_object;
+#[cfg(test)]
+mod response_object_old;
 pub(crate) mod shape;
 #[cfg(test)]
 mod tests;
@@ -25,6 +29,7 @@ use shape::{RequestShape, Scalar, Shaped};
 
 pub(crate) use output::{output_items, output_text, reasoning_summary, Ending, Usage};
 pub(crate) use public::{public_object, PublicStream};
+pub(crate) use response_object::RawObject;
 
 /// What keyward itself needs of a Responses request, and its shape for the upstream's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

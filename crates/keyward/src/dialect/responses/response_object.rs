@@ -176,17 +176,17 @@ const FEW_MEMBERS: usize = 32;
 /// A JSON object's members, each value kept as the raw text it came in (borrowed from it). A
 /// member named twice counts once, by its last value, as in a tree.
 #[derive(Debug, Default)]
-pub(super) struct RawObject<'a> {
+pub(crate) struct RawObject<'a> {
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> RawObject<'a> {
     /// `text` read as an object; `None` when it is not one.
-    pub(super) fn parse(text: &'a str) -> Option<Self> {
+    pub(crate) fn parse(text: &'a str) -> Option<Self> {
         serde_json::from_str(text).ok()
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a RawValue> {
         self.members
             .iter()
             .find(|(name, _)| name == key)
@@ -217,7 +217,7 @@ impl<'a> RawObject<'a> {
     }
 
     /// The members, in the order they came.
-    pub(super) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
         self.members
             .iter()
             .map(|(name, value)| (name.as_ref(), *value))
