@@ -813,9 +813,22 @@ mod tests {
         /// string `input` or another, a member named twice, spread over lines or not.
         fn flat_request() -> impl Strategy<Value = String> {
             let name = prop::sample::select(vec![
-                "model", "input", "stream", "store", "include", "instructions", "tools",
-                "tool_choice", "reasoning", "service_tier", "background", "temperature",
-                "previous_response_id", "user", "prompt_cache_key", "x\\u00e9",
+                "model",
+                "input",
+                "stream",
+                "store",
+                "include",
+                "instructions",
+                "tools",
+                "tool_choice",
+                "reasoning",
+                "service_tier",
+                "background",
+                "temperature",
+                "previous_response_id",
+                "user",
+                "prompt_cache_key",
+                "x\\u00e9",
             ]);
             let value = prop_oneof![
                 Just("true".to_string()),

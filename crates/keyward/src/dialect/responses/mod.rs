@@ -8,11 +8,7 @@ mod event;
 mod failure;
 mod output;
 mod public;
-#[cfg(test)]
-mod public_old;
 mod response_object;
-#[cfg(test)]
-mod response_object_old;
 pub(crate) mod shape;
 #[cfg(test)]
 mod tests;

@@ -376,7 +376,10 @@ impl Item {
             }
             "function_call" => {
                 item.known(r#""status":"in_progress","arguments":"""#);
-                json(item.known(r#""call_id":"#), call_id.as_deref().unwrap_or_default());
+                json(
+                    item.known(r#""call_id":"#),
+                    call_id.as_deref().unwrap_or_default(),
+                );
                 item.known(r#""name":"""#);
             }
             _ => {}
@@ -922,7 +925,11 @@ impl PublicStream {
         }
         let usage = (ends && !failed).then(|| written_usage(upstream.get("usage")));
         let sequence_number = self.next_sequence();
-        let streamed: Vec<&str> = self.items.iter().filter_map(|i| i.done.as_deref()).collect();
+        let streamed: Vec<&str> = self
+            .items
+            .iter()
+            .filter_map(|i| i.done.as_deref())
+            .collect();
         // A failed response whose stream carried no item whole keeps the upstream's output.
         let streamed = (ends && !(failed && streamed.is_empty())).then_some(&streamed[..]);
         let frame = ResponseFrame {
@@ -1273,7 +1280,9 @@ impl<'a> Placed<'a> {
         }
         match &self.body {
             Body::Added(item) => item.write_announced(object.known(r#""item":"#)),
-            Body::Done(item) => object.known(r#""item":"#).extend_from_slice(item.as_bytes()),
+            Body::Done(item) => object
+                .known(r#""item":"#)
+                .extend_from_slice(item.as_bytes()),
             Body::Part(kind, text) => PartJson(*kind, text).write(object.known(r#""part":"#)),
             Body::Text(key, text, logprobs) => {
                 json(object.member(key), text);
@@ -1373,6 +1382,9 @@ impl SseTranslator for PublicStream {
             if let Some(fields) = RawObject::parse(&event.data) {
                 let typed = fields.get("type").is_some();
                 if !typed || fields.string("type").as_deref() == Some(name) {
+                    // Room for the response it carries, its defaults, the events that end its
+                    // items and its output again, so the frames are written without regrowing.
+                    out.reserve(2 * event.data.len() + 2048);
                     self.response_event(name, &fields, out);
                     return Flow::Continue;
                 }
