@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use super::event::event_json;
 use super::failure::StreamFailure;
 use super::response_object::{
-    json, new_id, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
+    json, new_id, text, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
 };
 use crate::dialect::sse::Event;
 use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
@@ -365,8 +365,8 @@ impl Item {
             return;
         };
         let mut item = ObjectWriter::open(out);
-        json(item.known(r#""type":"#), &self.kind);
-        json(item.known(r#""id":"#), &self.id);
+        text(item.known(r#""type":"#), &self.kind);
+        text(item.known(r#""id":"#), &self.id);
         match self.kind.as_str() {
             "message" => {
                 item.known(r#""status":"in_progress","content":[],"role":"assistant""#);
@@ -376,7 +376,7 @@ impl Item {
             }
             "function_call" => {
                 item.known(r#""status":"in_progress","arguments":"""#);
-                json(
+                text(
                     item.known(r#""call_id":"#),
                     call_id.as_deref().unwrap_or_default(),
                 );
@@ -409,8 +409,8 @@ impl Item {
     /// as announced, written from its fields.
     fn write_made(&self, call_id: Option<&str>, out: &mut Vec<u8>) {
         let mut item = ObjectWriter::open(out);
-        json(item.known(r#""type":"#), &self.kind);
-        json(item.known(r#""id":"#), &self.id);
+        text(item.known(r#""type":"#), &self.kind);
+        text(item.known(r#""id":"#), &self.id);
         let parts = |out: &mut Vec<u8>, summary: bool| {
             out.push(b'[');
             let mut first = true;
@@ -437,8 +437,8 @@ impl Item {
             "reasoning" => parts(item.known(r#""summary":"#), true),
             "function_call" => {
                 item.known(r#""name":"""#);
-                json(item.known(r#""arguments":"#), &self.arguments);
-                json(item.known(r#""call_id":"#), call_id.unwrap_or_default());
+                text(item.known(r#""arguments":"#), &self.arguments);
+                text(item.known(r#""call_id":"#), call_id.unwrap_or_default());
                 item.known(r#""status":"completed""#);
             }
             _ => {}
@@ -1269,10 +1269,10 @@ impl<'a> Placed<'a> {
     /// The event's JSON, written from its fields (its own keys as they are).
     fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
-        json(object.known(r#""type":"#), self.kind);
+        text(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
         if let Some(item_id) = self.item_id {
-            json(object.known(r#""item_id":"#), item_id);
+            text(object.known(r#""item_id":"#), item_id);
         }
         json(object.known(r#""output_index":"#), &self.output_index);
         if let Some((key, index)) = self.part {
@@ -1283,9 +1283,9 @@ impl<'a> Placed<'a> {
             Body::Done(item) => object
                 .known(r#""item":"#)
                 .extend_from_slice(item.as_bytes()),
-            Body::Part(kind, text) => PartJson(*kind, text).write(object.known(r#""part":"#)),
-            Body::Text(key, text, logprobs) => {
-                json(object.member(key), text);
+            Body::Part(kind, written) => PartJson(*kind, written).write(object.known(r#""part":"#)),
+            Body::Text(key, written, logprobs) => {
+                text(object.member(key), written);
                 if *logprobs {
                     object.known(r#""logprobs":[]"#);
                 }
@@ -1301,20 +1301,20 @@ struct PartJson<'a>(PartKind, &'a str);
 
 impl PartJson<'_> {
     fn write(&self, out: &mut Vec<u8>) {
-        let PartJson(kind, text) = *self;
+        let PartJson(kind, written) = *self;
         let mut part = ObjectWriter::open(out);
         match kind {
             PartKind::Text => {
                 part.known(r#""type":"output_text","annotations":[],"logprobs":[]"#);
-                json(part.known(r#""text":"#), text);
+                text(part.known(r#""text":"#), written);
             }
             PartKind::Refusal => {
                 part.known(r#""type":"refusal""#);
-                json(part.known(r#""refusal":"#), text);
+                text(part.known(r#""refusal":"#), written);
             }
             PartKind::Summary => {
                 part.known(r#""type":"summary_text""#);
-                json(part.known(r#""text":"#), text);
+                text(part.known(r#""text":"#), written);
             }
         }
         part.close();
