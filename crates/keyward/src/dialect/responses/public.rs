@@ -358,11 +358,9 @@ impl Item {
 
     /// Writes the item as `output_item.added` carries it.
     fn write_announced(&self, out: &mut Vec<u8>) {
-        let Announced::Made { call_id } = &self.announced else {
-            if let Announced::Upstream(added) = &self.announced {
-                json(out, added);
-            }
-            return;
+        let call_id = match &self.announced {
+            Announced::Upstream(added) => return json(out, added),
+            Announced::Made { call_id } => call_id,
         };
         let mut item = ObjectWriter::open(out);
         text(item.known(r#""type":"#), &self.kind);
