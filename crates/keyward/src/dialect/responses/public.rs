@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use super::event::event_json;
 use super::failure::StreamFailure;
 use super::response_object::{
-    json, new_id, text, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
+    json, new_id, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
 };
 use crate::dialect::sse::Event;
 use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
@@ -363,8 +363,8 @@ impl Item {
             Announced::Made { call_id } => call_id,
         };
         let mut item = ObjectWriter::open(out);
-        text(item.known(r#""type":"#), &self.kind);
-        text(item.known(r#""id":"#), &self.id);
+        json(item.known(r#""type":"#), &self.kind);
+        json(item.known(r#""id":"#), &self.id);
         match self.kind.as_str() {
             "message" => {
                 item.known(r#""status":"in_progress","content":[],"role":"assistant""#);
@@ -374,7 +374,7 @@ impl Item {
             }
             "function_call" => {
                 item.known(r#""status":"in_progress","arguments":"""#);
-                text(
+                json(
                     item.known(r#""call_id":"#),
                     call_id.as_deref().unwrap_or_default(),
                 );
@@ -407,8 +407,8 @@ impl Item {
     /// as announced, written from its fields.
     fn write_made(&self, call_id: Option<&str>, out: &mut Vec<u8>) {
         let mut item = ObjectWriter::open(out);
-        text(item.known(r#""type":"#), &self.kind);
-        text(item.known(r#""id":"#), &self.id);
+        json(item.known(r#""type":"#), &self.kind);
+        json(item.known(r#""id":"#), &self.id);
         let parts = |out: &mut Vec<u8>, summary: bool| {
             out.push(b'[');
             let mut first = true;
@@ -435,8 +435,8 @@ impl Item {
             "reasoning" => parts(item.known(r#""summary":"#), true),
             "function_call" => {
                 item.known(r#""name":"""#);
-                text(item.known(r#""arguments":"#), &self.arguments);
-                text(item.known(r#""call_id":"#), call_id.unwrap_or_default());
+                json(item.known(r#""arguments":"#), &self.arguments);
+                json(item.known(r#""call_id":"#), call_id.unwrap_or_default());
                 item.known(r#""status":"completed""#);
             }
             _ => {}
@@ -1267,10 +1267,10 @@ impl<'a> Placed<'a> {
     /// The event's JSON, written from its fields (its own keys as they are).
     fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
-        text(object.known(r#""type":"#), self.kind);
+        json(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
         if let Some(item_id) = self.item_id {
-            text(object.known(r#""item_id":"#), item_id);
+            json(object.known(r#""item_id":"#), item_id);
         }
         json(object.known(r#""output_index":"#), &self.output_index);
         if let Some((key, index)) = self.part {
@@ -1281,9 +1281,9 @@ impl<'a> Placed<'a> {
             Body::Done(item) => object
                 .known(r#""item":"#)
                 .extend_from_slice(item.as_bytes()),
-            Body::Part(kind, written) => PartJson(*kind, written).write(object.known(r#""part":"#)),
-            Body::Text(key, written, logprobs) => {
-                text(object.member(key), written);
+            Body::Part(kind, text) => PartJson(*kind, text).write(object.known(r#""part":"#)),
+            Body::Text(key, text, logprobs) => {
+                json(object.member(key), text);
                 if *logprobs {
                     object.known(r#""logprobs":[]"#);
                 }
@@ -1299,20 +1299,20 @@ struct PartJson<'a>(PartKind, &'a str);
 
 impl PartJson<'_> {
     fn write(&self, out: &mut Vec<u8>) {
-        let PartJson(kind, written) = *self;
+        let PartJson(kind, text) = *self;
         let mut part = ObjectWriter::open(out);
         match kind {
             PartKind::Text => {
                 part.known(r#""type":"output_text","annotations":[],"logprobs":[]"#);
-                text(part.known(r#""text":"#), written);
+                json(part.known(r#""text":"#), text);
             }
             PartKind::Refusal => {
                 part.known(r#""type":"refusal""#);
-                text(part.known(r#""refusal":"#), written);
+                json(part.known(r#""refusal":"#), text);
             }
             PartKind::Summary => {
                 part.known(r#""type":"summary_text""#);
-                text(part.known(r#""text":"#), written);
+                json(part.known(r#""text":"#), text);
             }
         }
         part.close();

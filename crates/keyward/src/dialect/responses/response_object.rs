@@ -316,7 +316,7 @@ impl PublicResponse<'_> {
         let upstream = self.upstream;
         let kept = |key: &str, byte: u8| upstream.get(key).filter(|raw| opens(raw, byte));
         let mut object = ObjectWriter::open(out);
-        text(object.known(r#""id":"#), &self.identity.id);
+        json(object.known(r#""id":"#), &self.identity.id);
         object.known(r#""object":"response""#);
         json(object.known(r#""created_at":"#), &self.identity.created_at);
         let status = object.known(r#""status":"#);
@@ -394,7 +394,7 @@ impl ResponseFrame<'_> {
     /// The event's JSON (the data of its SSE frame).
     fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
-        text(object.known(r#""type":"#), self.kind);
+        json(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
         for (key, value) in self.upstream.members() {
             if !matches!(key, "type" | "sequence_number" | "response") {
@@ -437,26 +437,13 @@ impl<'o> ObjectWriter<'o> {
     /// Starts a member named by the upstream (its key escaped).
     pub(super) fn member(&mut self, key: &str) -> &mut Vec<u8> {
         self.separate();
-        text(self.out, key);
+        json(self.out, key);
         self.out.push(b':');
         self.out
     }
 
     pub(super) fn close(self) {
         self.out.push(b'}');
-    }
-}
-
-/// A string as JSON: copied as it is when nothing in it needs escaping (keyward's own names and
-/// ids, most short texts), else escaped by serde_json, so either way as serde_json writes it.
-pub(super) fn text(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        json(out, text);
     }
 }
 
