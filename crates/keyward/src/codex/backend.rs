@@ -16,6 +16,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::dialect::responses::shape::{Item, RequestShape, Scalar, Shaped, Tagged, Tool};
+use crate::dialect::responses::RawObject;
 use crate::dialect::Invalid;
 
 /// Headers the Codex backend expects from its own client, added when the caller did not send them.
@@ -142,6 +143,93 @@ pub(crate) fn normalise(body: &mut Map<String, Value>) -> Result<Normalised, Inv
         }
     }
     Ok(out)
+}
+
+/// What [`normalise`] makes of a request whose members are all plain values (strings, numbers,
+/// flags, nulls) but for a string `input` (the public API's simplest request, as the OpenAI SDK
+/// sends `responses.create({model, input})`), asking for `model`: the bytes the tree path sends,
+/// written without a tree, and the fields it dropped. `None` for any other request, and for one
+/// `normalise` would take a member out of or refuse: those take the tree path.
+pub(crate) fn normalise_flat(body: &[u8], model: &str) -> Option<(Vec<u8>, Normalised)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let object = RawObject::parse(text)?;
+    let mut out = Normalised {
+        dropped: Vec::new(),
+        // `include` is not a list here, so it always gets one.
+        changed: true,
+    };
+    let mut members: Vec<(&str, Flat)> = Vec::new();
+    for (field, raw) in object.members() {
+        let value = match raw.get().as_bytes().first() {
+            Some(b'[' | b'{') => return None,
+            _ => serde_json::from_str::<Value>(raw.get()).ok()?,
+        };
+        if !matches!(rule(field, &value), Rule::Keep) {
+            return None;
+        }
+        let value = match (field, value) {
+            ("stream", _) => Flat::Value(Value::Bool(true)),
+            ("store", store) => {
+                if store == Value::Bool(true) {
+                    out.dropped.push("store".into());
+                }
+                Flat::Value(Value::Bool(false))
+            }
+            ("include", _) => Flat::Include,
+            ("input", Value::String(text)) => Flat::Input(text),
+            // Refused by the tree path, which says why.
+            ("input", _) => return None,
+            ("model", _) => Flat::Value(Value::String(model.to_string())),
+            (_, value) => Flat::Value(value),
+        };
+        members.push((field, value));
+    }
+    // What the tree path adds, in the order it adds them.
+    for (field, value) in [
+        ("stream", Flat::Value(Value::Bool(true))),
+        ("store", Flat::Value(Value::Bool(false))),
+        ("include", Flat::Include),
+        ("input", Flat::Value(Value::Array(Vec::new()))),
+        ("model", Flat::Value(Value::String(model.to_string()))),
+    ] {
+        if object.get(field).is_none() {
+            members.push((field, value));
+        }
+    }
+    let mut written = Vec::with_capacity(body.len() + 128);
+    written.push(b'{');
+    for (n, (field, value)) in members.iter().enumerate() {
+        if n > 0 {
+            written.push(b',');
+        }
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut written, field);
+        written.push(b':');
+        match value {
+            Flat::Value(value) => {
+                let _ = serde_json::to_writer(&mut written, value);
+            }
+            Flat::Include => written.extend_from_slice(br#"["reasoning.encrypted_content"]"#),
+            Flat::Input(text) => {
+                written.extend_from_slice(
+                    br#"[{"type":"message","role":"user","content":[{"type":"input_text","text":"#,
+                );
+                let _ = serde_json::to_writer(&mut written, text);
+                written.extend_from_slice(b"}]}]");
+            }
+        }
+    }
+    written.push(b'}');
+    Some((written, out))
+}
+
+/// A member of a request [`normalise_flat`] writes.
+enum Flat {
+    Value(Value),
+    /// `include`, asking for the encrypted reasoning only.
+    Include,
+    /// A string `input`, as the one user message it stands for.
+    Input(String),
 }
 
 /// Whether a caller's own request, of this shape, can go to the backend byte for byte asking for
@@ -702,6 +790,114 @@ mod tests {
                 .filter(|request| suits(&serde_json::to_vec(request).unwrap_or_default(), "m"))
                 .count();
             assert!(suited > 20, "only {suited} of 2000");
+        }
+    }
+
+    mod flat {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// What the tree path sends for `body` asking for `model` (as `codex::upstream` does):
+        /// the bytes and the fields dropped, or the refusal.
+        fn through_a_tree(body: &[u8], model: &str) -> Result<(Vec<u8>, Vec<String>), String> {
+            let mut tree = crate::dialect::parse_object(body).map_err(|e| e.message)?;
+            let normalised = normalise(&mut tree).map_err(|e| e.message)?;
+            tree.insert("model".into(), Value::String(model.to_string()));
+            let bytes = serde_json::to_vec(&Value::Object(tree)).map_err(|e| e.to_string())?;
+            Ok((bytes, normalised.dropped))
+        }
+
+        /// A request of plain members as a caller may write one: names the rules know and
+        /// others, values of any plain kind (text with escapes, numbers in any notation), a
+        /// string `input` or another, a member named twice, spread over lines or not.
+        fn flat_request() -> impl Strategy<Value = String> {
+            let name = prop::sample::select(vec![
+                "model",
+                "input",
+                "stream",
+                "store",
+                "include",
+                "instructions",
+                "tools",
+                "tool_choice",
+                "reasoning",
+                "service_tier",
+                "background",
+                "temperature",
+                "previous_response_id",
+                "user",
+                "prompt_cache_key",
+                "x\\u00e9",
+            ]);
+            let value = prop_oneof![
+                Just("true".to_string()),
+                Just("false".to_string()),
+                Just("null".to_string()),
+                Just("\"auto\"".to_string()),
+                Just("\"default\"".to_string()),
+                Just("1e2".to_string()),
+                Just("-0".to_string()),
+                Just("1.50".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("[]".to_string()),
+                Just("{\"a\": 1}".to_string()),
+                "[a-z \\\\\"\u{e9}\u{1F600}]{0,6}".prop_map(|t| format!("\"{t}\"")),
+                Just("\"\\u00e9\\n\\/\"".to_string()),
+            ];
+            (
+                prop::collection::vec((name, value), 0..8),
+                prop::option::of("[a-z\"]{0,4}"),
+                any::<bool>(),
+            )
+                .prop_map(|(members, input, spread)| {
+                    let mut members: Vec<String> = members
+                        .into_iter()
+                        .map(|(name, value)| format!("\"{name}\":{value}"))
+                        .collect();
+                    if let Some(input) = input {
+                        members.push(format!("\"input\":{}", json!(input)));
+                    }
+                    let gap = if spread { ",\n  " } else { "," };
+                    format!("{{{}}}", members.join(gap))
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// A request normalised without a tree goes upstream as the same bytes, with the same
+            /// fields dropped, as through a tree.
+            #[test]
+            fn flat_requests_are_normalised_as_through_a_tree(body in flat_request()) {
+                if let Some((bytes, normalised)) = normalise_flat(body.as_bytes(), "m") {
+                    let tree = through_a_tree(body.as_bytes(), "m");
+                    prop_assert_eq!(
+                        Ok((String::from_utf8_lossy(&bytes).to_string(), normalised.dropped)),
+                        tree.map(|(bytes, dropped)| (String::from_utf8_lossy(&bytes).to_string(), dropped))
+                    );
+                    prop_assert!(normalised.changed);
+                }
+            }
+        }
+
+        /// The property above is not vacuous, and the simplest request takes the way.
+        #[test]
+        fn flat_requests_take_the_way_without_a_tree() {
+            let tiny = br#"{"model":"gpt-6.1-sol","input":"ping","stream":true,"store":false}"#;
+            let written = normalise_flat(tiny, "gpt-6.1-sol").map(|(bytes, _)| bytes);
+            assert_eq!(
+                written.as_deref().map(String::from_utf8_lossy).as_deref(),
+                Some(
+                    r#"{"model":"gpt-6.1-sol","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"ping"}]}],"stream":true,"store":false,"include":["reasoning.encrypted_content"]}"#
+                )
+            );
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let flat = (0..2000)
+                .filter_map(|_| flat_request().new_tree(&mut runner).ok())
+                .map(|tree| proptest::strategy::ValueTree::current(&tree))
+                .filter(|body| normalise_flat(body.as_bytes(), "m").is_some())
+                .count();
+            assert!(flat > 200, "only {flat} of 2000");
         }
     }
 }

@@ -120,7 +120,8 @@ struct Prepared {
 
 /// The bytes to send for `body` asking for `model`, and the fields dropped on the way. A caller's
 /// own request the backend takes as it is (the Codex CLI's) goes byte for byte, checked without
-/// building a tree; any other is normalised through one. `original` is the caller's own bytes
+/// building a tree; one of plain members and a string `input` is normalised without one too; any
+/// other is normalised through one. `original` is the caller's own bytes
 /// when it speaks the backend's API.
 fn prepare(body: RequestBody, model: &str, original: Option<Bytes>) -> Result<Prepared, SendError> {
     if let RequestBody::Raw(bytes, shape) = &body {
@@ -129,6 +130,13 @@ fn prepare(body: RequestBody, model: &str, original: Option<Bytes>) -> Result<Pr
                 bytes: bytes.clone(),
                 dropped: Vec::new(),
                 verbatim: true,
+            });
+        }
+        if let Some((bytes, normalised)) = backend::normalise_flat(bytes, model) {
+            return Ok(Prepared {
+                bytes: Bytes::from(bytes),
+                dropped: normalised.dropped,
+                verbatim: false,
             });
         }
     }

@@ -25,6 +25,7 @@ use shape::{RequestShape, Scalar, Shaped};
 
 pub(crate) use output::{output_items, output_text, reasoning_summary, Ending, Usage};
 pub(crate) use public::{public_object, PublicStream};
+pub(crate) use response_object::RawObject;
 
 /// What keyward itself needs of a Responses request, and its shape for the upstream's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,13 +21,16 @@ use std::borrow::Cow;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::event::event_json;
 use super::failure::StreamFailure;
-use super::response_object::{new_id, Identity, PublicResponse, RawObject, ResponseFrame};
+use super::response_object::{
+    json, new_id, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
+};
 use crate::dialect::sse::Event;
-use crate::dialect::{write_frame, Flow, SseTranslator};
+use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
 
 /// The usage object of a finished response, with every count a number (absent ones 0).
 fn fill_usage(usage: Option<Value>) -> Value {
@@ -63,6 +66,68 @@ fn fill_usage(usage: Option<Value>) -> Value {
     );
     usage.insert("total_tokens".into(), total.into());
     Value::Object(usage)
+}
+
+/// [`fill_usage`] of a stream's upstream usage (`upstream`, as it came), written without a tree.
+fn written_usage(upstream: Option<&RawValue>) -> String {
+    const COUNTS: [&str; 5] = [
+        "input_tokens",
+        "input_tokens_details",
+        "output_tokens",
+        "output_tokens_details",
+        "total_tokens",
+    ];
+    let usage = upstream
+        .filter(|raw| raw.get().starts_with('{'))
+        .and_then(|raw| RawObject::parse(raw.get()))
+        .unwrap_or_default();
+    let number = |raw: Option<&RawValue>| {
+        raw.and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .and_then(|value| value.as_u64())
+    };
+    let detail = |key: &str, detail: &str| {
+        let details = usage.get(key).filter(|raw| raw.get().starts_with('{'));
+        number(details.and_then(|raw| RawObject::parse(raw.get())?.get(detail)))
+    };
+    let input = number(usage.get("input_tokens")).unwrap_or(0);
+    let output = number(usage.get("output_tokens")).unwrap_or(0);
+    let total = number(usage.get("total_tokens")).unwrap_or(input.saturating_add(output));
+    let cached = detail("input_tokens_details", "cached_tokens").unwrap_or(0);
+    let reasoning = detail("output_tokens_details", "reasoning_tokens").unwrap_or(0);
+    let mut out = Vec::new();
+    let mut object = ObjectWriter::open(&mut out);
+    let count = |object: &mut ObjectWriter<'_>, key: &str| match key {
+        "input_tokens" => json(object.known(r#""input_tokens":"#), &input),
+        "input_tokens_details" => {
+            let out = object.known(r#""input_tokens_details":{"cached_tokens":"#);
+            json(out, &cached);
+            out.push(b'}');
+        }
+        "output_tokens" => json(object.known(r#""output_tokens":"#), &output),
+        "output_tokens_details" => {
+            let out = object.known(r#""output_tokens_details":{"reasoning_tokens":"#);
+            json(out, &reasoning);
+            out.push(b'}');
+        }
+        _ => json(object.known(r#""total_tokens":"#), &total),
+    };
+    // In the upstream's order, as a tree keeps it; the counts it lacks after.
+    for (key, value) in usage.members() {
+        if COUNTS.contains(&key) {
+            count(&mut object, key);
+        } else {
+            let value = serde_json::from_str::<Value>(value.get()).unwrap_or_default();
+            json(object.member(key), &value);
+        }
+    }
+    for key in COUNTS {
+        if usage.get(key).is_none() {
+            count(&mut object, key);
+        }
+    }
+    object.close();
+    // JSON written by serde_json or from its parts is UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A finished output item as the public API sends it: its id, its status, a message's parts
@@ -203,30 +268,61 @@ struct Item {
     id: String,
     kind: String,
     /// The item as `output_item.added` carried it.
-    added: Map<String, Value>,
+    announced: Announced,
     parts: Vec<Part>,
     arguments: String,
     arguments_done: bool,
-    /// The item as `output_item.done` carried it.
-    done: Option<Value>,
+    /// The item as `output_item.done` carried it, written (JSON).
+    done: Option<String>,
+}
+
+/// How an item was announced: most items of a short answer are made here from their first
+/// delta, and those are written from their fields, without a tree.
+#[derive(Debug)]
+enum Announced {
+    /// Made here, with no upstream item: `type`, `id` and the fields of its kind with their
+    /// defaults (a call's `call_id` made here too).
+    Made { call_id: Option<String> },
+    /// The upstream's item, filled.
+    Upstream(Map<String, Value>),
 }
 
 impl Item {
     fn new(upstream: Option<&Map<String, Value>>, kind: &str, at: ItemAt) -> Self {
-        let mut added = upstream.cloned().unwrap_or_default();
-        let kind = added
-            .get("type")
+        let kind = upstream
+            .and_then(|item| item.get("type"))
             .and_then(Value::as_str)
             .unwrap_or(kind)
             .to_string();
-        added.insert("type".into(), kind.clone().into());
         let id = at
             .id
             .clone()
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| new_id(item_prefix(&kind)));
-        added.insert("id".into(), id.clone().into());
-        match kind.as_str() {
+        let announced = match upstream {
+            None => Announced::Made {
+                call_id: (kind == "function_call").then(|| new_id("call_")),
+            },
+            Some(upstream) => Announced::Upstream(Self::filled(upstream.clone(), &kind, &id)),
+        };
+        Self {
+            upstream_index: at.index,
+            upstream_id: at.id,
+            id,
+            kind,
+            announced,
+            parts: Vec::new(),
+            arguments: String::new(),
+            arguments_done: false,
+            done: None,
+        }
+    }
+
+    /// The upstream's item as `output_item.added` carries it: its kind's fields filled.
+    fn filled(mut added: Map<String, Value>, kind: &str, id: &str) -> Map<String, Value> {
+        added.insert("type".into(), kind.into());
+        added.insert("id".into(), id.into());
+        match kind {
             "message" => {
                 added.insert("status".into(), "in_progress".into());
                 added.insert("content".into(), json!([]));
@@ -245,23 +341,112 @@ impl Item {
             }
             _ => {}
         }
-        Self {
-            upstream_index: at.index,
-            upstream_id: at.id,
-            id,
-            kind,
-            added,
-            parts: Vec::new(),
-            arguments: String::new(),
-            arguments_done: false,
-            done: None,
+        added
+    }
+
+    /// A member of the item as announced.
+    fn announced(&self, key: &str) -> Option<Value> {
+        match &self.announced {
+            Announced::Upstream(added) => added.get(key).cloned(),
+            Announced::Made { call_id } => match key {
+                "call_id" => call_id.clone().map(Value::from),
+                "name" if self.kind == "function_call" => Some("".into()),
+                _ => None,
+            },
         }
     }
 
-    /// The item whole, once done: the upstream's final item (`upstream`) if it sent one, else
-    /// what the stream carried; in either case filled.
-    fn finished(&self, upstream: Option<Map<String, Value>>) -> Value {
-        let mut item = upstream.unwrap_or_else(|| self.added.clone());
+    /// Writes the item as `output_item.added` carries it.
+    fn write_announced(&self, out: &mut Vec<u8>) {
+        let call_id = match &self.announced {
+            Announced::Upstream(added) => return json(out, added),
+            Announced::Made { call_id } => call_id,
+        };
+        let mut item = ObjectWriter::open(out);
+        json(item.known(r#""type":"#), &self.kind);
+        json(item.known(r#""id":"#), &self.id);
+        match self.kind.as_str() {
+            "message" => {
+                item.known(r#""status":"in_progress","content":[],"role":"assistant""#);
+            }
+            "reasoning" => {
+                item.known(r#""summary":[]"#);
+            }
+            "function_call" => {
+                item.known(r#""status":"in_progress","arguments":"""#);
+                json(
+                    item.known(r#""call_id":"#),
+                    call_id.as_deref().unwrap_or_default(),
+                );
+                item.known(r#""name":"""#);
+            }
+            _ => {}
+        }
+        item.close();
+    }
+
+    /// The item whole, once done, written: the upstream's final item (`upstream`) if it sent
+    /// one, else what the stream carried; in either case filled.
+    fn finished(&self, upstream: Option<Map<String, Value>>) -> String {
+        let mut out = Vec::new();
+        match (upstream, &self.announced) {
+            (None, Announced::Made { call_id }) => self.write_made(call_id.as_deref(), &mut out),
+            (upstream, announced) => {
+                let upstream = upstream.or_else(|| match announced {
+                    Announced::Upstream(added) => Some(added.clone()),
+                    Announced::Made { .. } => None,
+                });
+                json(&mut out, &self.finished_tree(upstream.unwrap_or_default()));
+            }
+        }
+        // JSON written by serde_json or from its parts is UTF-8.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// [`Self::finished`] of an item made here: what [`Self::finished_tree`] builds of the item
+    /// as announced, written from its fields.
+    fn write_made(&self, call_id: Option<&str>, out: &mut Vec<u8>) {
+        let mut item = ObjectWriter::open(out);
+        json(item.known(r#""type":"#), &self.kind);
+        json(item.known(r#""id":"#), &self.id);
+        let parts = |out: &mut Vec<u8>, summary: bool| {
+            out.push(b'[');
+            let mut first = true;
+            for part in &self.parts {
+                if (part.kind == PartKind::Summary) != summary {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                PartJson(part.kind, &part.text).write(out);
+            }
+            out.push(b']');
+        };
+        // The order of a tree whose `status` was taken out (its last member took its place)
+        // and put back at the end.
+        match self.kind.as_str() {
+            "message" => {
+                item.known(r#""role":"assistant""#);
+                parts(item.known(r#""content":"#), false);
+                item.known(r#""status":"completed""#);
+            }
+            "reasoning" => parts(item.known(r#""summary":"#), true),
+            "function_call" => {
+                item.known(r#""name":"""#);
+                json(item.known(r#""arguments":"#), &self.arguments);
+                json(item.known(r#""call_id":"#), call_id.unwrap_or_default());
+                item.known(r#""status":"completed""#);
+            }
+            _ => {}
+        }
+        item.close();
+    }
+
+    /// [`Self::finished`] of an item held as a tree (`item`: the upstream's final one, else the
+    /// one announced).
+    fn finished_tree(&self, mut item: Map<String, Value>) -> Value {
         item.insert("type".into(), self.kind.clone().into());
         let streamed = |kind: PartKind| {
             self.parts
@@ -301,8 +486,8 @@ impl Item {
                     item.insert("arguments".into(), self.arguments.clone().into());
                 }
                 // The client knows the call by the id it was announced with.
-                if let Some(call_id) = self.added.get("call_id") {
-                    item.insert("call_id".into(), call_id.clone());
+                if let Some(call_id) = self.announced("call_id") {
+                    item.insert("call_id".into(), call_id);
                 }
                 let named = |i: &Map<String, Value>| {
                     i.get("name")
@@ -310,8 +495,8 @@ impl Item {
                         .is_some_and(|n| !n.is_empty())
                 };
                 if !named(&item) {
-                    if let Some(name) = self.added.get("name") {
-                        item.insert("name".into(), name.clone());
+                    if let Some(name) = self.announced("name") {
+                        item.insert("name".into(), name);
                     }
                 }
             }
@@ -407,6 +592,37 @@ impl PublicStream {
         frame.write(out);
     }
 
+    /// Writes an event keyward makes itself about a part (of kind `part_kind`) that carries its
+    /// text: under `text`'s key (with an empty `logprobs` when its flag says so), else the part.
+    fn write_part_event(
+        &mut self,
+        kind: &str,
+        item: usize,
+        part: (&'static str, usize),
+        part_kind: PartKind,
+        text: Option<(&'static str, bool)>,
+        out: &mut Vec<u8>,
+    ) {
+        let sequence_number = self.next_sequence();
+        let Some(it) = self.items.get(item) else {
+            return;
+        };
+        let written = it.parts.get(part.1).map_or("", |p| p.text.as_str());
+        let body = match text {
+            Some((key, logprobs)) => Body::Text(key, written, logprobs),
+            None => Body::Part(part_kind, written),
+        };
+        let frame = Placed {
+            kind,
+            sequence_number,
+            item_id: Some(it.id.as_str()),
+            output_index: item,
+            part: Some(part),
+            body,
+        };
+        frame.write(out);
+    }
+
     /// The stream's identity; the first event fixes it (`of` reads it from that event's response),
     /// and opens the stream with `response.created` when it is not that event itself.
     fn start(
@@ -482,7 +698,7 @@ impl PublicStream {
             "response.output_item.added",
             sequence_number,
             index,
-            Body::Added(&item.added),
+            Body::Added(&item),
         )
         .write(out);
         self.items.push(item);
@@ -613,7 +829,7 @@ impl PublicStream {
         if part.done {
             return;
         }
-        let (kind, text, text_done) = (part.kind, part.text.clone(), part.text_done);
+        let (kind, text_done) = (part.kind, part.text_done);
         let (text_event, text_key, part_event, key) = match kind {
             PartKind::Text => (
                 "response.output_text.done",
@@ -635,11 +851,10 @@ impl PublicStream {
             ),
         };
         if !text_done {
-            let body = Body::Text(text_key, &text, kind == PartKind::Text);
-            self.write_placed(text_event, item, true, Some((key, index)), body, out);
+            let text = Some((text_key, kind == PartKind::Text));
+            self.write_part_event(text_event, item, (key, index), kind, text, out);
         }
-        let body = Body::Part(kind, &text);
-        self.write_placed(part_event, item, true, Some((key, index)), body, out);
+        self.write_part_event(part_event, item, (key, index), kind, None, out);
         if let Some(part) = self
             .items
             .get_mut(item)
@@ -666,7 +881,7 @@ impl PublicStream {
         };
         it.done = Some(it.finished(upstream));
         let sequence_number = self.next_sequence();
-        if let Some(done) = self.items.get(item).and_then(|i| i.done.as_ref()) {
+        if let Some(done) = self.items.get(item).and_then(|i| i.done.as_deref()) {
             Placed::item(
                 "response.output_item.done",
                 sequence_number,
@@ -706,9 +921,13 @@ impl PublicStream {
                 self.finish_item(item, None, out);
             }
         }
-        let usage = (ends && !failed).then(|| fill_usage(upstream.tree("usage")));
+        let usage = (ends && !failed).then(|| written_usage(upstream.get("usage")));
         let sequence_number = self.next_sequence();
-        let streamed: Vec<&Value> = self.items.iter().filter_map(|i| i.done.as_ref()).collect();
+        let streamed: Vec<&str> = self
+            .items
+            .iter()
+            .filter_map(|i| i.done.as_deref())
+            .collect();
         // A failed response whose stream carried no item whole keeps the upstream's output.
         let streamed = (ends && !(failed && streamed.is_empty())).then_some(&streamed[..]);
         let frame = ResponseFrame {
@@ -720,7 +939,7 @@ impl PublicStream {
                 status,
                 upstream: &upstream,
                 streamed,
-                usage: usage.as_ref(),
+                usage: usage.as_deref(),
                 failed,
             },
         };
@@ -1018,9 +1237,9 @@ struct Placed<'a> {
 /// What a [`Placed`] event carries after its place.
 enum Body<'a> {
     /// The item (`item`) as announced.
-    Added(&'a Map<String, Value>),
-    /// The item (`item`) done.
-    Done(&'a Value),
+    Added(&'a Item),
+    /// The item (`item`) done, written.
+    Done(&'a str),
     /// A part (`part`) of this kind with this text.
     Part(PartKind, &'a str),
     /// A text under its key, with an empty `logprobs` when the flag says so.
@@ -1040,35 +1259,37 @@ impl<'a> Placed<'a> {
         }
     }
 
+    /// Writes the event as an SSE frame, named by its type.
     fn write(&self, out: &mut Vec<u8>) {
-        write_frame(out, Some(self.kind), self);
+        write_frame_with(out, Some(self.kind), |out| self.write_data(out));
     }
-}
 
-impl Serialize for Placed<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("type", self.kind)?;
-        map.serialize_entry("sequence_number", &self.sequence_number)?;
+    /// The event's JSON, written from its fields (its own keys as they are).
+    fn write_data(&self, out: &mut Vec<u8>) {
+        let mut object = ObjectWriter::open(out);
+        json(object.known(r#""type":"#), self.kind);
+        json(object.known(r#""sequence_number":"#), &self.sequence_number);
         if let Some(item_id) = self.item_id {
-            map.serialize_entry("item_id", item_id)?;
+            json(object.known(r#""item_id":"#), item_id);
         }
-        map.serialize_entry("output_index", &self.output_index)?;
+        json(object.known(r#""output_index":"#), &self.output_index);
         if let Some((key, index)) = self.part {
-            map.serialize_entry(key, &index)?;
+            json(object.member(key), &index);
         }
         match &self.body {
-            Body::Added(item) => map.serialize_entry("item", item)?,
-            Body::Done(item) => map.serialize_entry("item", item)?,
-            Body::Part(kind, text) => map.serialize_entry("part", &PartJson(*kind, text))?,
+            Body::Added(item) => item.write_announced(object.known(r#""item":"#)),
+            Body::Done(item) => object
+                .known(r#""item":"#)
+                .extend_from_slice(item.as_bytes()),
+            Body::Part(kind, text) => PartJson(*kind, text).write(object.known(r#""part":"#)),
             Body::Text(key, text, logprobs) => {
-                map.serialize_entry(key, text)?;
+                json(object.member(key), text);
                 if *logprobs {
-                    map.serialize_entry("logprobs", &EMPTY_LOGPROBS)?;
+                    object.known(r#""logprobs":[]"#);
                 }
             }
         }
-        map.end()
+        object.close();
     }
 }
 
@@ -1076,27 +1297,25 @@ impl Serialize for Placed<'_> {
 /// without a tree.
 struct PartJson<'a>(PartKind, &'a str);
 
-impl Serialize for PartJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl PartJson<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
         let PartJson(kind, text) = *self;
-        let mut map = serializer.serialize_map(None)?;
+        let mut part = ObjectWriter::open(out);
         match kind {
             PartKind::Text => {
-                map.serialize_entry("type", "output_text")?;
-                map.serialize_entry("annotations", &EMPTY_LOGPROBS)?;
-                map.serialize_entry("logprobs", &EMPTY_LOGPROBS)?;
-                map.serialize_entry("text", text)?;
+                part.known(r#""type":"output_text","annotations":[],"logprobs":[]"#);
+                json(part.known(r#""text":"#), text);
             }
             PartKind::Refusal => {
-                map.serialize_entry("type", "refusal")?;
-                map.serialize_entry("refusal", text)?;
+                part.known(r#""type":"refusal""#);
+                json(part.known(r#""refusal":"#), text);
             }
             PartKind::Summary => {
-                map.serialize_entry("type", "summary_text")?;
-                map.serialize_entry("text", text)?;
+                part.known(r#""type":"summary_text""#);
+                json(part.known(r#""text":"#), text);
             }
         }
-        map.end()
+        part.close();
     }
 }
 
@@ -1161,6 +1380,9 @@ impl SseTranslator for PublicStream {
             if let Some(fields) = RawObject::parse(&event.data) {
                 let typed = fields.get("type").is_some();
                 if !typed || fields.string("type").as_deref() == Some(name) {
+                    // Room for the response it carries, its defaults, the events that end its
+                    // items and its output again, so the frames are written without regrowing.
+                    out.reserve(2 * event.data.len() + 2048);
                     self.response_event(name, &fields, out);
                     return Flow::Continue;
                 }

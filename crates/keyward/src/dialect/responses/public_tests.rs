@@ -617,6 +617,68 @@ proptest! {
     }
 }
 
+/// A usage object as an upstream may send one: the counts of the API, of its types or others,
+/// details with members of their own, members of its own, some named twice.
+fn any_usage() -> impl Strategy<Value = String> {
+    use crate::dialect::chat::strategies::any_json;
+    let count = prop_oneof![
+        3 => (0u64..1000).prop_map(Value::from),
+        1 => Just(json!(u64::MAX)),
+        1 => Just(json!(-3)),
+        1 => Just(json!(2.5)),
+        1 => any_json(),
+    ];
+    let details = |key: &'static str| {
+        prop_oneof![
+            2 => (0u64..9).prop_map(move |n| json!({key: n, "other": [1]})),
+            1 => (0u64..9).prop_map(move |n| json!({key: n})),
+            1 => any_json(),
+        ]
+    };
+    let member = prop_oneof![
+        ("input_tokens", count.clone()).prop_map(|(k, v)| (k.to_string(), v)),
+        ("output_tokens", count.clone()).prop_map(|(k, v)| (k.to_string(), v)),
+        ("total_tokens", count).prop_map(|(k, v)| (k.to_string(), v)),
+        details("cached_tokens").prop_map(|v| ("input_tokens_details".to_string(), v)),
+        details("reasoning_tokens").prop_map(|v| ("output_tokens_details".to_string(), v)),
+        ("[a-z]{1,3}", any_json()),
+    ];
+    (
+        prop::collection::vec(member, 0..8),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(members, pretty, object)| {
+            if !object {
+                return "[1]".to_string();
+            }
+            let members: Vec<String> = members
+                .iter()
+                .map(|(key, value)| {
+                    let value = if pretty {
+                        serde_json::to_string_pretty(value).unwrap_or_default()
+                    } else {
+                        value.to_string()
+                    };
+                    format!("{}: {value}", json!(key))
+                })
+                .collect();
+            format!("{{{}}}", members.join(", "))
+        })
+}
+
+proptest! {
+    /// A stream's usage written without a tree is, byte for byte, the tree the object's fill
+    /// builds.
+    #[test]
+    fn written_usage_is_the_filled_tree(usage in any_usage()) {
+        let raw: Option<Box<RawValue>> = serde_json::from_str(&usage).ok();
+        let tree = serde_json::from_str::<Value>(&usage).ok();
+        let filled = serde_json::to_string(&fill_usage(tree)).unwrap_or_default();
+        prop_assert_eq!(written_usage(raw.as_deref()), filled);
+    }
+}
+
 /// An upstream that spreads an event over several `data:` lines, or names an event with a line
 /// break, still gets one frame of one line per event.
 #[test]
@@ -652,4 +714,37 @@ fn events_spread_over_lines_come_out_on_one() {
             .any(|(name, data)| name.is_none() && data["type"] == odd["type"]),
         "{text}"
     );
+}
+
+proptest! {
+    /// An item made here (no upstream item carried it) is written, as announced and as done,
+    /// byte for byte as the tree of the same item is.
+    #[test]
+    fn made_items_are_written_as_their_trees(
+        kind in prop::sample::select(vec!["message", "reasoning", "function_call", "web_search_call"]),
+        id in prop::option::of("[a-z_\"\u{e9}]{0,6}"),
+        parts in prop::collection::vec((0u8..3, "[a-z \"\\\\\u{e9}\n]{0,5}"), 0..4),
+        arguments in "[a-z{}:\"\\\\]{0,8}",
+    ) {
+        let mut item = Item::new(None, kind, ItemAt { index: None, id });
+        item.parts = parts
+            .into_iter()
+            .map(|(kind, text)| Part {
+                kind: [PartKind::Text, PartKind::Refusal, PartKind::Summary][usize::from(kind)],
+                text,
+                text_done: true,
+                done: true,
+            })
+            .collect();
+        item.arguments = arguments;
+        let mut tree = Item::filled(Map::new(), &item.kind, &item.id);
+        if let Some(call_id) = item.announced("call_id") {
+            tree.insert("call_id".into(), call_id);
+        }
+        let mut announced = Vec::new();
+        item.write_announced(&mut announced);
+        prop_assert_eq!(String::from_utf8(announced).ok(), serde_json::to_string(&tree).ok());
+        let done = serde_json::to_string(&item.finished_tree(tree)).ok();
+        prop_assert_eq!(Some(item.finished(None)), done);
+    }
 }

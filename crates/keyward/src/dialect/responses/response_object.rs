@@ -176,17 +176,17 @@ const FEW_MEMBERS: usize = 32;
 /// A JSON object's members, each value kept as the raw text it came in (borrowed from it). A
 /// member named twice counts once, by its last value, as in a tree.
 #[derive(Debug, Default)]
-pub(super) struct RawObject<'a> {
+pub(crate) struct RawObject<'a> {
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> RawObject<'a> {
     /// `text` read as an object; `None` when it is not one.
-    pub(super) fn parse(text: &'a str) -> Option<Self> {
+    pub(crate) fn parse(text: &'a str) -> Option<Self> {
         serde_json::from_str(text).ok()
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a RawValue> {
         self.members
             .iter()
             .find(|(name, _)| name == key)
@@ -217,7 +217,7 @@ impl<'a> RawObject<'a> {
     }
 
     /// The members, in the order they came.
-    pub(super) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
         self.members
             .iter()
             .map(|(name, value)| (name.as_ref(), *value))
@@ -302,11 +302,11 @@ pub(super) struct PublicResponse<'a> {
     /// Its status when the upstream's object names none.
     pub(super) status: &'a str,
     pub(super) upstream: &'a RawObject<'a>,
-    /// The items the stream carried, in place of the upstream's `output` (a response that
-    /// ended is made of what its stream carried).
-    pub(super) streamed: Option<&'a [&'a Value]>,
-    /// Its usage with every count, in place of the upstream's (a completion's).
-    pub(super) usage: Option<&'a Value>,
+    /// The items the stream carried, each written, in place of the upstream's `output` (a
+    /// response that ended is made of what its stream carried).
+    pub(super) streamed: Option<&'a [&'a str]>,
+    /// Its usage with every count, written, in place of the upstream's (a completion's).
+    pub(super) usage: Option<&'a str>,
     /// A failed response, which always says why.
     pub(super) failed: bool,
 }
@@ -341,13 +341,22 @@ impl PublicResponse<'_> {
         }
         let output = object.known(r#""output":"#);
         match (self.streamed, kept("output", b'[')) {
-            (Some(streamed), _) => json(output, streamed),
+            (Some(streamed), _) => {
+                output.push(b'[');
+                for (n, item) in streamed.iter().enumerate() {
+                    if n > 0 {
+                        output.push(b',');
+                    }
+                    output.extend_from_slice(item.as_bytes());
+                }
+                output.push(b']');
+            }
             (None, Some(kept)) => raw(output, kept),
             (None, None) => output.extend_from_slice(b"[]"),
         }
         let usage = object.known(r#""usage":"#);
         match (self.usage, upstream.get("usage")) {
-            (Some(filled), _) => json(usage, filled),
+            (Some(filled), _) => usage.extend_from_slice(filled.as_bytes()),
             (None, Some(kept)) => raw(usage, kept),
             (None, None) => usage.extend_from_slice(b"null"),
         }
@@ -399,13 +408,13 @@ impl ResponseFrame<'_> {
 
 /// Writes a JSON object member by member: what a serializer does, without escaping the keys
 /// keyward itself names (each `"key":` is written as it is) and with raw members copied whole.
-struct ObjectWriter<'o> {
+pub(super) struct ObjectWriter<'o> {
     out: &'o mut Vec<u8>,
     empty: bool,
 }
 
 impl<'o> ObjectWriter<'o> {
-    fn open(out: &'o mut Vec<u8>) -> Self {
+    pub(super) fn open(out: &'o mut Vec<u8>) -> Self {
         out.push(b'{');
         Self { out, empty: true }
     }
@@ -419,26 +428,26 @@ impl<'o> ObjectWriter<'o> {
 
     /// Starts a member from its written form (`"key":`, or a whole `"key":value`); its value
     /// follows in what this returns.
-    fn known(&mut self, written: &str) -> &mut Vec<u8> {
+    pub(super) fn known(&mut self, written: &str) -> &mut Vec<u8> {
         self.separate();
         self.out.extend_from_slice(written.as_bytes());
         self.out
     }
 
     /// Starts a member named by the upstream (its key escaped).
-    fn member(&mut self, key: &str) -> &mut Vec<u8> {
+    pub(super) fn member(&mut self, key: &str) -> &mut Vec<u8> {
         self.separate();
         json(self.out, key);
         self.out.push(b':');
         self.out
     }
 
-    fn close(self) {
+    pub(super) fn close(self) {
         self.out.push(b'}');
     }
 }
 
-fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+pub(super) fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Writing JSON into a Vec cannot fail: these values have string keys only.
     let _ = serde_json::to_writer(out, value);
 }
@@ -446,7 +455,7 @@ fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// A raw value copied whole. An SSE data line is one line, and a value the upstream spread over
 /// lines has line breaks only between its tokens (a string holds them escaped): they become
 /// spaces.
-fn raw(out: &mut Vec<u8>, value: &RawValue) {
+pub(super) fn raw(out: &mut Vec<u8>, value: &RawValue) {
     let text = value.get().as_bytes();
     if memchr::memchr2(b'\n', b'\r', text).is_none() {
         out.extend_from_slice(text);
