@@ -577,33 +577,13 @@ impl Broker {
     }
 }
 
-/// How many times [`reload`] reads a source that looks caught mid-write (empty, or not JSON)
-/// when it has no earlier login to serve, and the pause between reads.
-const MID_WRITE_READS: usize = 5;
-const MID_WRITE_PAUSE: Duration = Duration::from_millis(20);
-
 /// Reads the source and installs a snapshot of it. Blocking (file and store access).
 pub(crate) fn reload(runtime: &ProfileRuntime, store: &dyn Store) -> Arc<View> {
     // Taken before the read: an event landing during the read makes the next access read
     // again, never the other way round.
     let epoch = runtime.epoch.load(Ordering::Acquire);
-    let mut read = runtime.source.read();
+    let read = runtime.source.read();
     runtime.reads.fetch_add(1, Ordering::Relaxed);
-    // A login file rewritten in place (truncated, then written, as some writers do) reads empty
-    // or cut short for a moment. With an earlier login to serve meanwhile that is harmless (it is
-    // kept, below); with none, the file is read again shortly rather than failing the request.
-    for _ in 1..MID_WRITE_READS {
-        let mid_write = matches!(
-            read.contents,
-            Err(SourceProblem::Empty { .. } | SourceProblem::NotJson { .. })
-        );
-        if !mid_write || runtime.view().credential.is_some() {
-            break;
-        }
-        std::thread::sleep(MID_WRITE_PAUSE);
-        read = runtime.source.read();
-        runtime.reads.fetch_add(1, Ordering::Relaxed);
-    }
     let previous = runtime.view();
     let mut api_key = None;
     let (status, credential) = match read.contents {

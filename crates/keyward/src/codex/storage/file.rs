@@ -15,6 +15,10 @@ pub(crate) const AUTH_FILE: &str = "auth.json";
 
 /// How many times a read is retried when the file is replaced while being read.
 const READ_ATTEMPTS: usize = 3;
+/// How many more times a file found empty or cut short is read, and the pause before each: a
+/// writer rewriting it in place (truncate, then write) leaves it so only for a moment.
+const MID_WRITE_READS: usize = 4;
+const MID_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 pub(crate) struct FileStorage {
@@ -87,6 +91,16 @@ impl FileStorage {
                 None => break,
                 Some(_) => last = self.read_once()?,
             }
+        }
+        for _ in 0..MID_WRITE_READS {
+            if !matches!(
+                last.1,
+                Err(SourceProblem::Empty { .. } | SourceProblem::NotJson { .. })
+            ) {
+                break;
+            }
+            std::thread::sleep(MID_WRITE_PAUSE);
+            last = self.read_once()?;
         }
         Ok(last)
     }
