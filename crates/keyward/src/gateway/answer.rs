@@ -135,11 +135,12 @@ impl Translation {
             match self.response.chunk().await {
                 Some(Ok(chunk)) => {
                     for event in self.parser.push(&chunk) {
-                        if self.translator.event(&event, &mut out) == Flow::Stop {
+                        // What came with the last event translated still counts its usage.
+                        self.response.read_usage(&event);
+                        if !self.finished && self.translator.event(&event, &mut out) == Flow::Stop {
                             // The answer is complete for the client; dropping the upstream stream
                             // cancels the rest of the generation.
                             self.finished = true;
-                            break;
                         }
                     }
                 }
@@ -149,6 +150,7 @@ impl Translation {
                 }
                 None => {
                     if let Some(event) = self.parser.finish() {
+                        self.response.read_usage(&event);
                         self.translator.event(&event, &mut out);
                     }
                     self.translator.finish(None, &mut out);
@@ -184,6 +186,7 @@ pub(super) async fn assemble(mut response: UpstreamResponse) -> Result<Value, Ap
             ));
         }
         for event in parser.push(&chunk) {
+            response.read_usage(&event);
             if let Some(event) = parse_event(&event) {
                 assembler.push(event);
             }
@@ -192,8 +195,11 @@ pub(super) async fn assemble(mut response: UpstreamResponse) -> Result<Value, Ap
             break;
         }
     }
-    if let Some(event) = parser.finish().as_ref().and_then(parse_event) {
-        assembler.push(event);
+    if let Some(event) = parser.finish() {
+        response.read_usage(&event);
+        if let Some(event) = parse_event(&event) {
+            assembler.push(event);
+        }
     }
     assembler
         .finish(broken.as_deref())

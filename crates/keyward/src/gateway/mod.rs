@@ -26,14 +26,13 @@ use hyper::body::Incoming;
 
 use crate::broker::{Broker, Clock};
 use crate::config::GatewayConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Note};
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pool::Pool;
 
 pub(crate) use error::ApiError;
 pub(crate) use front_door::Caller;
-pub(crate) use pipeline::PROFILE_HEADER;
 use route::{dialect_of, Route};
 
 pub(crate) struct Gateway {
@@ -111,7 +110,8 @@ impl Gateway {
         let mut admitted = match self.door.admit(&parts, body).await {
             Ok(admitted) => admitted,
             Err(answer) => {
-                return observe::observe(&self.metrics, label, dialect, start, answer, recording)
+                let recording = recording.map(|recording| (recording, Note::default()));
+                return observe::observe(&self.metrics, label, dialect, start, answer, recording);
             }
         };
         // The door decoded a compressed body: what goes on (upstream as it came, too) is plain.
@@ -123,9 +123,11 @@ impl Gateway {
         if let Some(recording) = recording.as_mut() {
             recording.key = key;
         }
+        let mut note = Note::default();
         let mut response = match route {
             Route::Model(endpoint) => {
-                pipeline::serve(&self, endpoint, &parts.headers, &mut admitted, key).await
+                pipeline::serve(&self, endpoint, &parts.headers, &mut admitted, key, &mut note)
+                    .await
             }
             Route::Dashboard => {
                 crate::dashboard::handle(&self, &parts, admitted.caller, &admitted.body).await
@@ -152,6 +154,7 @@ impl Gateway {
             .render(dialect_of(&parts)),
         };
         admitted.finish(&mut response);
+        let recording = recording.map(|recording| (recording, note));
         observe::observe(&self.metrics, label, dialect, start, response, recording)
     }
 

@@ -1,7 +1,7 @@
 //! Counts every answer (front-door refusals included) by route, dialect, status and serving
 //! profile, and times each model answer's first body byte; a model request's answer goes to the
 //! usage ledger once its body has gone out (or the client has gone), with what the pipeline noted
-//! on it ([`Note`]).
+//! of it ([`Note`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use http_body::Frame;
 
 use chrono::{DateTime, Utc};
 
-use super::PROFILE_HEADER;
+use super::pipeline::PROFILE;
 use crate::dialect::Dialect;
 use crate::ledger::{Entry, Ledger, Note};
 use crate::metrics::{Metrics, RequestLabels};
@@ -35,12 +35,12 @@ pub(super) fn observe(
     route: &'static str,
     dialect: Option<Dialect>,
     start: Instant,
-    mut response: Response,
-    recording: Option<Recording>,
+    response: Response,
+    recording: Option<(Recording, Note)>,
 ) -> Response {
     let profile = response
         .headers()
-        .get(PROFILE_HEADER)
+        .get(PROFILE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
@@ -54,10 +54,6 @@ pub(super) fn observe(
         return response;
     }
     let status = response.status().as_u16();
-    let note = response
-        .extensions_mut()
-        .remove::<Note>()
-        .unwrap_or_default();
     let (parts, body) = response.into_parts();
     let timed = Timed {
         inner: body,
@@ -65,7 +61,7 @@ pub(super) fn observe(
         route,
         metrics: metrics.clone(),
         first_byte: None,
-        recording: recording.map(|recording| (recording, note, status)),
+        recording: recording.map(|(recording, note)| (recording, note, status)),
     };
     Response::from_parts(parts, Body::new(timed))
 }

@@ -17,7 +17,7 @@
 //! and every failure on the way is rendered once, in the caller's dialect; when no profile
 //! served, [`exhausted`] says why. Time is the gateway's clock, read once per request. What the
 //! phases learn (the model served, the profile, the hops, a limit's refusal, where the answer's
-//! usage is read into) is left on the answer for the usage ledger ([`Note`]).
+//! usage is read into) is noted for the usage ledger ([`Note`]).
 
 use std::sync::Arc;
 
@@ -45,30 +45,34 @@ pub(crate) const PROFILE_HEADER: &str = "x-keyward-profile";
 pub(crate) const DROPPED_HEADER: &str = "x-keyward-dropped";
 /// Names the upstream model that served an aliased name.
 pub(crate) const UPSTREAM_MODEL_HEADER: &str = "x-keyward-upstream-model";
+/// keyward's own headers as names, made once: a name given as text is parsed on every look-up
+/// and checked on every insert.
+pub(crate) const PROFILE: HeaderName = HeaderName::from_static(PROFILE_HEADER);
+const DROPPED: HeaderName = HeaderName::from_static(DROPPED_HEADER);
+const UPSTREAM_MODEL: HeaderName = HeaderName::from_static(UPSTREAM_MODEL_HEADER);
 /// Headers naming a conversation, besides the request's `prompt_cache_key`.
-const SESSION_HEADERS: &[&str] = &[
-    "session_id",
-    "session-id",
-    "conversation_id",
-    "x-claude-code-session-id",
+const SESSION_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("session_id"),
+    HeaderName::from_static("session-id"),
+    HeaderName::from_static("conversation_id"),
+    HeaderName::from_static("x-claude-code-session-id"),
 ];
 
-/// The answer to a model request; `key`: the gateway key it presented.
+/// The answer to a model request; `key`: the gateway key it presented. What the request's
+/// phases learn of it for the ledger is left in `note`.
 pub(super) async fn serve(
     gateway: &Arc<Gateway>,
     endpoint: Endpoint,
     headers: &HeaderMap,
     admitted: &mut Admitted,
     key: Option<usize>,
+    note: &mut Note,
 ) -> Response {
     let dialect = endpoint.dialect();
-    let mut note = Note::default();
-    let mut response = match run(gateway, endpoint, headers, admitted, key, &mut note).await {
+    match run(gateway, endpoint, headers, admitted, key, note).await {
         Ok(response) => response,
         Err(error) => error.render(dialect),
-    };
-    response.extensions_mut().insert(note);
-    response
+    }
 }
 
 /// The caller's request, as [`parse`] leaves it for the phases after.
@@ -506,7 +510,7 @@ async fn attempt(
 
 /// The profile the caller named, if it did.
 fn forced_profile(headers: &HeaderMap) -> Result<Option<ProfileId>, ApiError> {
-    match headers.get(PROFILE_HEADER).map(|v| v.to_str()) {
+    match headers.get(PROFILE).map(|v| v.to_str()) {
         None => Ok(None),
         Some(Ok(text)) => text
             .parse()
@@ -523,7 +527,7 @@ fn session_key(prompt_cache_key: Option<String>, headers: &HeaderMap) -> Option<
     prompt_cache_key.or_else(|| {
         SESSION_HEADERS
             .iter()
-            .find_map(|name| headers.get(*name)?.to_str().ok())
+            .find_map(|name| headers.get(name)?.to_str().ok())
             .map(str::to_string)
     })
 }
@@ -552,19 +556,19 @@ fn keyward_headers(
     dialect: Dialect,
 ) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, text: &str| {
+    let mut set = |name: HeaderName, text: &str| {
         if let Ok(value) = HeaderValue::from_str(text) {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     };
-    set(PROFILE_HEADER, &profile.to_string());
+    set(PROFILE, &profile.to_string());
     if model != asked {
-        set(UPSTREAM_MODEL_HEADER, model);
+        set(UPSTREAM_MODEL, model);
     }
     if !dropped.is_empty() {
         let list = dropped_list(dropped);
         tracing::debug!(dialect = dialect.as_str(), dropped = %list, "fields the upstream cannot honour were dropped");
-        set(DROPPED_HEADER, &list);
+        set(DROPPED, &list);
     }
     headers
 }

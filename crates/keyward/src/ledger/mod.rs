@@ -3,7 +3,7 @@
 //! reasoning tokens, time to first byte and in all, failover hops, and the limit that refused it
 //! if one did), never a prompt or an answer.
 //!
-//! The request path only hands a finished request's [`Entry`] to a channel; one thread
+//! The request path only hands a finished request's [`Entry`] to a queue ([`queue`]); one thread
 //! ([`writer`]) writes them to the store in batches (a transaction per batch, with the hourly
 //! roll-ups), counts them in `/metrics`, prunes what is older than the retention, and reads back
 //! what the key limits need ([`limits`]). If the writer falls behind, rows are dropped (and
@@ -11,12 +11,12 @@
 
 mod client;
 mod limits;
+mod names;
+mod queue;
 mod report;
 mod tap;
 mod writer;
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,23 +29,21 @@ use crate::metrics::UsageCounters;
 use crate::pool::Pool;
 use crate::profile::ProfileId;
 use crate::store::{SqliteStore, StoreError};
+use queue::Queue;
 
 pub(crate) use client::client_of;
 pub(crate) use limits::{window_share, Admission, LimitKind, Limiter, Refusal};
+pub(crate) use names::{model as model_name, Name};
 pub(crate) use report::{window_reports, WindowReport};
 pub(crate) use tap::{Tokens, UsageSlot, UsageTap};
 
-/// Rows waiting for the writer beyond this are dropped (and counted): memory stays bounded if the
-/// disk stalls.
-const MAX_QUEUED: usize = 65_536;
-
-/// What the pipeline learnt of a request, left on its answer (as a response extension) for the
-/// ledger.
+/// What the pipeline learnt of a request, for the ledger. It goes with the answer's body, which
+/// records the request once it has gone out.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Note {
-    /// The model asked and the model served, spelt by [`model_name`].
-    pub asked: Option<Arc<str>>,
-    pub served: Option<Arc<str>>,
+    /// The model asked and the model served ([`names::model`]).
+    pub asked: Option<Name>,
+    pub served: Option<Name>,
     pub profile: Option<ProfileId>,
     /// Profiles tried before the one that answered (or before giving up).
     pub hops: u8,
@@ -70,9 +68,9 @@ pub(crate) struct Entry {
     pub total: Duration,
 }
 
-/// A finished request on its way to the writer: its names shared with the ledger's [`Names`],
-/// so that nothing the serving thread allocated is freed on the writer's (an allocator moving
-/// memory between threads costs more than writing the row).
+/// A finished request on its way to the writer: its names kept by [`names`], so that nothing the
+/// serving thread allocated is freed on the writer's (an allocator moving memory between threads
+/// costs more than writing the row).
 #[derive(Debug)]
 struct Finished {
     at: DateTime<Utc>,
@@ -80,9 +78,9 @@ struct Finished {
     client: &'static str,
     dialect: &'static str,
     status: u16,
-    asked: Option<Arc<str>>,
-    served: Option<Arc<str>>,
-    profile: Option<Arc<str>>,
+    asked: Option<Name>,
+    served: Option<Name>,
+    profile: Option<Name>,
     hops: u8,
     refused: Option<LimitKind>,
     admission: Option<Admission>,
@@ -91,72 +89,11 @@ struct Finished {
     tokens: Tokens,
 }
 
-/// The names requests carry (models asked and served, profiles), each spelt once per serving
-/// thread and shared: a name costs no lock and no allocation. Bounded: past [`MAX_NAMES`] of a
-/// kind (clients name models as they like), a name is spelt per request.
-#[derive(Debug)]
-struct Names {
-    models: Vec<Arc<str>>,
-    profiles: Vec<(ProfileId, Arc<str>)>,
-}
-
-/// A gateway serves a handful of models and profiles: a list searched in order costs less than
-/// hashing the name.
-const MAX_NAMES: usize = 64;
-
-thread_local! {
-    static NAMES: RefCell<Names> = const {
-        RefCell::new(Names {
-            models: Vec::new(),
-            profiles: Vec::new(),
-        })
-    };
-}
-
-impl Names {
-    fn model(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.models.iter().find(|known| ***known == *name) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(name);
-        if self.models.len() < MAX_NAMES {
-            self.models.push(shared.clone());
-        }
-        shared
-    }
-
-    fn profile(&mut self, profile: &ProfileId) -> Arc<str> {
-        if let Some((_, shared)) = self.profiles.iter().find(|(known, _)| known == profile) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(profile.to_string());
-        if self.profiles.len() < MAX_NAMES {
-            self.profiles.push((profile.clone(), shared.clone()));
-        }
-        shared
-    }
-}
-
-/// A model's name for a request's [`Note`], shared with every other request of this thread
-/// that names it.
-pub(crate) fn model_name(name: &str) -> Arc<str> {
-    NAMES.with_borrow_mut(|names| names.model(name))
-}
-
-// Rows are nearly all the channel carries: boxing them would cost an allocation per request to
-// save space only a rare flush would waste.
-#[allow(clippy::large_enum_variant)]
-enum Job {
-    Row(Finished),
-    /// Answered once everything sent before it is written and read back.
-    Flush(mpsc::Sender<()>),
-}
-
 pub(crate) struct Ledger {
     limiter: Arc<Limiter>,
-    /// `None` when the ledger is off (`[gateway] usage_ledger = false`).
-    jobs: Option<mpsc::Sender<Job>>,
-    queued: Arc<AtomicUsize>,
+    /// What the writer has still to write; `None` when the ledger is off
+    /// (`[gateway] usage_ledger = false`).
+    queue: Option<Arc<Queue>>,
     counters: UsageCounters,
     /// The store as the dashboard reads it (its own connection).
     reader: Option<SqliteStore>,
@@ -165,7 +102,7 @@ pub(crate) struct Ledger {
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
-            .field("on", &self.jobs.is_some())
+            .field("on", &self.queue.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -185,8 +122,7 @@ impl Ledger {
         }
         let store = SqliteStore::open_for_usage(&config.keyward_home)?;
         let reader = SqliteStore::open(&config.keyward_home)?;
-        let (jobs, queue) = mpsc::channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queue = Arc::new(Queue::default());
         let writer = writer::Writer {
             store,
             ids: Default::default(),
@@ -196,13 +132,13 @@ impl Ledger {
             clock,
             retention: config.gateway.usage_retention,
             rollup_retention: config.gateway.usage_rollup_retention,
-            queued: queued.clone(),
         };
         writer.read_back(&[]);
-        // The writer ends once the ledger is dropped, after writing what was sent.
+        // The writer ends once the ledger is dropped, after writing what was queued.
+        let writer_queue = queue.clone();
         std::thread::Builder::new()
             .name("keyward-ledger".into())
-            .spawn(move || writer.run(&queue))
+            .spawn(move || writer.run(&writer_queue))
             .map_err(|source| StoreError::File {
                 path: config.keyward_home.display().to_string(),
                 doing: "cannot start the usage ledger's thread",
@@ -210,8 +146,7 @@ impl Ledger {
             })?;
         Ok(Arc::new(Self {
             limiter,
-            jobs: Some(jobs),
-            queued,
+            queue: Some(queue),
             counters,
             reader: Some(reader),
         }))
@@ -221,8 +156,7 @@ impl Ledger {
     pub(crate) fn without_store(limiter: Arc<Limiter>, counters: UsageCounters) -> Self {
         Self {
             limiter,
-            jobs: None,
-            queued: Arc::new(AtomicUsize::new(0)),
+            queue: None,
             counters,
             reader: None,
         }
@@ -239,7 +173,7 @@ impl Ledger {
     /// Whether requests are recorded (`[gateway] usage_ledger`); when not, the gateway does not
     /// note them at all.
     pub(crate) fn is_on(&self) -> bool {
-        self.jobs.is_some()
+        self.queue.is_some()
     }
 
     /// The store, for reading what the ledger holds; `None` when it is off.
@@ -260,7 +194,7 @@ impl Ledger {
             self.limiter
                 .finished(admission, entry.note.profile.clone(), tokens.total());
         }
-        let Some(jobs) = &self.jobs else {
+        let Some(queue) = &self.queue else {
             return;
         };
         let note = &mut entry.note;
@@ -272,10 +206,7 @@ impl Ledger {
             status: entry.status,
             asked: note.asked.take(),
             served: note.served.take(),
-            profile: note
-                .profile
-                .as_ref()
-                .map(|id| NAMES.with_borrow_mut(|names| names.profile(id))),
+            profile: note.profile.as_ref().map(names::profile),
             hops: note.hops,
             refused: note.refused,
             admission,
@@ -283,10 +214,7 @@ impl Ledger {
             total: entry.total,
             tokens,
         };
-        let sent = self.queued.fetch_add(1, Ordering::Relaxed) < MAX_QUEUED
-            && jobs.send(Job::Row(finished)).is_ok();
-        if !sent {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+        if !queue.push(finished) {
             if let Some(admission) = admission {
                 self.limiter.forget(admission);
             }
@@ -296,12 +224,20 @@ impl Ledger {
 
     /// Waits until every row recorded so far is in the store.
     pub(crate) fn flush(&self) {
-        let Some(jobs) = &self.jobs else {
+        let Some(queue) = &self.queue else {
             return;
         };
         let (done, written) = mpsc::channel();
-        if jobs.send(Job::Flush(done)).is_ok() {
+        if queue.flush(done) {
             let _ = written.recv();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.close();
         }
     }
 }
@@ -330,8 +266,8 @@ mod tests {
             dialect: "chat",
             status,
             note: Note {
-                asked: Some("claude-opus-5".into()),
-                served: Some("gpt-6-astra".into()),
+                asked: Some(model_name("claude-opus-5")),
+                served: Some(model_name("gpt-6-astra")),
                 profile: Some(ProfileId::codex_default()),
                 usage: Some(slot),
                 ..Note::default()
@@ -339,27 +275,6 @@ mod tests {
             first_byte: Some(Duration::from_millis(12)),
             total: Duration::from_millis(340),
         }
-    }
-
-    /// A name is shared once known, and past the bound still given, spelt anew.
-    #[test]
-    fn names_are_shared_up_to_their_bound() {
-        let mut names = Names {
-            models: Vec::new(),
-            profiles: Vec::new(),
-        };
-        let first = names.model("gpt-6.1-sol");
-        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
-        for n in 0..2 * MAX_NAMES {
-            assert_eq!(&*names.model(&format!("model-{n}")), format!("model-{n}"));
-        }
-        assert!(Arc::ptr_eq(&first, &names.model("gpt-6.1-sol")));
-        let profile = ProfileId::codex_default();
-        assert_eq!(&*names.profile(&profile), profile.to_string());
-        assert!(Arc::ptr_eq(
-            &names.profile(&profile),
-            &names.profile(&profile.clone())
-        ));
     }
 
     /// Recorded requests reach the store through the writer, by key name, with their tokens;

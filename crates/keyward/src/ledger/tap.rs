@@ -11,10 +11,12 @@
 
 mod scan;
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use serde::Deserialize;
+
+use crate::dialect::sse::Event;
 
 /// The tokens of one answer, as its upstream counted them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -71,6 +73,25 @@ impl UsageSlot {
         let mut slot = self.lock();
         slot.read_lines();
         slot.tokens
+    }
+
+    /// One event of a Responses stream that its reader parsed anyway: its usage, if it is an
+    /// event that carries one. Only a terminal event does (`response.completed`, `.incomplete`,
+    /// `.failed`); the stream's other events are named for what they are and not searched. An
+    /// event with no name, or with one that is not a Responses event's, is searched as the tap
+    /// would.
+    pub(crate) fn read_event(&self, event: &Event) {
+        let carries = event.event.as_deref().is_none_or(|name| {
+            matches!(
+                name,
+                "response.completed" | "response.incomplete" | "response.failed"
+            ) || !name.starts_with("response.")
+        });
+        if carries {
+            if let Some(seen) = seen_in_data(event.data.as_bytes()) {
+                self.merge(seen);
+            }
+        }
     }
 
     /// Sets the counts an event reported (each one it names; a later event wins).
@@ -163,11 +184,8 @@ const MAX_LINE: usize = 16 << 20;
 /// A whole (non-streamed) answer is read for its usage up to this size.
 const MAX_WHOLE: usize = 8 << 20;
 const MARKER: &[u8] = b"\"usage\"";
-/// Built once: building a searcher costs more than searching an event with it.
-static MARKER_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
-    LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
-/// How much of a line's end is searched first: the usage object, where it is.
-const USAGE_TAIL: usize = 512;
+/// Where the marker's `g` is in it: the byte searched for.
+const MARKER_G: usize = 4;
 
 /// Reads usage from an upstream body, chunk by chunk.
 ///
@@ -313,7 +331,11 @@ impl UsageTap {
 fn seen_in_line(line: &[u8]) -> Option<Seen> {
     let data = line.strip_prefix(b"data:")?;
     let data = data.strip_prefix(b" ").unwrap_or(data);
-    let data = data.strip_suffix(b"\r").unwrap_or(data);
+    seen_in_data(data.strip_suffix(b"\r").unwrap_or(data))
+}
+
+/// An event's data: its usage, as for [`seen_in_line`].
+fn seen_in_data(data: &[u8]) -> Option<Seen> {
     let at = last_marker(data)?;
     let value = data[at + MARKER.len()..]
         .trim_ascii_start()
@@ -331,33 +353,21 @@ fn seen_in_line(line: &[u8]) -> Option<Seen> {
     }
 }
 
-/// Where `"usage"` last appears in `data`: in its tail when it is there (an occurrence across
-/// the tail's start begins earlier than one inside it), else anywhere. A terminal event's answer
-/// text, before its usage, is not searched.
+/// Where `"usage"` last appears in `data`, searched back from its end: every upstream puts the
+/// usage object last, so a terminal event's answer text, before it, is not read. The search goes
+/// from one `g` to the one before (a vector search each, the marker's rarest letter in JSON), and
+/// compares the marker only there.
 fn last_marker(data: &[u8]) -> Option<usize> {
-    let tail = data.len().saturating_sub(USAGE_TAIL);
-    let in_tail = last_in(&data[tail..]);
-    if tail == 0 {
-        return in_tail;
+    let mut end = data.len();
+    while let Some(g) = memchr::memrchr(b'g', &data[..end]) {
+        if let Some(start) = g.checked_sub(MARKER_G) {
+            if data[start..].starts_with(MARKER) {
+                return Some(start);
+            }
+        }
+        end = g;
     }
-    in_tail.map(|at| tail + at).or_else(|| {
-        // Every start before the tail's, those across it included.
-        let before = (tail + MARKER.len() - 1).min(data.len());
-        last_in(&data[..before])
-    })
-}
-
-/// Where `"usage"` last appears in `haystack` (one search after another: an iterator over the
-/// matches costs more than the search of a short line).
-fn last_in(haystack: &[u8]) -> Option<usize> {
-    let finder = &*MARKER_FINDER;
-    let mut last = None;
-    let mut from = 0;
-    while let Some(at) = finder.find(&haystack[from..]) {
-        last = Some(from + at);
-        from += at + 1;
-    }
-    last
+    None
 }
 
 fn is_data(line: &[u8]) -> bool {
@@ -504,25 +514,57 @@ mod tests {
         );
     }
 
-    /// The last `"usage"` of a line, wherever it is against the tail searched first.
+    /// A stream's reader that parses its events hands them to the slot: the same counts as the
+    /// tap reads from the bytes, from the terminal event alone; an event named as a delta is
+    /// not searched, one without a name is.
+    #[test]
+    fn parsed_events_give_what_the_tap_reads() {
+        let read = |stream: &str| {
+            let slot = UsageSlot::default();
+            let mut parser = crate::dialect::sse::SseParser::default();
+            for event in parser
+                .push(stream.as_bytes())
+                .iter()
+                .chain(&parser.finish())
+            {
+                slot.read_event(event);
+            }
+            slot.tokens()
+        };
+        for fixture in [
+            include_str!("../dialect/fixtures/text.sse"),
+            include_str!("../dialect/fixtures/reasoning.sse"),
+            include_str!("../dialect/fixtures/tool_call.sse"),
+            COMPLETED,
+        ] {
+            let tapped = tapped(&[fixture.as_bytes()], true);
+            assert!(tapped.is_some());
+            assert_eq!(read(fixture), tapped);
+        }
+        let named_delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"usage\":{\"input_tokens\":9}}\n\n";
+        assert_eq!(read(named_delta), None);
+        let unnamed = COMPLETED.replace("event: response.completed\n", "");
+        assert_eq!(read(&unnamed), read(COMPLETED));
+    }
+
+    /// The last `"usage"` of a line, wherever it is (the search's vector steps are 32 bytes).
     #[test]
     fn the_last_usage_key_is_found_anywhere() {
         let marker = std::str::from_utf8(MARKER).unwrap_or_default();
-        for len in [
-            0,
-            3,
-            USAGE_TAIL - 4,
-            USAGE_TAIL,
-            USAGE_TAIL + 1,
-            3 * USAGE_TAIL,
-        ] {
+        for len in [0, 3, 4, 7, 31, 32, 33, 508, 512, 513, 1536] {
             for at in (0..len).step_by(1 + len / 97) {
                 // An earlier one, apart from it.
                 for also in [None, Some(at / 2)]
                     .into_iter()
                     .filter(|also| also.is_none_or(|earlier| earlier + MARKER.len() <= at))
                 {
-                    let mut line = vec![b'x'; len + MARKER.len()];
+                    // Filled with `g`s and near-markers, which the search passes by.
+                    let mut line: Vec<u8> = b"ag\"usageg\"usag x"
+                        .iter()
+                        .copied()
+                        .cycle()
+                        .take(len + MARKER.len())
+                        .collect();
                     if let Some(earlier) = also {
                         line[earlier..earlier + MARKER.len()].copy_from_slice(MARKER);
                     }
@@ -531,7 +573,7 @@ mod tests {
                     assert_eq!(last_marker(&line), expected, "len {len}, at {at}");
                 }
             }
-            assert_eq!(last_marker(&vec![b'x'; len]), None);
+            assert_eq!(last_marker(&vec![b'g'; len]), None);
         }
     }
 

@@ -10,15 +10,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::limits::{StoredView, WindowTokens};
-use super::{Admission, Finished, Job, Limiter};
+use super::queue::{Queue, Woken};
+use super::{Admission, Finished, Limiter};
 use crate::broker::Clock;
 use crate::metrics::UsageCounters;
 use crate::pool::Pool;
@@ -46,11 +45,10 @@ pub(super) struct Writer {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) retention: Duration,
     pub(super) rollup_retention: Duration,
-    pub(super) queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
-    pub(super) fn run(mut self, queue: &Receiver<Job>) {
+    pub(super) fn run(mut self, queue: &Queue) {
         let limits = self.limiter.limited_keys().next().is_some();
         let mut pruned = Instant::now();
         self.prune();
@@ -58,41 +56,27 @@ impl Writer {
         // Written, not yet handed to the limits with a view that includes them.
         let mut unviewed: Vec<Admission> = Vec::new();
         let mut behind = false;
-        // Kept from batch to batch: growing it anew for each cost more than copying the rows.
+        // Kept from batch to batch (and traded with the queue's): growing one anew for each
+        // cost more than copying the rows.
         let mut rows = Vec::new();
+        let mut flushes = Vec::new();
         loop {
             let wait = if limits {
                 VIEW_EVERY.saturating_sub(viewed.elapsed())
             } else {
                 PRUNE_EVERY.saturating_sub(pruned.elapsed())
             };
-            rows.clear();
-            let mut waiting = Vec::new();
-            let mut stop = false;
-            match queue.recv_timeout(wait) {
-                Ok(job) => self.take(job, &mut rows, &mut waiting),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => stop = true,
-            }
-            if !rows.is_empty() && waiting.is_empty() && !stop && !behind {
+            if !behind && queue.wait(wait) == Woken::Rows {
                 std::thread::sleep(BATCH_WINDOW);
             }
-            while rows.len() < BATCH_MAX {
-                match queue.try_recv() {
-                    Ok(job) => self.take(job, &mut rows, &mut waiting),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        stop = true;
-                        break;
-                    }
-                }
-            }
+            rows.clear();
+            let stop = queue.take(&mut rows, BATCH_MAX, &mut flushes);
             // A full batch: more are waiting, so the next one is taken without a pause.
             behind = rows.len() >= BATCH_MAX;
             if !rows.is_empty() {
                 unviewed.extend(self.write(&rows));
             }
-            if limits && (!rows.is_empty() || !waiting.is_empty() || viewed.elapsed() >= VIEW_EVERY)
+            if limits && (!rows.is_empty() || !flushes.is_empty() || viewed.elapsed() >= VIEW_EVERY)
             {
                 if self.read_back(&unviewed) {
                     unviewed.clear();
@@ -103,27 +87,12 @@ impl Writer {
                 self.prune();
                 pruned = Instant::now();
             }
-            for done in waiting {
+            for done in flushes.drain(..) {
                 let _ = done.send(());
             }
             if stop {
                 return;
             }
-        }
-    }
-
-    fn take(
-        &self,
-        job: Job,
-        rows: &mut Vec<Finished>,
-        waiting: &mut Vec<std::sync::mpsc::Sender<()>>,
-    ) {
-        match job {
-            Job::Row(finished) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                rows.push(finished);
-            }
-            Job::Flush(done) => waiting.push(done),
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::SendError;
+use crate::ledger::{UsageSlot, UsageTap};
 
 /// How long a connection to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,6 +140,8 @@ pub(crate) struct UpstreamResponse {
     status: StatusCode,
     headers: HeaderMap,
     body: UpstreamBody,
+    /// Where the answer's usage goes, until the body is passed on (then its tap reads it).
+    usage: Option<Arc<UsageSlot>>,
 }
 
 impl UpstreamResponse {
@@ -147,6 +151,7 @@ impl UpstreamResponse {
             status: parts.status,
             headers: parts.headers,
             body: UpstreamBody::new(body),
+            usage: None,
         }
     }
 
@@ -158,20 +163,34 @@ impl UpstreamResponse {
         &self.headers
     }
 
-    /// From now on the body's usage (its tokens) is read into `slot` as the body goes by,
-    /// whichever way it then reaches the client (`ledger::UsageTap`).
-    pub(crate) fn tap_usage(&mut self, slot: std::sync::Arc<crate::ledger::UsageSlot>) {
-        let events = self
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        self.body.tap = Some(crate::ledger::UsageTap::new(slot, events));
+    /// The answer's usage (its tokens) is read into `slot` from now on, whichever way it then
+    /// reaches the client. A reader that parses the answer's events anyway (to translate or
+    /// assemble them) hands each to [`Self::read_usage`]; a body passed on as it is
+    /// ([`Self::into_body`]) is read by a tap as it goes by (`ledger::UsageTap`), which costs
+    /// more: it finds the events in the bytes itself.
+    pub(crate) fn tap_usage(&mut self, slot: Arc<UsageSlot>) {
+        self.usage = Some(slot);
+    }
+
+    /// One event of the answer, as its reader parsed it: its usage, if it carries any.
+    pub(crate) fn read_usage(&self, event: &crate::dialect::sse::Event) {
+        if let Some(slot) = &self.usage {
+            slot.read_event(event);
+        }
     }
 
     /// The body, as a stream of frames for the client's answer.
     pub(crate) fn into_body(self) -> UpstreamBody {
-        self.body
+        let mut body = self.body;
+        if let Some(slot) = self.usage {
+            let events = self
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            body.tap = Some(UsageTap::new(slot, events));
+        }
+        body
     }
 
     /// The next piece of the body; `None` at its end.
@@ -202,8 +221,8 @@ pub(crate) enum UpstreamError {
 pub(crate) struct UpstreamBody {
     inner: Incoming,
     silence: Pin<Box<tokio::time::Sleep>>,
-    /// Reads the answer's usage as it goes by, once the answer is being served.
-    tap: Option<crate::ledger::UsageTap>,
+    /// Reads the answer's usage as it goes by, once the body is passed on.
+    tap: Option<UsageTap>,
 }
 
 impl UpstreamBody {

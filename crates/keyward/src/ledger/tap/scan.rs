@@ -8,6 +8,17 @@ use super::{InputDetails, OutputDetails, RawUsage};
 /// Nesting deeper than this, in a member keyward does not read, is left to serde.
 const MAX_DEPTH: u8 = 16;
 
+/// The bytes a plainly written string holds: printable ASCII but its quote and backslash.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut byte = 0x20;
+    while byte < 0x7f {
+        plain[byte] = byte != b'"' as usize && byte != b'\\' as usize;
+        byte += 1;
+    }
+    plain
+};
+
 /// The usage object `json` starts with, if it is plainly written; `None` when serde must read
 /// it (an unusual spelling, or not valid JSON at all).
 pub(super) fn usage(json: &[u8]) -> Option<RawUsage> {
@@ -120,14 +131,13 @@ impl<'a> Scanner<'a> {
         Some(key)
     }
 
-    /// A string of printable ASCII without escapes: its text. (A byte at a time: the strings of
-    /// a usage object are short, and a vector search's set-up costs more than they do.)
+    /// A string of printable ASCII without escapes: its text. (A byte at a time, each looked up
+    /// in [`PLAIN`]: the strings of a usage object are short, and a vector search's set-up costs
+    /// more than they do.)
     fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let rest = &self.bytes[self.at..];
-        let end = rest
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || !(0x20..0x7f).contains(&byte))?;
+        let end = rest.iter().position(|&byte| !PLAIN[usize::from(byte)])?;
         if rest[end] != b'"' {
             return None;
         }
