@@ -130,7 +130,7 @@ impl Upstream for AnthropicUpstream {
         }
         let reset = RESET_HEADERS
             .iter()
-            .filter_map(|name| header_text(headers, name))
+            .filter_map(|name| header_text(headers, *name))
             .filter_map(|value| DateTime::parse_from_rfc3339(value).ok())
             .map(|t| t.with_timezone(&Utc))
             .filter(|t| *t > now)

@@ -84,8 +84,8 @@ impl CodexUpstream {
                 headers.append(name, value.clone());
             }
         }
-        if !headers.contains_key("originator") {
-            headers.insert("originator", HeaderValue::from_static(backend::ORIGINATOR));
+        if !headers.contains_key(&ORIGINATOR) {
+            headers.insert(ORIGINATOR, HeaderValue::from_static(backend::ORIGINATOR));
         }
         headers.insert(
             header::ACCEPT,
@@ -100,7 +100,7 @@ impl CodexUpstream {
             .account()
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
-            headers.insert("chatgpt-account-id", account);
+            headers.insert(CHATGPT_ACCOUNT_ID, account);
         }
         self.http
             .client()
@@ -297,9 +297,9 @@ pub(crate) fn usage_limit(
                 .and_then(|secs| seconds_from(now, secs))
         });
     let full_window = WINDOW_HEADERS.iter().find_map(|window| {
-        let used: f64 = header_text(headers, window.used_percent)?.parse().ok()?;
+        let used: f64 = header_text(headers, &window.used_percent)?.parse().ok()?;
         (used >= 100.0).then_some(())?;
-        header_text(headers, window.reset_after_seconds)?
+        header_text(headers, &window.reset_after_seconds)?
             .parse::<f64>()
             .ok()
             .and_then(|secs| seconds_from(now, secs))
@@ -319,18 +319,18 @@ pub(crate) fn usage_limit(
 /// The `x-codex-primary-*` and `x-codex-secondary-*` windows of an answer.
 pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Usage> {
     let window = |names: &WindowHeaders| {
-        let used_percent = header_text(headers, names.used_percent)?
+        let used_percent = header_text(headers, &names.used_percent)?
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|p| p.is_finite())?;
         let window_minutes =
-            header_text(headers, names.window_minutes).and_then(|v| v.trim().parse().ok());
-        let resets_at = header_text(headers, names.reset_after_seconds)
+            header_text(headers, &names.window_minutes).and_then(|v| v.trim().parse().ok());
+        let resets_at = header_text(headers, &names.reset_after_seconds)
             .and_then(|v| v.trim().parse::<f64>().ok())
             .and_then(|secs| seconds_from(now, secs))
             .or_else(|| {
-                header_text(headers, names.reset_at)
+                header_text(headers, &names.reset_at)
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .and_then(|at| DateTime::from_timestamp(at, 0))
             });
@@ -348,30 +348,35 @@ pub(crate) fn usage_windows(headers: &HeaderMap, now: DateTime<Utc>) -> Option<U
     })
 }
 
+/// The backend's own request headers, named once: a name given as text is parsed (or checked) on
+/// every use.
+const ORIGINATOR: HeaderName = HeaderName::from_static("originator");
+const CHATGPT_ACCOUNT_ID: HeaderName = HeaderName::from_static("chatgpt-account-id");
+
 /// The headers of one of the backend's usage windows (in the order `status` shows them), spelled
 /// out once: every answer is read for them.
 struct WindowHeaders {
     window: &'static str,
-    used_percent: &'static str,
-    window_minutes: &'static str,
-    reset_after_seconds: &'static str,
-    reset_at: &'static str,
+    used_percent: HeaderName,
+    window_minutes: HeaderName,
+    reset_after_seconds: HeaderName,
+    reset_at: HeaderName,
 }
 
 const WINDOW_HEADERS: [WindowHeaders; 2] = [
     WindowHeaders {
         window: "primary",
-        used_percent: "x-codex-primary-used-percent",
-        window_minutes: "x-codex-primary-window-minutes",
-        reset_after_seconds: "x-codex-primary-reset-after-seconds",
-        reset_at: "x-codex-primary-reset-at",
+        used_percent: HeaderName::from_static("x-codex-primary-used-percent"),
+        window_minutes: HeaderName::from_static("x-codex-primary-window-minutes"),
+        reset_after_seconds: HeaderName::from_static("x-codex-primary-reset-after-seconds"),
+        reset_at: HeaderName::from_static("x-codex-primary-reset-at"),
     },
     WindowHeaders {
         window: "secondary",
-        used_percent: "x-codex-secondary-used-percent",
-        window_minutes: "x-codex-secondary-window-minutes",
-        reset_after_seconds: "x-codex-secondary-reset-after-seconds",
-        reset_at: "x-codex-secondary-reset-at",
+        used_percent: HeaderName::from_static("x-codex-secondary-used-percent"),
+        window_minutes: HeaderName::from_static("x-codex-secondary-window-minutes"),
+        reset_after_seconds: HeaderName::from_static("x-codex-secondary-reset-after-seconds"),
+        reset_at: HeaderName::from_static("x-codex-secondary-reset-at"),
     },
 ];
 

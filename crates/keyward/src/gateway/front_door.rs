@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
@@ -252,8 +252,9 @@ fn refuse_browser(headers: &HeaderMap, origin: Option<&str>, granted: bool) -> O
     if granted {
         return None;
     }
+    const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
     let cross_site = headers
-        .get("sec-fetch-site")
+        .get(SEC_FETCH_SITE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|site| matches!(site, "cross-site" | "same-site"));
     if origin.is_none() && !cross_site {
@@ -316,15 +317,18 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let header = |name: &str| {
+    // Named once: a name given as text is parsed on every look-up.
+    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+    let header = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
     bearer
-        .or_else(|| header("x-api-key"))
-        .or_else(|| header("x-goog-api-key"))
+        .or_else(|| header(&X_API_KEY))
+        .or_else(|| header(&X_GOOG_API_KEY))
 }
 
 fn forbidden(code: &str, message: &str) -> ApiError {

@@ -214,8 +214,12 @@ pub(crate) fn bearer(token: &crate::secret::Secret) -> Result<axum::http::Header
     Ok(value)
 }
 
-/// A header's value as text.
-pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A header's value as text (`name` as text, or a `HeaderName` made once, which is not parsed
+/// again).
+pub(crate) fn header(
+    headers: &HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
