@@ -68,7 +68,7 @@ async fn every_request_is_recorded_by_key_and_client_and_nothing_of_its_content(
     let (mock, home, keyward) = serving_with(&config, &[("KW_SCRIPTS_KEY", SCRIPTS_KEY)]).await?;
     let responses =
         json!({"model": "gpt-6.1-sol", "input": format!("say pong {MARKER}"), "stream": true});
-    let (status, _, body) = post(
+    let (status, _, streamed) = post(
         &keyward,
         "/v1/responses",
         Some(UNNAMED_KEY),
@@ -76,8 +76,8 @@ async fn every_request_is_recorded_by_key_and_client_and_nothing_of_its_content(
         responses,
     )
     .await?;
-    assert_eq!(status, 200, "{body}");
-    let (status, _, body) = post(
+    assert_eq!(status, 200, "{streamed}");
+    let (status, _, assembled) = post(
         &keyward,
         "/v1/chat/completions",
         Some(SCRIPTS_KEY),
@@ -85,7 +85,7 @@ async fn every_request_is_recorded_by_key_and_client_and_nothing_of_its_content(
         chat(MARKER),
     )
     .await?;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{assembled}");
     let messages = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": MARKER}]});
     let (status, _, body) = post(
@@ -203,6 +203,28 @@ print(json.dumps({{"usage": answer.usage.total_tokens}}))
             "{served}"
         );
     }
+    // The counts are the upstream's own, exactly as the client was told them: from a stream
+    // translated event by event, and from an answer assembled whole.
+    let completed = streamed
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|event| event["type"] == "response.completed")
+        .unwrap_or_default();
+    let told = &completed["response"]["usage"];
+    let counted = row("responses", 200);
+    assert!(told["input_tokens"].as_u64().is_some(), "{streamed}");
+    assert_eq!(counted["input"], told["input_tokens"], "{counted} {told}");
+    assert_eq!(counted["output"], told["output_tokens"], "{counted} {told}");
+    let told = serde_json::from_str::<Value>(&assembled)?["usage"].clone();
+    assert!(told["prompt_tokens"].as_u64().is_some(), "{assembled}");
+    assert!(
+        rows.iter().any(|r| r["dialect"] == "chat"
+            && r["status"] == 200
+            && r["input"] == told["prompt_tokens"]
+            && r["output"] == told["completion_tokens"]),
+        "{told} in {rows:?}"
+    );
     assert_eq!(row("messages", 200)["asked"], "claude-sonnet-4-5");
     assert_eq!(row("messages", 200)["served"], "gpt-6.1-sol");
     assert_eq!(state["viewer"], "claude-code");
