@@ -4,8 +4,8 @@
 //! A shared name (an `Arc`) was counted up on a serving thread and down on the ledger's writer,
 //! its memory passing between the two threads' caches on every request; an allocation made on a
 //! serving thread and freed on the writer's cost more again. A kept name costs neither. Kept names
-//! are bounded ([`MAX_KEPT`] of each kind for the process, a few kilobytes): past that (clients
-//! name models as they like) a name is spelt for its request alone.
+//! are bounded ([`MAX_KEPT`] of each kind for the process, each at most [`MAX_KEPT_LEN`] bytes):
+//! past that (clients name models as they like) a name is spelt for its request alone.
 
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -36,82 +36,74 @@ impl std::ops::Deref for Name {
     }
 }
 
+/// A name longer than this is spelt for its request alone, never kept: a client names the model
+/// it asks for, and a megabyte-long name must not be kept for the process's life.
+const MAX_KEPT_LEN: usize = 256;
+
 /// The names kept so far, for every thread; a thread looks here only for a name it has not met.
-static KEPT: Mutex<Kept> = Mutex::new(Kept {
-    models: Vec::new(),
-    profiles: Vec::new(),
-});
+static KEPT_MODELS: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
+static KEPT_PROFILES: Mutex<Vec<(ProfileId, &'static str)>> = Mutex::new(Vec::new());
 
 thread_local! {
-    /// A thread's own list of the kept names it has met: a look-up takes no lock.
-    static MET: RefCell<Kept> = const {
-        RefCell::new(Kept {
-            models: Vec::new(),
-            profiles: Vec::new(),
-        })
-    };
-}
-
-#[derive(Debug)]
-struct Kept {
-    models: Vec<&'static str>,
-    profiles: Vec<(ProfileId, &'static str)>,
+    /// A thread's own lists of the kept names it has met: a look-up takes no lock.
+    static MET_MODELS: RefCell<Vec<(&'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
+    static MET_PROFILES: RefCell<Vec<(ProfileId, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A model's name, for a request's note.
 pub(crate) fn model(name: &str) -> Name {
-    MET.with_borrow_mut(|met| {
-        if let Some(known) = met.models.iter().find(|known| **known == name) {
-            return Name::Kept(known);
-        }
-        let kept = {
-            let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-            match kept.models.iter().find(|known| **known == name) {
-                Some(known) => Some(*known),
-                None if kept.models.len() < MAX_KEPT => {
-                    let known: &'static str = Box::leak(name.into());
-                    kept.models.push(known);
-                    Some(known)
-                }
-                None => None,
-            }
-        };
-        match kept {
-            Some(known) => {
-                met.models.push(known);
-                Name::Kept(known)
-            }
-            None => Name::Spelt(name.into()),
-        }
+    MET_MODELS.with_borrow_mut(|met| {
+        keep(
+            met,
+            &KEPT_MODELS,
+            |known| *known == name,
+            || name.to_string(),
+            |known| known,
+        )
     })
 }
 
 /// A profile's name, for a request's row.
 pub(crate) fn profile(profile: &ProfileId) -> Name {
-    MET.with_borrow_mut(|met| {
-        if let Some((_, known)) = met.profiles.iter().find(|(id, _)| id == profile) {
-            return Name::Kept(known);
-        }
-        let kept = {
-            let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-            match kept.profiles.iter().find(|(id, _)| id == profile) {
-                Some((_, known)) => Some(*known),
-                None if kept.profiles.len() < MAX_KEPT => {
-                    let known: &'static str = Box::leak(profile.to_string().into_boxed_str());
-                    kept.profiles.push((profile.clone(), known));
-                    Some(known)
-                }
-                None => None,
-            }
-        };
-        match kept {
-            Some(known) => {
-                met.profiles.push((profile.clone(), known));
-                Name::Kept(known)
-            }
-            None => Name::Spelt(profile.to_string().into()),
-        }
+    MET_PROFILES.with_borrow_mut(|met| {
+        keep(
+            met,
+            &KEPT_PROFILES,
+            |id| id == profile,
+            || profile.to_string(),
+            |_| profile.clone(),
+        )
     })
+}
+
+/// The kept name of the entry `is` finds (in the thread's list `met`, else in every thread's
+/// `kept`, else kept now while the bounds allow), or the name spelt for this request alone.
+fn keep<K>(
+    met: &mut Vec<(K, &'static str)>,
+    kept: &Mutex<Vec<(K, &'static str)>>,
+    is: impl Fn(&K) -> bool,
+    spell: impl FnOnce() -> String,
+    key: impl Fn(&'static str) -> K,
+) -> Name {
+    if let Some((_, known)) = met.iter().find(|(k, _)| is(k)) {
+        return Name::Kept(known);
+    }
+    let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+    let known = match kept.iter().find(|(k, _)| is(k)) {
+        Some((_, known)) => *known,
+        None => {
+            let name = spell();
+            if kept.len() >= MAX_KEPT || name.len() > MAX_KEPT_LEN {
+                return Name::Spelt(name.into());
+            }
+            let known: &'static str = Box::leak(name.into_boxed_str());
+            kept.push((key(known), known));
+            known
+        }
+    };
+    drop(kept);
+    met.push((key(known), known));
+    Name::Kept(known)
 }
 
 #[cfg(test)]
@@ -136,6 +128,8 @@ mod tests {
         assert!(kept(&first)
             .zip(on_another)
             .is_some_and(|(a, b)| std::ptr::eq(a, b)));
+        let long = "m".repeat(MAX_KEPT_LEN + 1);
+        assert!(matches!(model(&long), Name::Spelt(ref name) if **name == long));
         for n in 0..2 * MAX_KEPT {
             assert_eq!(&*model(&format!("model-{n}")), format!("model-{n}"));
         }
