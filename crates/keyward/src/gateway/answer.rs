@@ -79,15 +79,6 @@ pub(super) fn pass_body(response: UpstreamResponse, mut headers: HeaderMap) -> R
     out
 }
 
-/// Whether an upstream answer is an event stream.
-pub(super) fn is_event_stream(response: &UpstreamResponse) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
-}
-
 /// A Responses client's stream: the upstream's bytes, untouched.
 pub(super) fn pass_through(response: UpstreamResponse, mut headers: HeaderMap) -> Response {
     headers.extend(answer_headers(response.headers()));

@@ -613,7 +613,7 @@ async fn answer(request: Request<'_>, served: Served) -> Result<Response, ApiErr
             .map(|field| dialect::client_name(&renamed, field).to_string()),
     );
     let mut headers = keyward_headers(&profile, &asked, &model, &dropped, dialect);
-    let events = answer::is_event_stream(&response);
+    let events = response.is_event_stream();
     // A Responses request keyward changed on its way gets an answer in the public API's shape,
     // whatever the upstream left out; the Codex CLI's own, sent as it came, gets the upstream's.
     let public = dialect == Dialect::Responses && !verbatim;

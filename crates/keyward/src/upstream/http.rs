@@ -181,16 +181,20 @@ impl UpstreamResponse {
 
     /// The body, as a stream of frames for the client's answer.
     pub(crate) fn into_body(self) -> UpstreamBody {
+        let events = self.is_event_stream();
         let mut body = self.body;
         if let Some(slot) = self.usage {
-            let events = self
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
             body.tap = Some(UsageTap::new(slot, events));
         }
         body
+    }
+
+    /// Whether the answer is an event stream.
+    pub(crate) fn is_event_stream(&self) -> bool {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
     }
 
     /// The next piece of the body; `None` at its end.
