@@ -263,7 +263,7 @@ pub(crate) fn write_frame_with(
 ) {
     // A name that would break its line (an upstream's event type may be any string) is left
     // out: the data names the event too.
-    if let Some(event) = event.filter(|e| !e.contains(['\n', '\r'])) {
+    if let Some(event) = event.filter(|e| memchr::memchr2(b'\n', b'\r', e.as_bytes()).is_none()) {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(event.as_bytes());
         out.push(b'\n');

@@ -27,7 +27,8 @@ use serde_json::{json, Map, Value};
 use super::event::event_json;
 use super::failure::StreamFailure;
 use super::response_object::{
-    json, new_id, Identity, ObjectWriter, PublicResponse, RawObject, ResponseFrame,
+    json, json_str, new_id, Identity, ObjectWriter, PublicResponse, RawEvent, RawObject,
+    ResponseFrame,
 };
 use crate::dialect::sse::Event;
 use crate::dialect::{write_frame, write_frame_with, Flow, SseTranslator};
@@ -81,10 +82,9 @@ fn written_usage(upstream: Option<&RawValue>) -> String {
         .filter(|raw| raw.get().starts_with('{'))
         .and_then(|raw| RawObject::parse(raw.get()))
         .unwrap_or_default();
-    let number = |raw: Option<&RawValue>| {
-        raw.and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-            .and_then(|value| value.as_u64())
-    };
+    // A count as a tree reads it (`as_u64`): a whole number from 0 up, not written as a float.
+    let number =
+        |raw: Option<&RawValue>| raw.and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok());
     let detail = |key: &str, detail: &str| {
         let details = usage.get(key).filter(|raw| raw.get().starts_with('{'));
         number(details.and_then(|raw| RawObject::parse(raw.get())?.get(detail)))
@@ -94,7 +94,8 @@ fn written_usage(upstream: Option<&RawValue>) -> String {
     let total = number(usage.get("total_tokens")).unwrap_or(input.saturating_add(output));
     let cached = detail("input_tokens_details", "cached_tokens").unwrap_or(0);
     let reasoning = detail("output_tokens_details", "reasoning_tokens").unwrap_or(0);
-    let mut out = Vec::new();
+    // Room for the five counts with numbers of several digits each.
+    let mut out = Vec::with_capacity(192);
     let mut object = ObjectWriter::open(&mut out);
     let count = |object: &mut ObjectWriter<'_>, key: &str| match key {
         "input_tokens" => json(object.known(r#""input_tokens":"#), &input),
@@ -363,8 +364,8 @@ impl Item {
             Announced::Made { call_id } => call_id,
         };
         let mut item = ObjectWriter::open(out);
-        json(item.known(r#""type":"#), &self.kind);
-        json(item.known(r#""id":"#), &self.id);
+        json_str(item.known(r#""type":"#), &self.kind);
+        json_str(item.known(r#""id":"#), &self.id);
         match self.kind.as_str() {
             "message" => {
                 item.known(r#""status":"in_progress","content":[],"role":"assistant""#);
@@ -374,7 +375,7 @@ impl Item {
             }
             "function_call" => {
                 item.known(r#""status":"in_progress","arguments":"""#);
-                json(
+                json_str(
                     item.known(r#""call_id":"#),
                     call_id.as_deref().unwrap_or_default(),
                 );
@@ -388,7 +389,10 @@ impl Item {
     /// The item whole, once done, written: the upstream's final item (`upstream`) if it sent
     /// one, else what the stream carried; in either case filled.
     fn finished(&self, upstream: Option<Map<String, Value>>) -> String {
-        let mut out = Vec::new();
+        // Room for an item's fixed members and what its parts carry, so that writing it does not
+        // regrow the text.
+        let carried: usize = self.parts.iter().map(|part| part.text.len()).sum();
+        let mut out = Vec::with_capacity(160 + carried + self.arguments.len());
         match (upstream, &self.announced) {
             (None, Announced::Made { call_id }) => self.write_made(call_id.as_deref(), &mut out),
             (upstream, announced) => {
@@ -407,8 +411,8 @@ impl Item {
     /// as announced, written from its fields.
     fn write_made(&self, call_id: Option<&str>, out: &mut Vec<u8>) {
         let mut item = ObjectWriter::open(out);
-        json(item.known(r#""type":"#), &self.kind);
-        json(item.known(r#""id":"#), &self.id);
+        json_str(item.known(r#""type":"#), &self.kind);
+        json_str(item.known(r#""id":"#), &self.id);
         let parts = |out: &mut Vec<u8>, summary: bool| {
             out.push(b'[');
             let mut first = true;
@@ -435,8 +439,8 @@ impl Item {
             "reasoning" => parts(item.known(r#""summary":"#), true),
             "function_call" => {
                 item.known(r#""name":"""#);
-                json(item.known(r#""arguments":"#), &self.arguments);
-                json(item.known(r#""call_id":"#), call_id.unwrap_or_default());
+                json_str(item.known(r#""arguments":"#), &self.arguments);
+                json_str(item.known(r#""call_id":"#), call_id.unwrap_or_default());
                 item.known(r#""status":"completed""#);
             }
             _ => {}
@@ -894,15 +898,15 @@ impl PublicStream {
 
     /// A response-level event (`response.created`, `.in_progress`, `.completed`, `.incomplete`,
     /// `.failed`), its members as they came.
-    fn response_event(&mut self, kind: &str, event: &RawObject<'_>, out: &mut Vec<u8>) {
-        let upstream = event.object("response");
+    fn response_event(&mut self, kind: &str, event: &RawEvent<'_>, out: &mut Vec<u8>) {
         let first = self.identity.is_none();
         let identity = self.start(
-            |asked| Identity::of_raw(upstream.as_ref(), asked),
+            |asked| Identity::of_raw(event.response.as_ref(), asked),
             kind,
             out,
         );
-        let upstream = upstream.unwrap_or_default();
+        let none = RawObject::default();
+        let upstream = event.response.as_ref().unwrap_or(&none);
         let status = match kind {
             "response.created" if !first => return,
             "response.created" | "response.in_progress" => "in_progress",
@@ -915,7 +919,7 @@ impl PublicStream {
         // A response that ends ends its items; a failed one leaves them as they were.
         if ends && !failed {
             if self.items.is_empty() {
-                self.announce_output(&upstream, out);
+                self.announce_output(upstream, out);
             }
             for item in 0..self.items.len() {
                 self.finish_item(item, None, out);
@@ -933,11 +937,11 @@ impl PublicStream {
         let frame = ResponseFrame {
             kind,
             sequence_number,
-            upstream: event,
+            upstream: &event.members,
             response: PublicResponse {
                 identity: &identity,
                 status,
-                upstream: &upstream,
+                upstream,
                 streamed,
                 usage: usage.as_deref(),
                 failed,
@@ -1267,10 +1271,10 @@ impl<'a> Placed<'a> {
     /// The event's JSON, written from its fields (its own keys as they are).
     fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
-        json(object.known(r#""type":"#), self.kind);
+        json_str(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
         if let Some(item_id) = self.item_id {
-            json(object.known(r#""item_id":"#), item_id);
+            json_str(object.known(r#""item_id":"#), item_id);
         }
         json(object.known(r#""output_index":"#), &self.output_index);
         if let Some((key, index)) = self.part {
@@ -1283,7 +1287,7 @@ impl<'a> Placed<'a> {
                 .extend_from_slice(item.as_bytes()),
             Body::Part(kind, text) => PartJson(*kind, text).write(object.known(r#""part":"#)),
             Body::Text(key, text, logprobs) => {
-                json(object.member(key), text);
+                json_str(object.member(key), text);
                 if *logprobs {
                     object.known(r#""logprobs":[]"#);
                 }
@@ -1304,15 +1308,15 @@ impl PartJson<'_> {
         match kind {
             PartKind::Text => {
                 part.known(r#""type":"output_text","annotations":[],"logprobs":[]"#);
-                json(part.known(r#""text":"#), text);
+                json_str(part.known(r#""text":"#), text);
             }
             PartKind::Refusal => {
                 part.known(r#""type":"refusal""#);
-                json(part.known(r#""refusal":"#), text);
+                json_str(part.known(r#""refusal":"#), text);
             }
             PartKind::Summary => {
                 part.known(r#""type":"summary_text""#);
-                json(part.known(r#""text":"#), text);
+                json_str(part.known(r#""text":"#), text);
             }
         }
         part.close();
@@ -1377,9 +1381,9 @@ impl SseTranslator for PublicStream {
             .as_deref()
             .filter(|name| is_response_level(name))
         {
-            if let Some(fields) = RawObject::parse(&event.data) {
-                let typed = fields.get("type").is_some();
-                if !typed || fields.string("type").as_deref() == Some(name) {
+            if let Some(fields) = RawEvent::parse(&event.data) {
+                let typed = fields.members.get("type").is_some();
+                if !typed || fields.members.string("type").as_deref() == Some(name) {
                     // Room for the response it carries, its defaults, the events that end its
                     // items and its output again, so the frames are written without regrowing.
                     out.reserve(2 * event.data.len() + 2048);
@@ -1396,7 +1400,7 @@ impl SseTranslator for PublicStream {
             _ => return Flow::Continue,
         };
         if is_response_level(&kind) {
-            if let Some(fields) = RawObject::parse(&event.data) {
+            if let Some(fields) = RawEvent::parse(&event.data) {
                 self.response_event(&kind, &fields, out);
             }
             return Flow::Continue;

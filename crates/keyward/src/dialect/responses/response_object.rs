@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -63,30 +64,69 @@ static DEFAULT_VALUES: LazyLock<Vec<(&'static str, Value)>> = LazyLock::new(|| {
         .collect()
 });
 
-/// [`DEFAULTS`] as the members written, for objects written without a tree.
+/// [`DEFAULTS`] but the writer's own members ([`is_own`]), as the members written, for objects written without a
+/// tree.
 static DEFAULT_MEMBERS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
     DEFAULTS
         .iter()
+        .filter(|(key, _)| !is_own(key))
         .map(|(key, text)| (*key, format!("\"{key}\":{text}")))
         .collect()
 });
+
+/// Every one of [`DEFAULT_MEMBERS`], in order, as one text: what an upstream object that sets
+/// none of them (as the Codex backend's do) is given.
+static ALL_DEFAULT_MEMBERS: LazyLock<String> = LazyLock::new(|| {
+    let members: Vec<&str> = DEFAULT_MEMBERS.iter().map(|(_, m)| m.as_str()).collect();
+    members.join(",")
+});
+
+/// Whether `key` is one of [`DEFAULTS`] (a match, which compiles to a few comparisons, where a
+/// search of the list compared a key with each name).
+fn is_default(key: &str) -> bool {
+    matches!(
+        key,
+        "background"
+            | "error"
+            | "incomplete_details"
+            | "instructions"
+            | "max_output_tokens"
+            | "max_tool_calls"
+            | "parallel_tool_calls"
+            | "previous_response_id"
+            | "prompt_cache_key"
+            | "reasoning"
+            | "safety_identifier"
+            | "service_tier"
+            | "store"
+            | "temperature"
+            | "text"
+            | "tool_choice"
+            | "tools"
+            | "top_logprobs"
+            | "top_p"
+            | "truncation"
+    )
+}
 
 /// The `error` of a failed response whose upstream said nothing of it.
 pub(super) const UNEXPLAINED_FAILURE: &str =
     r#"{"code":"server_error","message":"the upstream reported a failure without a message"}"#;
 
 /// The members the writer sets itself, whatever the upstream's object holds.
-const OWN_MEMBERS: [&str; 9] = [
-    "id",
-    "object",
-    "created_at",
-    "status",
-    "model",
-    "output",
-    "usage",
-    "metadata",
-    "error",
-];
+fn is_own(key: &str) -> bool {
+    matches!(
+        key,
+        "id" | "object"
+            | "created_at"
+            | "status"
+            | "model"
+            | "output"
+            | "usage"
+            | "metadata"
+            | "error"
+    )
+}
 
 /// What a response object names itself by: kept the same in every event of a stream.
 #[derive(Debug, Clone)]
@@ -193,13 +233,6 @@ impl<'a> RawObject<'a> {
             .map(|(_, value)| *value)
     }
 
-    /// The member `key` when it is an object.
-    pub(super) fn object(&self, key: &str) -> Option<RawObject<'a>> {
-        self.get(key)
-            .filter(|raw| opens(raw, b'{'))
-            .and_then(|raw| Self::parse(raw.get()))
-    }
-
     /// The member `key` when it is a string.
     pub(super) fn string(&self, key: &str) -> Option<Cow<'a, str>> {
         let raw = self.get(key).filter(|raw| opens(raw, b'"'))?;
@@ -260,38 +293,144 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-                // Names are looked for in order while there are few (a response object has a few
-                // dozen); an object of many members gets an index, so that no upstream object
-                // costs time quadratic in its size.
-                let mut index: Option<HashMap<Cow<'de, str>, usize>> = None;
+                let mut members = Members::default();
                 while let Some((Text(name), value)) = map.next_entry::<Text<'de>, &RawValue>()? {
-                    if index.is_none() && members.len() >= FEW_MEMBERS {
-                        let positions = members.iter().enumerate();
-                        index = Some(positions.map(|(at, (n, _))| (n.clone(), at)).collect());
-                    }
-                    let known = match &index {
-                        Some(index) => index.get(&name).copied(),
-                        None => members.iter().position(|(known, _)| *known == name),
-                    };
-                    match known {
-                        Some(at) => {
-                            if let Some(member) = members.get_mut(at) {
-                                member.1 = value;
-                            }
-                        }
-                        None => {
-                            if let Some(index) = &mut index {
-                                index.insert(name.clone(), members.len());
-                            }
-                            members.push((name, value));
-                        }
-                    }
+                    members.insert(name, value);
                 }
-                Ok(RawObject { members })
+                Ok(members.done())
             }
         }
         deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// An object's members as they are read.
+#[derive(Default)]
+struct Members<'de> {
+    members: Vec<(Cow<'de, str>, &'de RawValue)>,
+    /// Names are looked for in order while there are few (a response object has a few dozen);
+    /// an object of many members gets an index, so that no upstream object costs time quadratic
+    /// in its size.
+    index: Option<HashMap<Cow<'de, str>, usize>>,
+}
+
+impl<'de> Members<'de> {
+    fn insert(&mut self, name: Cow<'de, str>, value: &'de RawValue) {
+        let members = &mut self.members;
+        if self.index.is_none() && members.len() >= FEW_MEMBERS {
+            let positions = members.iter().enumerate();
+            self.index = Some(positions.map(|(at, (n, _))| (n.clone(), at)).collect());
+        }
+        let known = match &self.index {
+            Some(index) => index.get(&name).copied(),
+            None => members.iter().position(|(known, _)| *known == name),
+        };
+        match known {
+            Some(at) => {
+                if let Some(member) = members.get_mut(at) {
+                    member.1 = value;
+                }
+            }
+            None => {
+                if let Some(index) = &mut self.index {
+                    index.insert(name.clone(), members.len());
+                }
+                members.push((name, value));
+            }
+        }
+    }
+
+    fn done(self) -> RawObject<'de> {
+        RawObject {
+            members: self.members,
+        }
+    }
+}
+
+/// A response-level event read in one pass: its members as they came (all but `response`), and
+/// the response it carries read as members too. Reading the event as a [`RawObject`] and then
+/// its `response` member again read the whole response twice.
+#[derive(Debug, Default)]
+pub(super) struct RawEvent<'a> {
+    pub(super) members: RawObject<'a>,
+    /// The event's `response`, when it is an object (its last, if named twice).
+    pub(super) response: Option<RawObject<'a>>,
+}
+
+impl<'a> RawEvent<'a> {
+    /// `text` read as an event object; `None` when it is not an object.
+    pub(super) fn parse(text: &'a str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEvent<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EventVisitor;
+        impl<'de> Visitor<'de> for EventVisitor {
+            type Value = RawEvent<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Members::default();
+                let mut response = None;
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                    if name == "response" {
+                        response = map.next_value::<IfObject<'de>>()?.0;
+                    } else {
+                        members.insert(name, map.next_value::<&RawValue>()?);
+                    }
+                }
+                Ok(RawEvent {
+                    members: members.done(),
+                    response,
+                })
+            }
+        }
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+/// Any JSON value, read as members when it is an object and skipped otherwise.
+struct IfObject<'de>(Option<RawObject<'de>>);
+
+impl<'de> Deserialize<'de> for IfObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnyVisitor;
+        impl<'de> Visitor<'de> for AnyVisitor {
+            type Value = IfObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let members = RawObject::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(IfObject(Some(members)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IfObject(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(IfObject(None))
+            }
+        }
+        deserializer.deserialize_any(AnyVisitor)
     }
 }
 
@@ -316,28 +455,34 @@ impl PublicResponse<'_> {
         let upstream = self.upstream;
         let kept = |key: &str, byte: u8| upstream.get(key).filter(|raw| opens(raw, byte));
         let mut object = ObjectWriter::open(out);
-        json(object.known(r#""id":"#), &self.identity.id);
+        json_str(object.known(r#""id":"#), &self.identity.id);
         object.known(r#""object":"response""#);
         json(object.known(r#""created_at":"#), &self.identity.created_at);
         let status = object.known(r#""status":"#);
         match kept("status", b'"') {
             Some(status_kept) => raw(status, status_kept),
-            None => json(status, self.status),
+            None => json_str(status, self.status),
         }
         let model = object.known(r#""model":"#);
         match kept("model", b'"') {
             Some(model_kept) => raw(model, model_kept),
-            None => json(model, &self.identity.model),
+            None => json_str(model, &self.identity.model),
         }
+        let mut sets_defaults = false;
         for (key, value) in upstream.members() {
-            if !OWN_MEMBERS.contains(&key) {
+            if !is_own(key) {
                 raw(object.member(key), value);
+                sets_defaults |= is_default(key);
             }
         }
-        for (key, member) in DEFAULT_MEMBERS.iter() {
-            if !OWN_MEMBERS.contains(key) && upstream.get(key).is_none() {
-                object.known(member);
+        if sets_defaults {
+            for (key, member) in DEFAULT_MEMBERS.iter() {
+                if upstream.get(key).is_none() {
+                    object.known(member);
+                }
             }
+        } else {
+            object.known(&ALL_DEFAULT_MEMBERS);
         }
         let output = object.known(r#""output":"#);
         match (self.streamed, kept("output", b'[')) {
@@ -394,7 +539,7 @@ impl ResponseFrame<'_> {
     /// The event's JSON (the data of its SSE frame).
     fn write_data(&self, out: &mut Vec<u8>) {
         let mut object = ObjectWriter::open(out);
-        json(object.known(r#""type":"#), self.kind);
+        json_str(object.known(r#""type":"#), self.kind);
         json(object.known(r#""sequence_number":"#), &self.sequence_number);
         for (key, value) in self.upstream.members() {
             if !matches!(key, "type" | "sequence_number" | "response") {
@@ -437,7 +582,7 @@ impl<'o> ObjectWriter<'o> {
     /// Starts a member named by the upstream (its key escaped).
     pub(super) fn member(&mut self, key: &str) -> &mut Vec<u8> {
         self.separate();
-        json(self.out, key);
+        json_str(self.out, key);
         self.out.push(b':');
         self.out
     }
@@ -450,6 +595,48 @@ impl<'o> ObjectWriter<'o> {
 pub(super) fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Writing JSON into a Vec cannot fail: these values have string keys only.
     let _ = serde_json::to_writer(out, value);
+}
+
+/// A JSON string, byte for byte as [`json`] writes it. Most strings keyward writes (names, ids,
+/// kinds, short texts) need no escape: they are tested eight bytes at a time and copied whole,
+/// instead of going through serde_json's escaping loop (about 180 instructions a string in a
+/// profile of the tiny request; this, about a third of that).
+pub(super) fn json_str(out: &mut Vec<u8>, value: &str) {
+    if needs_escape(value.as_bytes()) {
+        json(out, value);
+    } else {
+        out.reserve(value.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether `bytes` hold one serde_json escapes in a string: `"`, `\\`, or a control character
+/// below a space.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether any byte of `word` is zero, or below `n` (n at most 0x80): exact as a whole, though
+    // not as to which byte.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let has_below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS != 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        if has_below(word, 0x20)
+            || has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
 }
 
 /// A raw value copied whole. An SSE data line is one line, and a value the upstream spread over
@@ -470,6 +657,109 @@ pub(super) fn raw(out: &mut Vec<u8>, value: &RawValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A string is written byte for byte as serde_json writes it, whatever it holds.
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them(value in any::<String>()) {
+            let mut out = Vec::new();
+            json_str(&mut out, &value);
+            prop_assert_eq!(out, serde_json::to_vec(&value).unwrap_or_default());
+        }
+    }
+
+    #[test]
+    fn the_default_names_are_matched() {
+        for (key, _) in DEFAULTS {
+            assert!(is_default(key), "{key}");
+        }
+        for key in ["", "id", "output", "tool", "backgrounds", "Text"] {
+            assert!(!is_default(key), "{key}");
+        }
+        assert!(DEFAULT_MEMBERS.iter().all(|(key, _)| !is_own(key)));
+        assert_eq!(DEFAULT_MEMBERS.len(), DEFAULTS.len() - 1, "all but `error`");
+    }
+
+    /// Each byte that needs an escape is found at every place in a word and in the remainder.
+    #[test]
+    fn every_escaped_byte_is_found_anywhere() {
+        for byte in (0u8..0x80).filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\') {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    assert!(needs_escape(&text), "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
+        let plain: Vec<u8> = (0x20u8..=0xff)
+            .filter(|b| *b != b'"' && *b != b'\\')
+            .collect();
+        for start in 0..plain.len() {
+            assert!(!needs_escape(&plain[start..]), "from {start}");
+        }
+    }
+
+    #[test]
+    fn strings_needing_escapes_are_escaped() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for value in [
+            "",
+            "plain",
+            "a \"quote\"",
+            "back\\slash",
+            "tab\tand\nline",
+            "é ☃ \u{7f}",
+            &every_ascii,
+        ] {
+            let mut out = Vec::new();
+            json_str(&mut out, value);
+            assert_eq!(
+                out,
+                serde_json::to_vec(value).unwrap_or_default(),
+                "{value:?}"
+            );
+        }
+    }
+
+    /// An event is read in one pass: its response as members when it is an object (the last,
+    /// if named twice), and nothing else kept of it.
+    #[test]
+    fn an_event_is_read_with_its_response() {
+        let event = RawEvent::parse(
+            r#"{"type":"response.completed","response":{"id":"a"},"n":[1,{"x":2}],"response":{"id":"b","output":[{"k":"v"}]}}"#,
+        )
+        .unwrap_or_default();
+        let names: Vec<&str> = event.members.members().map(|(name, _)| name).collect();
+        assert_eq!(names, ["type", "n"]);
+        assert_eq!(
+            event.members.get("n").map(RawValue::get),
+            Some(r#"[1,{"x":2}]"#)
+        );
+        let response = event.response.unwrap_or_default();
+        assert_eq!(response.string("id").as_deref(), Some("b"));
+        assert_eq!(
+            response.get("output").map(RawValue::get),
+            Some(r#"[{"k":"v"}]"#)
+        );
+        for other in [r#""text""#, "[1,[2],{}]", "7", "-1.5e3", "null", "true"] {
+            let text = format!(r#"{{"response":{other},"type":"t"}}"#);
+            let event = RawEvent::parse(&text);
+            assert!(
+                event.as_ref().is_some_and(|e| e.response.is_none()),
+                "{other}"
+            );
+            assert_eq!(
+                event.map(|e| e.members.members().count()),
+                Some(1),
+                "{other}"
+            );
+        }
+        for broken in ["{", r#"{"response":{"id":}}"#, "[]", r#"{"response":[1,}"#] {
+            assert!(RawEvent::parse(broken).is_none(), "{broken}");
+        }
+    }
 
     /// A name given twice counts by its last value, in a small object and in one of many members
     /// (which are indexed rather than searched).
