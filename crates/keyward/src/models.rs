@@ -13,20 +13,38 @@ pub(crate) struct Alias {
     pub pattern: String,
     pub target: String,
     matcher: GlobMatcher,
+    /// The pattern's text before its first character a glob reads specially: a name it matches
+    /// starts with it. Every request's model is tried against every alias (seven by default), and
+    /// the glob's automaton cost a few hundred instructions a try; this rules most out first.
+    literal_prefix: String,
 }
+
+/// What a glob reads as other than itself (escapes and classes included).
+const GLOB_SPECIAL: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
 
 impl Alias {
     pub(crate) fn new(pattern: &str, target: &str) -> Result<Self, globset::Error> {
+        let literal_end = pattern.find(GLOB_SPECIAL).unwrap_or(pattern.len());
         Ok(Self {
             pattern: pattern.to_string(),
             target: target.to_string(),
             matcher: Glob::new(pattern)?.compile_matcher(),
+            literal_prefix: pattern[..literal_end].to_string(),
         })
     }
 
     /// A pattern without wildcards names one model, which the model list can show.
     pub(crate) fn is_exact(&self) -> bool {
         !self.pattern.contains(['*', '?', '[', '{'])
+    }
+
+    /// Whether `asked` is a name the pattern matches.
+    pub(crate) fn matches(&self, asked: &str) -> bool {
+        if self.literal_prefix.len() == self.pattern.len() {
+            // Nothing special in it: the pattern is the one name it matches.
+            return asked == self.pattern;
+        }
+        asked.starts_with(&self.literal_prefix) && self.matcher.is_match(asked)
     }
 }
 
@@ -57,7 +75,7 @@ impl Models {
     }
 
     pub(crate) fn alias_for(&self, asked: &str) -> Option<&Alias> {
-        self.aliases.iter().find(|a| a.matcher.is_match(asked))
+        self.aliases.iter().find(|a| a.matches(asked))
     }
 }
 
@@ -78,6 +96,58 @@ mod tests {
                 alias("gpt-4o", "gpt-6-luna"),
             ],
             namespaces: vec![crate::openai::models::is_openai_name],
+        }
+    }
+
+    /// An alias matches what its glob matches, whether its pattern is plain text, starts with
+    /// text, or starts with something a glob reads specially.
+    #[test]
+    fn aliases_match_what_their_globs_match() {
+        let patterns = [
+            "gpt-4o",
+            "claude-*",
+            "claude-opus-*",
+            "*-mini",
+            "o?-mini",
+            "[gc]pt-5",
+            "{a,b}-x",
+            "a\\*b",
+            "x]y",
+            "claude-[0-9]*",
+            "gpt-5.1",
+            "",
+            "*",
+        ];
+        let names = [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "claude-3",
+            "claude-opus-4",
+            "o4-mini",
+            "gpt-5",
+            "cpt-5",
+            "a-x",
+            "b-x",
+            "a*b",
+            "axb",
+            "x]y",
+            "claude-7x",
+            "gpt-5x1",
+            "gpt-5.1",
+            "",
+            "GPT-4O",
+        ];
+        for pattern in patterns {
+            let Ok(alias) = Alias::new(pattern, "t") else {
+                continue;
+            };
+            for name in names {
+                assert_eq!(
+                    alias.matches(name),
+                    alias.matcher.is_match(name),
+                    "{pattern:?} against {name:?}"
+                );
+            }
         }
     }
 

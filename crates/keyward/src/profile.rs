@@ -5,11 +5,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ProfileId {
-    provider: String,
-    name: String,
+    /// `provider:name`, spelt once: every request names its profile in a header, a metric label
+    /// and the ledger, and formatting the two parts each time cost an allocation and a format.
+    spelt: String,
+    /// Where the `:` is in `spelt`.
+    colon: usize,
 }
 
 pub(crate) const CODEX_PROVIDER: &str = "openai-codex";
@@ -28,25 +31,44 @@ impl ProfileId {
                 crate::dialect::cut_short(&format!("{provider}:{name}")).into_owned(),
             ));
         }
-        Ok(Self {
-            provider: provider.to_string(),
-            name: name.to_string(),
-        })
+        Ok(Self::spell(provider, name))
     }
 
-    pub fn codex_default() -> Self {
+    fn spell(provider: &str, name: &str) -> Self {
         Self {
-            provider: CODEX_PROVIDER.to_string(),
-            name: "default".to_string(),
+            spelt: format!("{provider}:{name}"),
+            colon: provider.len(),
         }
     }
 
+    pub fn codex_default() -> Self {
+        Self::spell(CODEX_PROVIDER, "default")
+    }
+
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.spelt[..self.colon]
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.spelt[self.colon + 1..]
+    }
+
+    /// `provider:name`, as it is displayed.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.spelt
+    }
+}
+
+/// Ordered by provider, then name (as the two parts, not as the spelt text: `-` sorts before `:`).
+impl Ord for ProfileId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.provider(), self.name()).cmp(&(other.provider(), other.name()))
+    }
+}
+
+impl PartialOrd for ProfileId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -80,7 +102,7 @@ impl From<ProfileId> for String {
 
 impl fmt::Display for ProfileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.provider, self.name)
+        f.write_str(&self.spelt)
     }
 }
 
@@ -106,6 +128,15 @@ mod tests {
             ProfileId::codex_default().to_string(),
             "openai-codex:default"
         );
+    }
+
+    #[test]
+    fn ids_sort_by_provider_then_name() {
+        let parse = |text: &str| text.parse::<ProfileId>().unwrap_or_else(|e| panic!("{e}"));
+        let mut ids = [parse("a-b:x"), parse("a:z"), parse("a:y"), parse("a_b:w")];
+        ids.sort();
+        let spelt: Vec<&str> = ids.iter().map(ProfileId::as_str).collect();
+        assert_eq!(spelt, ["a:y", "a:z", "a-b:x", "a_b:w"]);
     }
 
     #[test]

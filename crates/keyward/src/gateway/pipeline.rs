@@ -465,7 +465,7 @@ async fn attempt(
     let waited = gateway.clock.monotonic().saturating_sub(started);
     gateway
         .metrics
-        .upstream(&profile.to_string(), waited.as_secs_f64());
+        .upstream(profile.as_str(), waited.as_secs_f64());
     let sent = match sent {
         Ok(sent) => sent,
         Err(SendError::Invalid(invalid)) => return Attempt::Failed(invalid.into()),
@@ -561,7 +561,7 @@ fn keyward_headers(
             headers.insert(name, value);
         }
     };
-    set(PROFILE, &profile.to_string());
+    set(PROFILE, profile.as_str());
     if model != asked {
         set(UPSTREAM_MODEL, model);
     }

@@ -173,7 +173,7 @@ impl Limiter {
     pub(crate) fn allows_profile(&self, key: usize, profile: &ProfileId) -> bool {
         self.policy(key)
             .and_then(|policy| policy.profiles.as_ref())
-            .is_none_or(|profiles| profiles.matches(&profile.to_string()))
+            .is_none_or(|profiles| profiles.matches(profile.as_str()))
     }
 
     /// Why no profile may serve the key, when the key's `profiles` left none.
