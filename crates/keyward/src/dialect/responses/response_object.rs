@@ -64,8 +64,8 @@ static DEFAULT_VALUES: LazyLock<Vec<(&'static str, Value)>> = LazyLock::new(|| {
         .collect()
 });
 
-/// [`DEFAULTS`] but the writer's own members ([`is_own`]), as the members written, for objects written without a
-/// tree.
+/// [`DEFAULTS`] but the writer's own members ([`is_own`]), as the members written, for objects
+/// written without a tree.
 static DEFAULT_MEMBERS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
     DEFAULTS
         .iter()
@@ -598,9 +598,10 @@ pub(super) fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// A JSON string, byte for byte as [`json`] writes it. Most strings keyward writes (names, ids,
-/// kinds, short texts) need no escape: they are tested eight bytes at a time and copied whole,
-/// instead of going through serde_json's escaping loop (about 180 instructions a string in a
-/// profile of the tiny request; this, about a third of that).
+/// kinds, short texts) need no escape: they are tested a byte at a time against a table and
+/// copied whole. In a profile of the tiny request this cost about 120 instructions a string,
+/// against about 180 through serde_json's escaping loop. (Testing eight bytes at a time measured
+/// no cheaper on these short strings.)
 pub(super) fn json_str(out: &mut Vec<u8>, value: &str) {
     if needs_escape(value.as_bytes()) {
         json(out, value);
@@ -612,32 +613,23 @@ pub(super) fn json_str(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// Whether `bytes` hold one serde_json escapes in a string: `"`, `\\`, or a control character
-/// below a space.
+/// Whether `bytes` hold one serde_json escapes in a string.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Whether any byte of `word` is zero, or below `n` (n at most 0x80): exact as a whole, though
-    // not as to which byte.
-    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
-    let has_below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word);
-        if has_below(word, 0x20)
-            || has_zero(word ^ (ONES * u64::from(b'"')))
-            || has_zero(word ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    bytes.iter().any(|&byte| ESCAPED[usize::from(byte)])
 }
+
+/// The bytes serde_json escapes in a string: `"`, `\\` and the control characters below a space.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// A raw value copied whole. An SSE data line is one line, and a value the upstream spread over
 /// lines has line breaks only between its tokens (a string holds them escaped): they become
@@ -681,7 +673,7 @@ mod tests {
         assert_eq!(DEFAULT_MEMBERS.len(), DEFAULTS.len() - 1, "all but `error`");
     }
 
-    /// Each byte that needs an escape is found at every place in a word and in the remainder.
+    /// Each byte that needs an escape is found wherever it is, and no other byte is.
     #[test]
     fn every_escaped_byte_is_found_anywhere() {
         for byte in (0u8..0x80).filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\') {
