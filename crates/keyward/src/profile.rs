@@ -96,7 +96,7 @@ impl TryFrom<String> for ProfileId {
 
 impl From<ProfileId> for String {
     fn from(id: ProfileId) -> Self {
-        id.to_string()
+        id.spelt
     }
 }
 
