@@ -50,8 +50,17 @@ thread_local! {
     static MET_PROFILES: RefCell<Vec<(ProfileId, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A model's name, for a request's note.
+/// A model's name, for a request's note. A name longer than [`MAX_KEPT_LEN`] bytes is recorded cut
+/// short to that length and an ellipsis: a client names the model it asks for, and every request
+/// with a megabyte-long name would otherwise grow the store by a megabyte.
 pub(crate) fn model(name: &str) -> Name {
+    if name.len() > MAX_KEPT_LEN {
+        let mut end = MAX_KEPT_LEN;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Name::Spelt(format!("{}…", &name[..end]).into());
+    }
     MET_MODELS.with_borrow_mut(|met| {
         keep(
             met,
@@ -128,8 +137,15 @@ mod tests {
         assert!(kept(&first)
             .zip(on_another)
             .is_some_and(|(a, b)| std::ptr::eq(a, b)));
-        let long = "m".repeat(MAX_KEPT_LEN + 1);
-        assert!(matches!(model(&long), Name::Spelt(ref name) if **name == long));
+        let long = "m".repeat(1 << 20);
+        let cut = format!("{}…", &long[..MAX_KEPT_LEN]);
+        assert!(matches!(model(&long), Name::Spelt(ref name) if **name == cut));
+        // Cut at a character's boundary: `é` is two bytes, the 256th byte the middle of one.
+        let accented = format!("m{}", "é".repeat(MAX_KEPT_LEN));
+        let cut = format!("m{}…", "é".repeat((MAX_KEPT_LEN - 1) / 2));
+        assert!(matches!(model(&accented), Name::Spelt(ref name) if **name == cut));
+        let longest = "m".repeat(MAX_KEPT_LEN);
+        assert_eq!(&*model(&longest), longest, "a name at the bound is whole");
         for n in 0..2 * MAX_KEPT {
             assert_eq!(&*model(&format!("model-{n}")), format!("model-{n}"));
         }
