@@ -97,8 +97,9 @@ async fn every_request_is_recorded_by_key_and_client_and_nothing_of_its_content(
     )
     .await?;
     assert_eq!(status, 200, "{body}");
-    let unknown =
-        json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]});
+    // A model no one serves, named with a megabyte: answered 404, and recorded cut short.
+    let unknown_model = format!("no-such-model-{}", "x".repeat(1 << 20));
+    let unknown = json!({"model": unknown_model, "messages": [{"role": "user", "content": "hi"}]});
     let (status, _, _) = post(
         &keyward,
         "/v1/chat/completions",
@@ -226,6 +227,15 @@ print(json.dumps({{"usage": answer.usage.total_tokens}}))
         "{told} in {rows:?}"
     );
     assert_eq!(row("messages", 200)["asked"], "claude-sonnet-4-5");
+    let refused = row("chat", 404)["asked"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        refused.len() <= 260 && refused.starts_with("no-such-model-x") && refused.ends_with('…'),
+        "a megabyte-long model name is recorded cut short: {} bytes",
+        refused.len()
+    );
     assert_eq!(row("messages", 200)["served"], "gpt-6.1-sol");
     assert_eq!(state["viewer"], "claude-code");
 
