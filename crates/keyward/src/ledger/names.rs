@@ -36,8 +36,9 @@ impl std::ops::Deref for Name {
     }
 }
 
-/// A name longer than this is spelt for its request alone, never kept: a client names the model
-/// it asks for, and a megabyte-long name must not be kept for the process's life.
+/// A model's name longer than this is cut short to it ([`model`]) and spelt for its request alone,
+/// never kept: a client names the model it asks for, and a megabyte-long name must neither be kept
+/// for the process's life nor stored whole. (A profile's name is at most 129 bytes.)
 const MAX_KEPT_LEN: usize = 256;
 
 /// The names kept so far, for every thread; a thread looks here only for a name it has not met.
@@ -102,7 +103,7 @@ fn keep<K>(
         Some((_, known)) => *known,
         None => {
             let name = spell();
-            if kept.len() >= MAX_KEPT || name.len() > MAX_KEPT_LEN {
+            if kept.len() >= MAX_KEPT {
                 return Name::Spelt(name.into());
             }
             let known: &'static str = Box::leak(name.into_boxed_str());
